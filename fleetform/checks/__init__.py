@@ -1,0 +1,1 @@
+"""Static checks over synthesized stacks (checkov, policy linting)."""

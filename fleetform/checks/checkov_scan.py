@@ -1,0 +1,88 @@
+"""Run checkov over synthesized stacks and honour fleetform's inline skips.
+
+checkov's terraform_json runner does not read skip comments, so a resource records its skips
+as ``"//": {"checkov_skip": ["checkov:skip=CKV_AWS_144:reason", ...]}`` (see
+fleetform.engine.resource.add_check_skips); a failed check listed there becomes a skip with
+that reason. Nothing else is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SKIP = re.compile(r"^checkov:skip=([A-Z0-9_]+):(.+)$")
+
+
+@dataclass(frozen=True)
+class Finding:
+    stack: str
+    resource: str
+    check_id: str
+    check_name: str
+    reason: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.stack}: {self.resource}: {self.check_id} {self.check_name}"
+        return f"{text} (skipped: {self.reason})" if self.reason else text
+
+
+@dataclass
+class ScanResult:
+    passed: int = 0
+    failed: list[Finding] = field(default_factory=list)
+    skipped: list[Finding] = field(default_factory=list)
+    parsing_errors: list[str] = field(default_factory=list)
+
+
+def inline_skips(stack_json: dict) -> dict[str, dict[str, str]]:
+    """``{"aws_s3_bucket.x": {"CKV_AWS_144": "reason"}}`` for one synthesized stack."""
+    skips: dict[str, dict[str, str]] = {}
+    for rtype, resources in stack_json.get("resource", {}).items():
+        for name, body in resources.items():
+            for entry in body.get("//", {}).get("checkov_skip", []):
+                match = SKIP.match(entry)
+                if match:
+                    skips.setdefault(f"{rtype}.{name}", {})[match.group(1)] = match.group(2).strip()
+    return skips
+
+
+def scan_stacks(out_dir: str | Path, stacks: list[str] | None = None) -> ScanResult:
+    """Scan ``cdktf.out/stacks/*/cdk.tf.json`` (or the named stacks) in one checkov run."""
+    root = Path(out_dir) / "stacks"
+    names = stacks or sorted(p.name for p in root.iterdir() if (p / "cdk.tf.json").exists())
+    files = [str(root / name / "cdk.tf.json") for name in names]
+    skips = {name: inline_skips(json.loads((root / name / "cdk.tf.json").read_text())) for name in names}
+    command = [sys.executable, "-m", "checkov.main", "--framework", "terraform_json", "--skip-download",
+               "--compact", "-o", "json"]
+    for file in files:
+        command += ["-f", file]
+    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
+           "LOG_LEVEL": "ERROR"}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"checkov failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    reports = json.loads(proc.stdout) if proc.stdout.strip() else []
+    if isinstance(reports, dict):
+        reports = [reports]
+    result = ScanResult()
+    for report in reports:
+        if "results" not in report:
+            continue
+        result.passed += len(report["results"].get("passed_checks", []))
+        result.parsing_errors += report["results"].get("parsing_errors", [])
+        for check in report["results"].get("failed_checks", []):
+            stack = Path(check["file_path"]).parent.name
+            resource = check["resource"]
+            finding = Finding(stack, resource, check["check_id"], check.get("check_name", ""))
+            reason = skips.get(stack, {}).get(resource, {}).get(check["check_id"])
+            if reason:
+                result.skipped.append(Finding(stack, resource, finding.check_id, finding.check_name, reason))
+            else:
+                result.failed.append(finding)
+    return result

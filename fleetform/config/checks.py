@@ -1,0 +1,240 @@
+"""Checks that span fields or files; each returns Problems naming file and field path."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from fleetform.config.models import ClusterConfig, FleetConfig, NodeGroupConfig
+from fleetform.config.network import subnet_plan
+from fleetform.errors import Problem
+
+# NVIDIA GPU instance families (EKS NVIDIA AMIs support these); AMD/Inferentia/Trainium are not here.
+NVIDIA_GPU_FAMILIES = frozenset(
+    {"g4dn", "g5", "g5g", "g6", "g6e", "g6f", "gr6", "gr6f", "g7e", "p3", "p3dn", "p4d", "p4de",
+     "p5", "p5e", "p5en", "p6-b200", "p6-b300", "p6e-gb200"}
+)
+NVIDIA_AMI_TYPES = frozenset(
+    {"AL2023_x86_64_NVIDIA", "AL2023_ARM_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA", "BOTTLEROCKET_ARM_64_NVIDIA"}
+)
+AMI_TYPES = NVIDIA_AMI_TYPES | {
+    "AL2023_x86_64_STANDARD", "AL2023_ARM_64_STANDARD", "AL2023_x86_64_NEURON",
+    "BOTTLEROCKET_x86_64", "BOTTLEROCKET_ARM_64", "CUSTOM",
+}
+MAX_MINOR_JUMP = 2
+IAM_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$")
+
+
+def instance_family(instance_type: str) -> str:
+    return instance_type.split(".", 1)[0]
+
+
+def check_config(config: FleetConfig) -> list[Problem]:
+    return [
+        *_unique_accounts(config),
+        *_organization(config),
+        *_regions(config),
+        *_networks(config),
+        *_clusters(config),
+    ]
+
+
+def _unique_accounts(config: FleetConfig) -> Iterator[Problem]:
+    seen: dict[tuple[str, str], str] = {}
+    for acct in config.accounts:
+        info = acct.spec.account
+        for field, value in (("name", info.name), ("email", info.email.lower()), ("id", info.id)):
+            key = (field, value)
+            if key in seen:
+                yield Problem(acct.file, f"account.{field}", f"{value!r} is already used by {seen[key]}")
+            else:
+                seen[key] = acct.file
+
+
+def _organization(config: FleetConfig) -> Iterator[Problem]:
+    org = config.organization
+    org_file = str(Path(config.directory) / "organization.yaml")
+    names = {a.name for a in config.accounts}
+    if config.management is None:
+        yield Problem(org_file, "organization.management_account_id",
+                      f"no account file has id {org.management_account_id!r}; describe the management "
+                      "account in its own file")
+    for field, value in (("log_archive_account", org.log_archive_account), ("pipeline.account",
+                                                                            org.pipeline.account)):
+        if value not in names:
+            yield Problem(org_file, f"organization.{field}",
+                          f"no account named {value!r} (accounts: {', '.join(sorted(names))})")
+    ous = set(org.ou_tree)
+    for acct in config.accounts:
+        ou = acct.spec.account.ou
+        if ou is None and acct.id != org.management_account_id:
+            yield Problem(acct.file, "account.ou", "required for every account but the management account")
+        elif ou is not None and ou not in ous:
+            yield Problem(acct.file, "account.ou",
+                          f"unknown OU {ou!r}; organization.yaml defines: {', '.join(sorted(ous))}")
+    for i, scp in enumerate(org.scps):
+        for j, target in enumerate(scp.targets):
+            if target != "Root" and target not in ous:
+                yield Problem(org_file, f"organization.scps.{i}.targets.{j}", f"unknown OU {target!r}")
+        if scp.file is not None:
+            problem = _policy_file_problem(Path(config.directory) / scp.file)
+            if problem:
+                yield Problem(org_file, f"organization.scps.{i}.file", problem)
+    if org.break_glass_principal and not IAM_ARN.match(org.break_glass_principal):
+        yield Problem(org_file, "organization.break_glass_principal",
+                      f"{org.break_glass_principal!r} is not an IAM role, user or root ARN")
+
+
+def _policy_file_problem(path: Path) -> str | None:
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"{path} does not exist"
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"cannot read {path}: {exc}"
+    except json.JSONDecodeError as exc:
+        return f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}"
+    if not isinstance(document, dict) or document.get("Version") != "2012-10-17":
+        return f"{path} is not a policy document: it needs \"Version\": \"2012-10-17\""
+    statements = document.get("Statement")
+    if isinstance(statements, dict):
+        statements = [statements]
+    if not isinstance(statements, list) or not statements:
+        return f"{path} is not a policy document: \"Statement\" must be a non-empty list"
+    for n, statement in enumerate(statements):
+        if not isinstance(statement, dict) or statement.get("Effect") not in ("Allow", "Deny"):
+            return f"{path}: Statement {n} needs \"Effect\": \"Allow\" or \"Deny\""
+        if not any(k in statement for k in ("Action", "NotAction")):
+            return f"{path}: Statement {n} needs \"Action\" or \"NotAction\""
+    return None
+
+
+def _regions(config: FleetConfig) -> Iterator[Problem]:
+    org = config.organization
+    org_file = str(Path(config.directory) / "organization.yaml")
+    allowed = set(org.allowed_regions)
+    if org.home_region not in allowed:
+        yield Problem(org_file, "organization.home_region",
+                      f"{org.home_region!r} is not in allowed_regions {sorted(allowed)}")
+    if org.state.region not in allowed:
+        yield Problem(org_file, "organization.state.region",
+                      f"{org.state.region!r} is not in allowed_regions {sorted(allowed)}")
+    for acct in config.accounts:
+        region = acct.spec.account.region
+        if region is not None and region not in allowed:
+            yield Problem(acct.file, "account.region", f"{region!r} is not in allowed_regions {sorted(allowed)}")
+
+
+def _networks(config: FleetConfig) -> Iterator[Problem]:
+    claimed: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
+    for acct in config.accounts:
+        spec = acct.spec
+        if spec.network is None:
+            if spec.clusters:
+                yield Problem(acct.file, "network", "clusters need a network section in the same account")
+            if spec.bastion is not None:
+                yield Problem(acct.file, "network", "the bastion needs a network section in the same account")
+            continue
+        try:
+            network = ipaddress.ip_network(spec.network.cidr, strict=True)
+        except ValueError as exc:
+            yield Problem(acct.file, "network.cidr", f"not a valid network CIDR: {exc}")
+            continue
+        if network.version != 4 or not network.is_private:
+            yield Problem(acct.file, "network.cidr", f"{network} must be a private IPv4 range (RFC 1918)")
+        elif not 16 <= network.prefixlen <= 24:
+            yield Problem(acct.file, "network.cidr", f"{network}: a VPC CIDR must be between /16 and /24")
+        else:
+            try:
+                subnet_plan(str(network), spec.network.azs)
+            except ValueError as exc:
+                yield Problem(acct.file, "network.azs", str(exc))
+        for other, other_file in claimed:
+            if network.overlaps(other):
+                yield Problem(acct.file, "network.cidr", f"{network} overlaps {other} in {other_file}")
+        claimed.append((network, acct.file))
+
+
+def _clusters(config: FleetConfig) -> Iterator[Problem]:
+    ops_clusters: list[str] = []
+    for acct in config.accounts:
+        spec = acct.spec
+        for name, cluster in spec.clusters.items():
+            base = f"clusters.{name}"
+            if not re.match(r"^[a-z][a-z0-9-]{0,20}$", name):
+                yield Problem(acct.file, base, "cluster names are lower-case letters, digits and '-'")
+            if cluster.role == "ops":
+                ops_clusters.append(f"{acct.file}: {base}")
+            yield from _cluster(acct.file, base, cluster, spec.dns.zone if spec.dns else None)
+    if len(ops_clusters) > 1:
+        for where in ops_clusters[1:]:
+            file, path = where.split(": ", 1)
+            yield Problem(file, f"{path}.role", f"only one ops cluster is allowed; first is {ops_clusters[0]}")
+
+
+def _cluster(file: str, base: str, cluster: ClusterConfig, zone: str | None) -> Iterator[Problem]:
+    if cluster.hostname is not None:
+        if zone is None:
+            yield Problem(file, f"{base}.hostname", "needs a dns.zone in the same account")
+        elif not (cluster.hostname == zone or cluster.hostname.endswith("." + zone)):
+            yield Problem(file, f"{base}.hostname", f"{cluster.hostname!r} is not inside the zone {zone!r}")
+    versions = {slot: tuple(int(p) for p in s.version.split(".")) for slot, s in cluster.slots.items()}
+    if len(versions) == 2:
+        minors = sorted(v[1] for v in versions.values())
+        if minors[1] - minors[0] > MAX_MINOR_JUMP:
+            yield Problem(file, f"{base}.slots",
+                          f"slots are {minors[1] - minors[0]} minor versions apart; a blue/green jump "
+                          f"moves at most {MAX_MINOR_JUMP}")
+    weights = [s.weight for s in cluster.slots.values()]
+    if all(w is not None for w in weights) and sum(w or 0 for w in weights) == 0:
+        yield Problem(file, f"{base}.slots", "all slot weights are 0: the hostname would serve nothing")
+    for i, cidr in enumerate(cluster.public_access_cidrs):
+        try:
+            net = ipaddress.ip_network(cidr, strict=True)
+        except ValueError as exc:
+            yield Problem(file, f"{base}.public_access_cidrs.{i}", f"not a valid CIDR: {exc}")
+            continue
+        if net.prefixlen == 0:
+            yield Problem(file, f"{base}.public_access_cidrs.{i}",
+                          "0.0.0.0/0 opens the API endpoint to the internet; list your office/VPN ranges")
+    for i, arn in enumerate(cluster.admins):
+        if not IAM_ARN.match(arn):
+            yield Problem(file, f"{base}.admins.{i}", f"{arn!r} is not an IAM role or user ARN")
+    if cluster.role == "service" and not cluster.node_groups:
+        yield Problem(file, f"{base}.node_groups", "a service cluster needs at least one node group")
+    for group_name, group in cluster.node_groups.items():
+        yield from _node_group(file, f"{base}.node_groups.{group_name}", group)
+
+
+def _node_group(file: str, base: str, group: NodeGroupConfig) -> Iterator[Problem]:
+    if group.min > group.max:
+        yield Problem(file, f"{base}.min", f"min ({group.min}) is greater than max ({group.max})")
+    if group.desired is not None and not group.min <= group.desired <= group.max:
+        yield Problem(file, f"{base}.desired", f"desired ({group.desired}) must be within min..max "
+                                               f"({group.min}..{group.max})")
+    families = {instance_family(t) for t in group.instance_types}
+    if group.capacity == "spot":
+        if len(group.instance_types) < 3:
+            yield Problem(file, f"{base}.instance_types",
+                          f"a spot group needs at least 3 instance types to survive capacity reclaims "
+                          f"(has {len(group.instance_types)})")
+        elif len(families) < 2:
+            yield Problem(file, f"{base}.instance_types",
+                          "a spot group needs instance types from at least 2 families (e.g. m7i and m6a)")
+    if group.gpu:
+        non_gpu = [t for t in group.instance_types if instance_family(t) not in NVIDIA_GPU_FAMILIES]
+        if non_gpu:
+            yield Problem(file, f"{base}.instance_types",
+                          f"GPU group on non-GPU instance types {', '.join(non_gpu)}; use NVIDIA GPU "
+                          f"families such as g6, g5, p5")
+        if group.ami_type is not None and group.ami_type not in NVIDIA_AMI_TYPES:
+            yield Problem(file, f"{base}.ami_type",
+                          f"{group.ami_type!r} has no NVIDIA driver; use one of {sorted(NVIDIA_AMI_TYPES)}")
+    if group.ami_type is not None and group.ami_type not in AMI_TYPES:
+        yield Problem(file, f"{base}.ami_type", f"unknown AMI type {group.ami_type!r}; one of {sorted(AMI_TYPES)}")
+    for i, taint in enumerate(group.taints):
+        if not re.match(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$", taint.key):
+            yield Problem(file, f"{base}.taints.{i}.key", f"{taint.key!r} is not a valid Kubernetes taint key")

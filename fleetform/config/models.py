@@ -1,0 +1,271 @@
+"""Strict typed models of the accounts/ configuration (DESIGN section 3).
+
+Every model forbids unknown keys; the loader turns pydantic's errors into messages that
+name the file and the field path. Checks that need more than one field or more than one
+file live in ``fleetform.config.checks``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ACCOUNT_ID = r"^\d{12}$"
+K8S_VERSION = r"^1\.\d{2}$"
+NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+EMAIL = re.compile(r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$")
+
+SLOT_NAMES = ("blue", "green")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+def _check_email(value: str) -> str:
+    if not EMAIL.match(value):
+        raise ValueError(f"{value!r} is not a valid email address")
+    return value
+
+
+Email = Annotated[str, AfterValidator(_check_email)]
+
+
+# ---------------------------------------------------------------- organization.yaml
+
+
+class StateConfig(Strict):
+    """Where every stack's Terraform state lives (the bootstrap stack creates the bucket)."""
+
+    bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
+    region: str
+
+
+class ScpConfig(Strict):
+    """An extra service control policy: ``library`` names one of fleetform's, ``file`` a JSON file."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]{1,64}$")]
+    library: str | None = None
+    file: str | None = None
+    targets: list[str] = Field(default_factory=list, description="OU paths (or 'Root')")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ScpConfig:
+        if (self.library is None) == (self.file is None):
+            raise ValueError("give exactly one of 'library' or 'file'")
+        return self
+
+
+class PipelineConfig(Strict):
+    """The CodeBuild plan/apply pipeline (plan on pull request, apply on merge)."""
+
+    account: str = Field("management", description="account (by name) that hosts the pipeline")
+    repository: str = Field("familyalbum/infrastructure", pattern=r"^[\w.-]+/[\w.-]+$")
+    branch: str = "main"
+    drift_schedule: str = "cron(0 21 * * ? *)"
+    notification_email: Email | None = None
+    allow_destroy_label: str = "allow-destroy"
+    github_token_secret: str = "fleetform/github-token"
+
+
+class OrganizationConfig(Strict):
+    name: Annotated[str, Field(pattern=NAME)]
+    home_region: str
+    allowed_regions: list[str] = Field(min_length=1)
+    management_account_id: Annotated[str, Field(pattern=ACCOUNT_ID)]
+    organizational_units: list[str] = Field(default_factory=list)
+    state: StateConfig
+    log_archive_account: str = Field("log-archive", description="account that keeps audit logs")
+    break_glass_principal: str | None = Field(
+        None, description="IAM principal ARN that may also assume the fleetform roles"
+    )
+    scps: list[ScpConfig] = Field(default_factory=list)
+    pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+
+    @field_validator("organizational_units")
+    @classmethod
+    def _ou_paths(cls, value: list[str]) -> list[str]:
+        for path in value:
+            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9 _-]*(/[A-Za-z0-9][A-Za-z0-9 _-]*)*$", path):
+                raise ValueError(f"{path!r} is not an OU path like 'Workloads/Prod'")
+        if len(set(value)) != len(value):
+            raise ValueError("OU paths must be unique")
+        return value
+
+    @property
+    def ou_tree(self) -> list[str]:
+        """Every OU path including implied parents, parents first."""
+        paths: set[str] = set()
+        for path in self.organizational_units:
+            parts = path.split("/")
+            for i in range(1, len(parts) + 1):
+                paths.add("/".join(parts[:i]))
+        return sorted(paths, key=lambda p: (p.count("/"), p))
+
+
+# ---------------------------------------------------------------- <account>.yaml
+
+
+class AccountInfo(Strict):
+    name: Annotated[str, Field(pattern=NAME)]
+    id: Annotated[str, Field(pattern=ACCOUNT_ID)]
+    email: Email
+    ou: str | None = Field(None, description="OU path; none only for the management account")
+    region: str | None = Field(None, description="defaults to the organization's home_region")
+
+
+class BudgetConfig(Strict):
+    monthly_usd: Annotated[int, Field(gt=0)]
+    alert_email: Email
+    threshold_percent: Annotated[int, Field(gt=0, le=1000)] = 80
+
+
+class NetworkConfig(Strict):
+    cidr: str
+    azs: Annotated[int, Field(ge=1, le=6)] = 3
+    nat: Literal["per-az", "single", "none"] = "per-az"
+    flow_log_retention_days: Annotated[int, Field(ge=1)] = 365
+
+
+class DnsConfig(Strict):
+    zone: Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")]
+
+
+class SlotConfig(Strict):
+    version: Annotated[str, Field(pattern=K8S_VERSION)]
+    weight: Annotated[int, Field(ge=0, le=255)] | None = Field(
+        None, description="initial Route 53 weight; afterwards the upgrade runbook owns it"
+    )
+
+
+class Taint(Strict):
+    key: str
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+
+
+class NodeGroupConfig(Strict):
+    instance_types: list[str] = Field(min_length=1)
+    min: Annotated[int, Field(ge=0)]
+    max: Annotated[int, Field(ge=1)]
+    desired: Annotated[int, Field(ge=0)] | None = Field(
+        None, description="fixed desired size; by default the autoscaler owns it"
+    )
+    capacity: Literal["on-demand", "spot"] = "on-demand"
+    gpu: bool = False
+    ami_type: str | None = None
+    disk_size_gb: Annotated[int, Field(ge=20, le=16384)] = 50
+    max_unavailable: Annotated[int, Field(ge=1)] = 1
+    labels: dict[str, str] = Field(default_factory=dict)
+    taints: list[Taint] = Field(default_factory=list)
+
+    @field_validator("instance_types")
+    @classmethod
+    def _instance_type_shape(cls, value: list[str]) -> list[str]:
+        for t in value:
+            if not re.match(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$", t):
+                raise ValueError(f"{t!r} is not an EC2 instance type like 'm7i.large'")
+        if len(set(value)) != len(value):
+            raise ValueError("instance types must be unique")
+        return value
+
+
+class UpgradeConfig(Strict):
+    """Guard rails for the blue/green runbook (cluster-upgrade)."""
+
+    alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms that must be OK")
+    error_rate_margin: Annotated[float, Field(ge=0)] = 0.01
+    latency_margin_ms: Annotated[float, Field(ge=0)] = 50.0
+    soak_minutes: Annotated[int, Field(ge=0)] = 1440
+    smoke_paths: list[str] = Field(default_factory=list)
+
+
+class ClusterConfig(Strict):
+    role: Literal["service", "ops"] = "service"
+    hostname: str | None = None
+    slots: dict[str, SlotConfig] = Field(min_length=1)
+    node_groups: dict[str, NodeGroupConfig] = Field(default_factory=dict)
+    public_access_cidrs: list[str] = Field(
+        default_factory=list, description="public endpoint only for these CIDRs; empty = private only"
+    )
+    admins: list[str] = Field(default_factory=list, description="IAM role ARNs with cluster admin")
+    autoscaler: Literal["karpenter", "cluster-autoscaler"] = "karpenter"
+    deletion_protection: bool | None = Field(None, description="default: on in Prod OUs")
+    upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
+
+    @field_validator("slots")
+    @classmethod
+    def _slot_names(cls, value: dict[str, SlotConfig]) -> dict[str, SlotConfig]:
+        bad = [k for k in value if k not in SLOT_NAMES]
+        if bad:
+            raise ValueError(f"slot names must be blue or green, not {', '.join(map(repr, bad))}")
+        return value
+
+
+class BastionConfig(Strict):
+    instance_type: str = "t3.small"
+    session_log_retention_days: Annotated[int, Field(ge=1)] = 365
+    idle_timeout_minutes: Annotated[int, Field(ge=1, le=60)] = 20
+    access_policy: str = "AmazonEKSClusterAdminPolicy"
+    developer_roles: list[str] = Field(
+        default_factory=list, description="role ARNs granted view/edit (no exec) on the clusters"
+    )
+
+
+class AccountFile(Strict):
+    account: AccountInfo
+    budget: BudgetConfig | None = None
+    network: NetworkConfig | None = None
+    dns: DnsConfig | None = None
+    clusters: dict[str, ClusterConfig] = Field(default_factory=dict)
+    bastion: BastionConfig | None = None
+
+
+class OrganizationFile(Strict):
+    organization: OrganizationConfig
+
+
+# ---------------------------------------------------------------- the loaded whole
+
+
+class Account(BaseModel):
+    """An account file plus where it came from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str
+    spec: AccountFile
+
+    @property
+    def name(self) -> str:
+        return self.spec.account.name
+
+    @property
+    def id(self) -> str:
+        return self.spec.account.id
+
+
+class FleetConfig(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    directory: str
+    organization: OrganizationConfig
+    accounts: list[Account]
+
+    def account(self, name: str) -> Account:
+        for acct in self.accounts:
+            if acct.name == name:
+                return acct
+        raise KeyError(name)
+
+    def region_of(self, account: Account) -> str:
+        return account.spec.account.region or self.organization.home_region
+
+    @property
+    def management(self) -> Account | None:
+        for acct in self.accounts:
+            if acct.id == self.organization.management_account_id:
+                return acct
+        return None

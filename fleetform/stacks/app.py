@@ -1,0 +1,39 @@
+"""Turn the loaded configuration into the App of stacks (DESIGN section 4)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from cdktn import App
+
+from fleetform.config.models import FleetConfig
+from fleetform.stacks import bootstrap, network
+from fleetform.stacks.context import FleetApp
+
+# Order matters only for lookups: a builder may use the stacks that earlier builders made.
+BUILDERS: list[Callable[[FleetApp], None]] = [
+    bootstrap.build,
+    network.build,
+]
+
+APP_CONTEXT = {
+    # S3 native locking (use_lockfile) needs Terraform/OpenTofu >= 1.10 (DESIGN section 2)
+    "targetVersions": {"terraform": ">=1.10.0", "opentofu": ">=1.10.0"},
+}
+
+
+def build_app(config: FleetConfig, outdir: str | Path | None = None) -> FleetApp:
+    out = str(outdir or os.environ.get("CDKTF_OUTDIR") or "cdktf.out")
+    app = App(outdir=out, context=APP_CONTEXT, skip_validation=False)
+    fleet = FleetApp(app=app, config=config)
+    for builder in BUILDERS:
+        builder(fleet)
+    return fleet
+
+
+def synth(config: FleetConfig, outdir: str | Path | None = None) -> FleetApp:
+    fleet = build_app(config, outdir)
+    fleet.app.synth()
+    return fleet

@@ -1,0 +1,78 @@
+"""The stack every fleetform stack is: S3 state with native locking and an AWS provider that
+assumes a role in the target account (DESIGN section 4)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cdktn import LocalBackend, S3Backend, TerraformElement, TerraformStack, TerraformVariable
+from constructs import Construct
+
+from fleetform.config.models import FleetConfig
+from fleetform.engine import AwsProvider
+
+APPLY_ROLE = "fleetform-apply"
+PLAN_ROLE = "fleetform-plan"
+ROLE_VARIABLE = "fleetform_role"
+
+
+@dataclass(frozen=True)
+class StackTarget:
+    """Where a stack's resources go."""
+
+    account_id: str
+    region: str
+    # role assumed in the target account; None = the caller's own credentials (first apply)
+    assume_role: str | None = APPLY_ROLE
+
+
+class FleetStack(TerraformStack):
+    """A stack with fleetform's backend and provider. ``name`` is stable: it keys the state."""
+
+    def __init__(self, scope: Construct, name: str, config: FleetConfig, target: StackTarget,
+                 *, local_state_path: str | None = None, description: str = "") -> None:
+        super().__init__(scope, name)
+        self.stack_name = name
+        self.config = config
+        self.target = target
+        self.description = description
+        org = config.organization
+        if local_state_path is not None:
+            LocalBackend(self, path=local_state_path)
+        else:
+            S3Backend(self, bucket=org.state.bucket, key=f"{name}/terraform.tfstate", region=org.state.region,
+                      encrypt=True, use_lockfile=True)
+        assume = None
+        if target.assume_role is not None:
+            role = TerraformVariable(
+                self, ROLE_VARIABLE, type="string", default=target.assume_role,
+                description=f"role Terraform assumes in account {target.account_id} "
+                            f"({PLAN_ROLE} for plans, {APPLY_ROLE} for applies)",
+            )
+            assume = [{
+                "role_arn": f"arn:aws:iam::{target.account_id}:role/{role.string_value}",
+                "session_name": f"fleetform-{name}"[:64],
+            }]
+        self.provider = AwsProvider(
+            self, "aws",
+            region=target.region,
+            allowed_account_ids=[target.account_id],
+            assume_role=assume,
+            default_tags=[{"tags": {
+                "ManagedBy": "fleetform",
+                "fleetform:organization": org.name,
+                "fleetform:stack": name,
+            }}],
+        )
+
+    def _allocate_logical_id(self, tf_element: Any) -> str:
+        """Readable, stable addresses: the construct path below the stack, joined by '_'.
+
+        ``aws_subnet.vpc_subnet-private-1`` reads better in a plan than a hashed id, and it is
+        keyed by name, so removing one construct never renames another.
+        """
+        node = tf_element.node if isinstance(tf_element, TerraformElement) else tf_element
+        parts = [p for p in node.path.split("/")[1:] if p != "Default"]
+        return re.sub(r"[^A-Za-z0-9_-]", "_", "_".join(parts))
