@@ -32,10 +32,12 @@ def instance_family(instance_type: str) -> str:
     return instance_type.split(".", 1)[0]
 
 
-def check_config(config: FleetConfig) -> list[Problem]:
+def check_config(config: FleetConfig, partial: bool = False) -> list[Problem]:
+    """All cross-field problems. ``partial``: some account files did not parse, so checks that
+    need every account (references to accounts by name or id) are left out."""
     return [
         *_unique_accounts(config),
-        *_organization(config),
+        *_organization(config, partial),
         *_regions(config),
         *_networks(config),
         *_clusters(config),
@@ -54,17 +56,19 @@ def _unique_accounts(config: FleetConfig) -> Iterator[Problem]:
                 seen[key] = acct.file
 
 
-def _organization(config: FleetConfig) -> Iterator[Problem]:
+def _organization(config: FleetConfig, partial: bool) -> Iterator[Problem]:
     org = config.organization
     org_file = str(Path(config.directory) / "organization.yaml")
     names = {a.name for a in config.accounts}
-    if config.management is None:
+    if partial:
+        names = set()
+    elif config.management is None:
         yield Problem(org_file, "organization.management_account_id",
                       f"no account file has id {org.management_account_id!r}; describe the management "
                       "account in its own file")
     for field, value in (("log_archive_account", org.log_archive_account), ("pipeline.account",
                                                                             org.pipeline.account)):
-        if value not in names:
+        if names and value not in names:
             yield Problem(org_file, f"organization.{field}",
                           f"no account named {value!r} (accounts: {', '.join(sorted(names))})")
     ous = set(org.ou_tree)

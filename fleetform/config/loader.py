@@ -49,10 +49,11 @@ def load_config(directory: str | Path = "accounts") -> FleetConfig:
             organization = parsed.organization
         else:
             accounts.append(Account(file=str(path), spec=parsed))
-    if organization is None or problems:
+    if organization is None:
         raise ConfigurationError(problems)
     config = FleetConfig(directory=str(root), organization=organization, accounts=accounts)
-    problems.extend(check_config(config))
+    # with some files unparsed, still report what the others get wrong (all problems at once)
+    problems.extend(check_config(config, partial=bool(problems)))
     if problems:
         raise ConfigurationError(problems)
     return config

@@ -124,7 +124,7 @@ class BudgetConfig(Strict):
 
 class NetworkConfig(Strict):
     cidr: str
-    azs: Annotated[int, Field(ge=1, le=6)] = 3
+    azs: Annotated[int, Field(ge=1, le=4)] = 3
     nat: Literal["per-az", "single", "none"] = "per-az"
     flow_log_retention_days: Annotated[int, Field(ge=1)] = 365
 

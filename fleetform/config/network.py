@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 TIERS = ("private", "public", "intra")
 SMALLEST_SUBNET_PREFIX = 28  # AWS does not allow smaller subnets
+MAX_AZS = 4  # the plan always reserves room for 4 AZs, so growing 2 -> 3 -> 4 moves no subnet
 
 
 @dataclass(frozen=True)
@@ -27,12 +28,14 @@ class PlannedSubnet:
 def subnet_plan(cidr: str, azs: int) -> list[PlannedSubnet]:
     """Subnets for a VPC CIDR and AZ count; raises ValueError when they do not fit."""
     network = ipaddress.ip_network(cidr, strict=True)
-    bits = math.ceil(math.log2(azs)) if azs > 1 else 0
+    if not 1 <= azs <= MAX_AZS:
+        raise ValueError(f"azs must be between 1 and {MAX_AZS}")
+    bits = math.ceil(math.log2(MAX_AZS))
     private_prefix = network.prefixlen + 1 + bits
     edge_prefix = network.prefixlen + 2 + bits
     if edge_prefix > SMALLEST_SUBNET_PREFIX:
         raise ValueError(
-            f"{cidr} is too small for {azs} AZs x 3 tiers: public and intra subnets would be "
+            f"{cidr} is too small for {MAX_AZS} AZs x 3 tiers: public and intra subnets would be "
             f"/{edge_prefix}; AWS allows at most /{SMALLEST_SUBNET_PREFIX} (use a larger CIDR or fewer AZs)"
         )
     private_half, other_half = network.subnets(prefixlen_diff=1)

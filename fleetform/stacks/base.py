@@ -12,9 +12,9 @@ from constructs import Construct
 
 from fleetform.config.models import FleetConfig
 from fleetform.engine import AwsProvider
+from fleetform.naming import ACCOUNT_APPLY_ROLE as APPLY_ROLE
+from fleetform.naming import ACCOUNT_PLAN_ROLE as PLAN_ROLE
 
-APPLY_ROLE = "fleetform-apply"
-PLAN_ROLE = "fleetform-plan"
 ROLE_VARIABLE = "fleetform_role"
 
 

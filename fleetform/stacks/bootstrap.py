@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
+from fleetform.naming import BOOTSTRAP_STACK as STACK
 from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.context import FleetApp
 
-STACK = "bootstrap"
 # relative to the stack's working directory (cdktf.out/stacks/bootstrap): outside cdktf.out,
 # so a new synth never deletes the only copy of the bootstrap state
 LOCAL_STATE_PATH = "../../../.fleetform/bootstrap/terraform.tfstate"

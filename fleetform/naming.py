@@ -1,0 +1,66 @@
+"""Names that several stacks and commands must agree on without a cross-stack reference.
+
+Role names and stack names are deterministic so that a stack can trust or grant access to a
+role in another stack (or account) without creating a dependency cycle, and so the runbook and
+the pipeline can find what Terraform made. Changing one of these renames live resources.
+"""
+
+from __future__ import annotations
+
+# roles in every account (baseline stack), assumed by the pipeline's CodeBuild roles
+ACCOUNT_PLAN_ROLE = "fleetform-plan"
+ACCOUNT_APPLY_ROLE = "fleetform-apply"
+# roles of the pipeline's CodeBuild projects, in the pipeline account (pipeline stack)
+PIPELINE_PLAN_ROLE = "fleetform-pipeline-plan"
+PIPELINE_APPLY_ROLE = "fleetform-pipeline-apply"
+# the bastion instance role in each account with a bastion (bastion stack)
+BASTION_ROLE = "fleetform-bastion"
+# Argo CD in the Ops cluster runs as ARGOCD_ROLE (ops account); every service cluster slot's
+# account has ARGOCD_MANAGER_ROLE, trusted by ARGOCD_ROLE and granted an EKS access entry
+ARGOCD_ROLE = "fleetform-argocd"
+ARGOCD_MANAGER_ROLE = "fleetform-argocd-manager"
+# Session Manager document that every bastion session must use (bastion stack)
+SESSION_DOCUMENT = "fleetform-bastion-session"
+BASTION_NAME_TAG = "fleetform-bastion"
+
+WEIGHTED_RECORD_TTL = 60
+
+
+def role_arn(account_id: str, role: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/{role}"
+
+
+def baseline_stack(account: str) -> str:
+    return f"{account}-baseline"
+
+
+def network_stack(account: str) -> str:
+    return f"{account}-network"
+
+
+def slot_stack(account: str, cluster: str, slot: str) -> str:
+    """Also the EKS cluster name: ``prod-main-blue``."""
+    return f"{account}-{cluster}-{slot}"
+
+
+def cluster_name(account: str, cluster: str, slot: str) -> str:
+    return slot_stack(account, cluster, slot)
+
+
+def bastion_stack(account: str) -> str:
+    return f"{account}-bastion"
+
+
+def dns_stack(account: str) -> str:
+    return f"{account}-dns"
+
+
+ORGANIZATION_STACK = "organization"
+BOOTSTRAP_STACK = "bootstrap"
+PIPELINE_STACK = "pipeline"
+
+
+def slot_hostname(hostname: str, slot: str) -> str:
+    """The slot-only name (``green.api.example.com``): target of the weighted record for that
+    slot, managed by external-dns in the slot's cluster; also used for smoke checks."""
+    return f"{slot}.{hostname}"

@@ -1,0 +1,29 @@
+"""The ``fleetform`` command."""
+
+from __future__ import annotations
+
+import click
+
+from fleetform import __version__
+from fleetform.scripts.synth import stacks_command, synth_command, validate_command
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="fleetform")
+def cli() -> None:
+    """Define and run an AWS Organizations + EKS estate from the YAML in accounts/.
+
+    \b
+    Typical use:
+      fleetform validate                 # check accounts/ (fast)
+      fleetform synth                    # write Terraform JSON to cdktf.out/
+      fleetform stacks --json            # stacks in dependency order
+    """
+
+
+for command in (synth_command, validate_command, stacks_command):
+    cli.add_command(command)
+
+
+if __name__ == "__main__":
+    cli()

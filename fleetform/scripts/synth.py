@@ -1,0 +1,107 @@
+"""``fleetform synth``, ``validate`` and ``stacks``: the configuration and what it turns into."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from fleetform.config import load_config
+from fleetform.manifest import read_manifest
+from fleetform.scripts.common import config_option, emit_json, handle_errors, out_option, output_option
+
+
+def synthesize(config_dir: str, out_dir: str | Path) -> list:
+    # imported here so `validate` and `--help` stay fast (no node process)
+    from fleetform.stacks.app import synth
+
+    config = load_config(config_dir)
+    synth(config, out_dir)
+    return read_manifest(out_dir)
+
+
+@click.command("synth")
+@config_option
+@out_option
+@output_option
+@handle_errors
+def synth_command(config_dir: str, out_dir: str, output: str) -> None:
+    """Synthesize every stack into Terraform JSON (the main job).
+
+    \b
+    Example:
+      fleetform synth                       # accounts/ -> cdktf.out/
+      fleetform synth --config accounts --out build/cdktf.out --output json
+    """
+    started = time.perf_counter()
+    stacks = synthesize(config_dir, out_dir)
+    elapsed = time.perf_counter() - started
+    if output == "json":
+        emit_json({"out": str(out_dir), "seconds": round(elapsed, 2), "stacks": [s.as_dict() for s in stacks]})
+        return
+    table = Table(title=f"{len(stacks)} stacks synthesized into {out_dir}/ in {elapsed:.1f}s")
+    table.add_column("stack")
+    table.add_column("resources", justify="right")
+    table.add_column("depends on")
+    for stack in stacks:
+        table.add_row(stack.name, str(stack.resource_count), ", ".join(stack.dependencies))
+    table.add_row("[bold]total[/bold]", f"[bold]{sum(s.resource_count for s in stacks)}[/bold]", "")
+    Console().print(table)
+
+
+@click.command("validate")
+@config_option
+@output_option
+@handle_errors
+def validate_command(config_dir: str, output: str) -> None:
+    """Check the configuration only (fast; nothing is synthesized).
+
+    Every problem is reported at once with its file, line and field; exit status 2 if any.
+
+    \b
+    Example:
+      fleetform validate --config accounts
+    """
+    config = load_config(config_dir)
+    summary = {
+        "ok": True,
+        "accounts": [a.name for a in config.accounts],
+        "clusters": sorted(f"{a.name}/{c}" for a in config.accounts for c in a.spec.clusters),
+    }
+    if output == "json":
+        emit_json(summary)
+    else:
+        click.echo(f"{config_dir}: OK ({len(summary['accounts'])} accounts, "
+                   f"{len(summary['clusters'])} clusters)")
+
+
+@click.command("stacks")
+@config_option
+@click.option("--json", "as_json", is_flag=True, help="Same as --output json (for the pipeline).")
+@output_option
+@handle_errors
+def stacks_command(config_dir: str, as_json: bool, output: str) -> None:
+    """List the stacks in dependency order, with what each depends on.
+
+    \b
+    Example:
+      fleetform stacks
+      fleetform stacks --json | jq -r '.[].name'
+    """
+    with tempfile.TemporaryDirectory(prefix="fleetform-stacks-") as tmp:
+        stacks = synthesize(config_dir, tmp)
+    if as_json or output == "json":
+        emit_json([{"name": s.name, "dependencies": list(s.dependencies), "resources": s.resource_count}
+                   for s in stacks])
+        return
+    table = Table()
+    table.add_column("stack")
+    table.add_column("resources", justify="right")
+    table.add_column("depends on")
+    for stack in stacks:
+        table.add_row(stack.name, str(stack.resource_count), ", ".join(stack.dependencies))
+    Console().print(table)

@@ -1,0 +1,162 @@
+"""The configuration loader: the example loads; every kind of bad input gives exit 2 with file
+and field named, all problems at once, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fleetform.config import load_config
+from fleetform.config.network import subnet_plan
+from fleetform.errors import ConfigurationError
+from fleetform.scripts.main import cli
+
+
+def problems_for(directory: Path) -> list[str]:
+    with pytest.raises(ConfigurationError) as info:
+        load_config(directory)
+    return [str(p) for p in info.value.problems]
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def test_example_organization_loads(example_config):
+    names = sorted(a.name for a in example_config.accounts)
+    assert names == ["dev", "log-archive", "management", "prod", "stg"]
+    prod = example_config.account("prod")
+    assert set(prod.spec.clusters) == {"main", "ops"}
+    assert prod.spec.clusters["ops"].role == "ops"
+    assert prod.spec.clusters["main"].node_groups["app"].capacity == "spot"
+    assert set(example_config.account("stg").spec.clusters) == {"main"}
+    assert set(example_config.account("dev").spec.clusters) == {"main"}
+    assert example_config.management.name == "management"
+    assert "Workloads" in example_config.organization.ou_tree  # implied parent OU
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "expected"),
+    [
+        ("prod.yaml", "nat: per-az", "nat: per-az\n  natt: 1", ["prod.yaml:", "network.natt: unknown key"]),
+        ("prod.yaml", "  azs: 3", "  azss: 3", ["network.azss: unknown key; did you mean 'azs'?"]),
+        ("prod.yaml", "cidr: 10.10.0.0/16", "cidr: 10.20.0.0/16", ["network.cidr", "overlaps 10.20.0.0/16"]),
+        ("prod.yaml", "min: 2, max: 6", "min: 7, max: 6", ["clusters.main.node_groups.system.min",
+                                                          "min (7) is greater than max (6)"]),
+        ("prod.yaml", "[g6.xlarge, g5.xlarge]", "[m7i.xlarge]",
+         ["clusters.main.node_groups.gpu.instance_types", "GPU group on non-GPU instance types m7i.xlarge"]),
+        ("prod.yaml", "[m7i.xlarge, m6i.xlarge, m7a.xlarge, m6a.xlarge]", "[m7i.xlarge, m6i.xlarge]",
+         ["clusters.main.node_groups.app.instance_types", "at least 3 instance types"]),
+        ("prod.yaml", "[m7i.xlarge, m6i.xlarge, m7a.xlarge, m6a.xlarge]", "[m7i.xlarge, m7i.2xlarge, m7i.4xlarge]",
+         ["clusters.main.node_groups.app.instance_types", "at least 2 families"]),
+        ("prod.yaml", 'blue: {version: "1.34"}\n      green', 'blue: {version: "1.33"}\n      green',
+         ["clusters.main.slots", "3 minor versions apart"]),
+        ("prod.yaml", 'green: {version: "1.36"}', 'purple: {version: "1.36"}', ["clusters.main.slots",
+                                                                             "blue or green"]),
+        ("prod.yaml", 'green: {version: "1.36"}', 'green: {version: "1.3x"}', ["clusters.main.slots.green.version"]),
+        ("prod.yaml", "ou: Workloads/Prod", "ou: Workloads/Production", ["account.ou", "unknown OU"]),
+        ("stg.yaml", "aws+stg@", "aws+prod@", ["account.email", "already used"]),
+        ("stg.yaml", '"444444444444"', '"4444"', ["account.id"]),
+        ("stg.yaml", "aws+stg@familyalbum.example", "not-an-email", ["account.email", "not a valid email"]),
+        ("dev.yaml", "name: dev", "name: prod", ["account.name", "already used"]),
+        ("dev.yaml", "  azs: 2", "  azs: 2\n  region: eu-west-1", ["network.region: unknown key"]),
+        ("dev.yaml", "ou: Workloads/NonProd", "ou: Workloads/NonProd\n  region: eu-west-1",
+         ["account.region", "not in allowed_regions"]),
+        ("dev.yaml", "cidr: 10.30.0.0/16", "cidr: 10.30.0.0/26", ["network.cidr"]),
+        ("dev.yaml", "cidr: 10.30.0.0/16", "cidr: 10.30.0.1/16", ["network.cidr"]),
+        ("dev.yaml", "hostname: api.dev.familyalbum.example", "hostname: api.elsewhere.example",
+         ["clusters.main.hostname", "not inside the zone"]),
+    ],
+)
+def test_bad_configuration_names_file_and_field(accounts_copy, file, old, new, expected):
+    edit(accounts_copy / file, old, new)
+    problems = "\n".join(problems_for(accounts_copy))
+    for fragment in expected:
+        assert fragment in problems, problems
+
+
+def test_all_zero_weights_rejected(accounts_copy):
+    edit(accounts_copy / "prod.yaml", 'blue: {version: "1.34"}\n      green: {version: "1.36"}',
+         'blue: {version: "1.34", weight: 0}\n      green: {version: "1.36", weight: 0}')
+    assert any("clusters.main.slots: all slot weights are 0" in p for p in problems_for(accounts_copy))
+
+
+def test_all_problems_reported_together(accounts_copy):
+    edit(accounts_copy / "prod.yaml", "min: 2, max: 6", "min: 7, max: 6")
+    edit(accounts_copy / "stg.yaml", "  azs: 3", "  azss: 3")
+    edit(accounts_copy / "dev.yaml", "ou: Workloads/NonProd", "ou: Nowhere")
+    problems = problems_for(accounts_copy)
+    assert len(problems) >= 3
+    assert any(p.startswith(str(accounts_copy / "prod.yaml")) for p in problems)
+    assert any(p.startswith(str(accounts_copy / "stg.yaml")) for p in problems)
+    assert any(p.startswith(str(accounts_copy / "dev.yaml")) for p in problems)
+
+
+def test_yaml_syntax_error_has_line(accounts_copy):
+    (accounts_copy / "stg.yaml").write_text("account:\n  name: stg\n  id: [unclosed\n")
+    problems = problems_for(accounts_copy)
+    assert any("stg.yaml:" in p and "YAML syntax error" in p for p in problems), problems
+
+
+def test_duplicate_yaml_key_rejected(accounts_copy):
+    edit(accounts_copy / "dev.yaml", "  azs: 2", "  azs: 2\n  azs: 3")
+    assert any("dev.yaml" in p and "YAML" in p for p in problems_for(accounts_copy))
+
+
+@pytest.mark.parametrize("content", ["", "# only a comment\n", "- a\n- list\n"])
+def test_empty_or_non_mapping_file(accounts_copy, content):
+    (accounts_copy / "dev.yaml").write_text(content)
+    assert any("dev.yaml" in p for p in problems_for(accounts_copy))
+
+
+def test_unreadable_file(accounts_copy):
+    (accounts_copy / "dev.yaml").write_bytes(b"\xff\xfe\x00garbage")
+    assert any("dev.yaml" in p for p in problems_for(accounts_copy))
+
+
+def test_missing_and_empty_directories(tmp_path):
+    assert "does not exist" in problems_for(tmp_path / "nope")[0]
+    assert "no .yaml files" in problems_for(tmp_path)[0]
+
+
+def test_missing_organization_file(accounts_copy):
+    (accounts_copy / "organization.yaml").unlink()
+    assert any("organization.yaml" in p and "missing" in p for p in problems_for(accounts_copy))
+
+
+def test_line_numbers_point_at_the_field(accounts_copy):
+    edit(accounts_copy / "prod.yaml", "  azs: 3", "  azss: 3")
+    problem = next(p for p in problems_for(accounts_copy) if "azss" in p)
+    line = int(problem.split(":")[1])
+    assert (accounts_copy / "prod.yaml").read_text().splitlines()[line - 1].strip().startswith("azss")
+
+
+def test_cli_validate_exit_codes(accounts_copy):
+    runner = CliRunner()
+    ok = runner.invoke(cli, ["validate", "--config", str(accounts_copy)])
+    assert ok.exit_code == 0, ok.output
+    assert "OK (5 accounts" in ok.output
+    edit(accounts_copy / "prod.yaml", "min: 2, max: 6", "min: 7, max: 6")
+    bad = runner.invoke(cli, ["validate", "--config", str(accounts_copy)])
+    assert bad.exit_code == 2
+    assert "clusters.main.node_groups.system.min" in bad.output
+    assert "Traceback" not in bad.output
+    as_json = runner.invoke(cli, ["validate", "--config", str(accounts_copy), "--output", "json"])
+    assert as_json.exit_code == 2
+    assert '"path": "clusters.main.node_groups.system.min"' in as_json.output
+
+
+def test_subnet_plan_is_stable_when_azs_grow():
+    two = {s.key: s.cidr for s in subnet_plan("10.30.0.0/16", 2)}
+    three = {s.key: s.cidr for s in subnet_plan("10.30.0.0/16", 3)}
+    four = {s.key: s.cidr for s in subnet_plan("10.30.0.0/16", 4)}
+    one = {s.key: s.cidr for s in subnet_plan("10.30.0.0/16", 1)}
+    assert all(two[k] == v for k, v in one.items())
+    assert all(three[k] == v for k, v in two.items())  # adding an AZ keeps every existing subnet
+    assert all(four[k] == v for k, v in three.items())
+    with pytest.raises(ValueError, match="too small"):
+        subnet_plan("10.30.0.0/27", 2)
