@@ -29,7 +29,7 @@ demo: install
 	$(BIN)/fleetform synth
 
 lint: install-test
-	$(BIN)/ruff check fleetform tests bench
+	$(BIN)/ruff check .
 
 test: install-test lint
 	$(BIN)/python -m pytest -q
