@@ -24,6 +24,11 @@ SESSION_DOCUMENT = "fleetform-bastion-session"
 BASTION_NAME_TAG = "fleetform-bastion"
 
 WEIGHTED_RECORD_TTL = 60
+# per-slot traffic metrics that the upgrade gates compare (docs/upgrade.md): dimension Cluster =
+# cluster_name(...), metrics RequestCount and 5xxCount (Sum), LatencyP99 (milliseconds, Maximum)
+TRAFFIC_METRICS_NAMESPACE = "fleetform/traffic"
+# the role an operator assumes to run cluster-upgrade (policy: `cluster-upgrade permissions`)
+UPGRADE_OPERATOR_ROLE = "fleetform-upgrade-operator"
 
 
 def role_arn(account_id: str, role: str) -> str:

@@ -180,6 +180,15 @@ class UpgradeConfig(Strict):
     latency_margin_ms: Annotated[float, Field(ge=0)] = 50.0
     soak_minutes: Annotated[int, Field(ge=0)] = 1440
     smoke_paths: list[str] = Field(default_factory=list)
+    metrics_window_minutes: Annotated[int, Field(ge=1, le=60)] = Field(
+        5, description="gates compare green and blue over this many recent minutes"
+    )
+    retire_max_requests: Annotated[int, Field(ge=0)] = Field(
+        0, description="retire only if the old slot served at most this many requests in the window"
+    )
+    state_bucket: str | None = Field(
+        None, description="S3 bucket for run state records and locks; default: local .fleetform/upgrades/"
+    )
 
 
 class ClusterConfig(Strict):
