@@ -24,6 +24,11 @@ SESSION_DOCUMENT = "fleetform-bastion-session"
 BASTION_NAME_TAG = "fleetform-bastion"
 
 WEIGHTED_RECORD_TTL = 60
+# role in the ops account that Prometheus in every cluster assumes to remote-write to the ops AMP
+# workspace; trusted by each cluster account's ``<account>-*-prometheus`` roles
+AMP_WRITER_ROLE = "fleetform-amp-remote-write"
+# suffix of the per-slot Prometheus workload role (``prod-main-blue-prometheus``)
+PROMETHEUS_ROLE_SUFFIX = "prometheus"
 # per-slot traffic metrics that the upgrade gates compare (docs/upgrade.md): dimension Cluster =
 # cluster_name(...), metrics RequestCount and 5xxCount (Sum), LatencyP99 (milliseconds, Maximum)
 TRAFFIC_METRICS_NAMESPACE = "fleetform/traffic"
@@ -50,6 +55,12 @@ def slot_stack(account: str, cluster: str, slot: str) -> str:
 
 def cluster_name(account: str, cluster: str, slot: str) -> str:
     return slot_stack(account, cluster, slot)
+
+
+def cluster_shared_stack(account: str, cluster: str) -> str:
+    """What outlives a cluster's slots (Loki bucket; for the ops cluster the AMP workspace and the
+    Argo CD role): ``prod-main-shared``. Slot names are only blue/green, so it never collides."""
+    return f"{account}-{cluster}-shared"
 
 
 def bastion_stack(account: str) -> str:
