@@ -22,6 +22,8 @@ ARGOCD_MANAGER_ROLE = "fleetform-argocd-manager"
 # Session Manager document that every bastion session must use (bastion stack)
 SESSION_DOCUMENT = "fleetform-bastion-session"
 BASTION_NAME_TAG = "fleetform-bastion"
+# customer-managed policy in each bastion account: attach it to the SRE roles / permission sets
+BASTION_OPERATOR_POLICY = "fleetform-bastion-operator"
 
 WEIGHTED_RECORD_TTL = 60
 # role in the ops account that Prometheus in every cluster assumes to remote-write to the ops AMP
