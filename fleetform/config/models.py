@@ -214,9 +214,19 @@ class ClusterConfig(Strict):
 
 
 class BastionConfig(Strict):
-    instance_type: str = "t3.small"
-    session_log_retention_days: Annotated[int, Field(ge=1)] = 365
+    instance_type: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")] = "t3.small"
+    session_log_retention_days: Annotated[int, Field(ge=365)] = Field(
+        365, description="days every session recording is kept (S3 and CloudWatch); at least a year"
+    )
     idle_timeout_minutes: Annotated[int, Field(ge=1, le=60)] = 20
+    max_session_minutes: Annotated[int, Field(ge=1, le=1440)] = 480
+    run_as_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,30}$")] = Field(
+        "bastion", description="OS user of sessions unless the principal has an SSMSessionRunAs tag"
+    )
+    root_volume_gb: Annotated[int, Field(ge=8, le=1024)] = 20
+    max_instance_lifetime_days: Annotated[int, Field(ge=0, le=365)] = Field(
+        7, description="replace the bastion this often so it runs the current AMI; 0 = never"
+    )
     access_policy: str = "AmazonEKSClusterAdminPolicy"
     developer_roles: list[str] = Field(
         default_factory=list, description="role ARNs granted view/edit (no exec) on the clusters"
