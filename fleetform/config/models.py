@@ -68,6 +68,10 @@ class PipelineConfig(Strict):
     notification_email: Email | None = None
     allow_destroy_label: str = "allow-destroy"
     github_token_secret: str = "fleetform/github-token"
+    protected_types: list[str] = Field(
+        default_factory=list, description="resource types whose destroy needs the allow-destroy label, "
+        "in addition to fleetform's list (accounts, buckets, EKS clusters, KMS keys, zones, ...)")
+    plan_shards: Annotated[int, Field(ge=1, le=16)] = 4
 
 
 class OrganizationConfig(Strict):
@@ -202,6 +206,9 @@ class ClusterConfig(Strict):
     admins: list[str] = Field(default_factory=list, description="IAM role ARNs with cluster admin")
     autoscaler: Literal["karpenter", "cluster-autoscaler"] = "karpenter"
     deletion_protection: bool | None = Field(None, description="default: on in Prod OUs")
+    support_type: Literal["STANDARD", "EXTENDED"] = Field(
+        "STANDARD", description="EKS upgrade policy: STANDARD (auto-upgrade at end of support) or EXTENDED"
+    )
     upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
 
     @field_validator("slots")
