@@ -13,6 +13,9 @@ ACCOUNT_APPLY_ROLE = "fleetform-apply"
 # roles of the pipeline's CodeBuild projects, in the pipeline account (pipeline stack)
 PIPELINE_PLAN_ROLE = "fleetform-pipeline-plan"
 PIPELINE_APPLY_ROLE = "fleetform-pipeline-apply"
+# the role AWS Organizations creates in every member account, trusted by the management account:
+# the first apply of a baseline stack goes through it (the fleetform roles do not exist yet)
+ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"
 # the bastion instance role in each account with a bastion (bastion stack)
 BASTION_ROLE = "fleetform-bastion"
 # Argo CD in the Ops cluster runs as ARGOCD_ROLE (ops account); every service cluster slot's
