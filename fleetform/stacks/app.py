@@ -9,13 +9,14 @@ from pathlib import Path
 from cdktn import App
 
 from fleetform.config.models import FleetConfig
-from fleetform.stacks import bootstrap, network
+from fleetform.stacks import bastion, bootstrap, network
 from fleetform.stacks.context import FleetApp
 
 # Order matters only for lookups: a builder may use the stacks that earlier builders made.
 BUILDERS: list[Callable[[FleetApp], None]] = [
     bootstrap.build,
     network.build,
+    bastion.build,
 ]
 
 APP_CONTEXT = {

@@ -1,0 +1,110 @@
+"""One bastion stack per account that has a ``bastion`` section: ``<account>-bastion``.
+
+The instance sits in the account's private subnets (cross-stack reference to the network
+stack) with a kubeconfig entry for every cluster slot of the account. The EKS access entry
+that lets ``naming.BASTION_ROLE`` into each cluster belongs to the slot stacks.
+"""
+
+from __future__ import annotations
+
+from cdktn import TerraformOutput
+
+from fleetform.config.models import Account, FleetConfig
+from fleetform.constructs.bastion import Bastion, BastionProps
+from fleetform.constructs.session_logging import SessionLogging, SessionLoggingProps
+from fleetform.naming import (
+    ACCOUNT_APPLY_ROLE,
+    BASTION_NAME_TAG,
+    BASTION_OPERATOR_POLICY,
+    BASTION_ROLE,
+    BOOTSTRAP_STACK,
+    SESSION_DOCUMENT,
+    baseline_stack,
+    bastion_stack,
+    network_stack,
+    role_arn,
+    slot_stack,
+)
+from fleetform.stacks.base import FleetStack, StackTarget
+from fleetform.stacks.context import FleetApp
+
+SESSION_LOG_GROUP = "/fleetform/bastion/sessions"
+
+
+def account_clusters(account: Account) -> dict[str, str]:
+    """EKS cluster name (= slot stack name) -> Kubernetes version, for every slot of the account."""
+    return {
+        slot_stack(account.name, cluster_name, slot_name): slot.version
+        for cluster_name, cluster in account.spec.clusters.items()
+        for slot_name, slot in cluster.slots.items()
+    }
+
+
+def session_bucket_name(config: FleetConfig, account: Account) -> str:
+    """Globally unique and at most 63 characters (organization name <= 32)."""
+    return f"{config.organization.name}-{account.id}-bastion-sessions"
+
+
+def build(fleet: FleetApp) -> None:
+    config = fleet.config
+    for account in config.accounts:
+        settings = account.spec.bastion
+        if settings is None:
+            continue
+        region = config.region_of(account)
+        name = bastion_stack(account.name)
+        stack = FleetStack(fleet.app, name, config, StackTarget(account.id, region),
+                           description=f"Session Manager bastion of {account.name}")
+        network = fleet.stacks[network_stack(account.name)]
+        vpc = network.vpc  # type: ignore[attr-defined]
+        keepers = [role_arn(account.id, ACCOUNT_APPLY_ROLE)]
+        if config.organization.break_glass_principal:
+            keepers.append(config.organization.break_glass_principal)
+        session = SessionLogging(stack, "sessions", SessionLoggingProps(
+            document_name=SESSION_DOCUMENT,
+            bucket_name=session_bucket_name(config, account),
+            log_group_name=SESSION_LOG_GROUP,
+            account_id=account.id,
+            region=region,
+            retention_days=settings.session_log_retention_days,
+            idle_timeout_minutes=settings.idle_timeout_minutes,
+            max_session_minutes=settings.max_session_minutes,
+            run_as_user=settings.run_as_user,
+            delete_principals=tuple(keepers),
+        ))
+        clusters = account_clusters(account)
+        stack.bastion = Bastion(stack, "bastion", BastionProps(  # type: ignore[attr-defined]
+            account_id=account.id,
+            region=region,
+            vpc_id=vpc.vpc_id,
+            subnet_ids=vpc.subnet_ids["private"],
+            role_name=BASTION_ROLE,
+            name_tag=BASTION_NAME_TAG,
+            operator_policy_name=BASTION_OPERATOR_POLICY,
+            clusters=clusters,
+            instance_type=settings.instance_type,
+            run_as_user=settings.run_as_user,
+            root_volume_gb=settings.root_volume_gb,
+            max_instance_lifetime_days=settings.max_instance_lifetime_days,
+            tags={"fleetform:account": account.name},
+        ), session)
+        stack.sessions = session  # type: ignore[attr-defined]
+        _outputs(stack, stack.bastion, session)  # type: ignore[attr-defined]
+        fleet.add(stack, depends_on=[BOOTSTRAP_STACK, baseline_stack(account.name), network_stack(account.name)])
+        # EKS resolves an access entry's principal when it is created, so the slot stacks (which
+        # grant the bastion role) come after this one; the bastion's kubeconfig timer picks up
+        # clusters that appear later.
+        for cluster in clusters:
+            if cluster in fleet.stacks:
+                fleet.stacks[cluster].add_dependency(stack)
+
+
+def _outputs(stack: FleetStack, bastion: Bastion, session: SessionLogging) -> None:
+    """What people look up after an apply: which policy to attach, where recordings go."""
+    TerraformOutput(stack, "operator_policy_arn", value=bastion.operator_policy_arn,
+                    description="attach to the roles (or permission sets) that may start bastion sessions")
+    TerraformOutput(stack, "bastion_role_arn", value=bastion.role_arn,
+                    description="principal of the EKS access entries in the slot stacks")
+    TerraformOutput(stack, "session_bucket", value=session.bucket_name, description="session recordings (S3)")
+    TerraformOutput(stack, "session_log_group", value=session.log_group_name,
+                    description="session recordings (CloudWatch Logs)")
