@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from fleetform import __version__
+from fleetform.scripts.bastion import bastion_group
 from fleetform.scripts.pipeline import affected_command, apply_command, drift_command, plan_command
 from fleetform.scripts.synth import stacks_command, synth_command, validate_command
 
@@ -26,6 +27,7 @@ for command in (synth_command, validate_command, stacks_command):
     cli.add_command(command)
 for command in (affected_command, plan_command, apply_command, drift_command):
     cli.add_command(command)
+cli.add_command(bastion_group)
 
 
 if __name__ == "__main__":
