@@ -9,13 +9,15 @@ from pathlib import Path
 from cdktn import App
 
 from fleetform.config.models import FleetConfig
-from fleetform.stacks import bastion, bootstrap, network
+from fleetform.stacks import bastion, bootstrap, clusters, dns, network
 from fleetform.stacks.context import FleetApp
 
 # Order matters only for lookups: a builder may use the stacks that earlier builders made.
 BUILDERS: list[Callable[[FleetApp], None]] = [
     bootstrap.build,
     network.build,
+    dns.build,
+    clusters.build,
     bastion.build,
 ]
 

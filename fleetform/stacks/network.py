@@ -1,15 +1,23 @@
-"""One network stack per account that has a ``network`` section: ``<account>-network``."""
+"""One network stack per account that has a ``network`` section: ``<account>-network``.
+
+Besides the VPC it holds the account-level role that the Ops cluster's Argo CD assumes
+(``naming.ARGOCD_MANAGER_ROLE``): one per account, outliving every cluster slot, so each new slot
+only adds an access entry for it.
+"""
 
 from __future__ import annotations
 
+from fleetform.constructs.ops import ArgoCdManagerProps, ArgoCdManagerRole
 from fleetform.constructs.vpc import Vpc, VpcProps
 from fleetform.naming import BOOTSTRAP_STACK, baseline_stack, network_stack
 from fleetform.stacks.base import FleetStack, StackTarget
+from fleetform.stacks.clusters import find_ops_cluster
 from fleetform.stacks.context import FleetApp
 
 
 def build(fleet: FleetApp) -> None:
     config = fleet.config
+    ops = find_ops_cluster(config)
     for account in config.accounts:
         network = account.spec.network
         if network is None:
@@ -19,5 +27,9 @@ def build(fleet: FleetApp) -> None:
                            description=f"VPC of {account.name}")
         stack.vpc = Vpc(stack, "vpc", VpcProps(  # type: ignore[attr-defined]
             name=account.name, cidr=network.cidr, azs=network.azs, account_id=account.id, region=region,
-            flow_log_retention_days=network.flow_log_retention_days))
+            flow_log_retention_days=network.flow_log_retention_days, nat=network.nat,
+            discovery_tag=account.name))
+        if ops is not None and any(c.role == "service" for c in account.spec.clusters.values()):
+            stack.argocd_manager = ArgoCdManagerRole(  # type: ignore[attr-defined]
+                stack, "argocd-manager", ArgoCdManagerProps(account.id, region, ops[0].id))
         fleet.add(stack, depends_on=[BOOTSTRAP_STACK, baseline_stack(account.name)])

@@ -1,0 +1,119 @@
+"""DNS for clusters: the account's hosted zone (query logging), a DNS-validated certificate per
+cluster hostname, and the weighted record of each cluster slot.
+
+Weights belong to the upgrade runbook (cluster-upgrade shift): Terraform sets a slot's initial
+weight and then ignores changes to it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cdktn import TerraformProvider
+from constructs import Construct
+
+from fleetform.constructs.kms import KmsKey, KmsKeyProps
+from fleetform.constructs.logs import LogGroup, LogGroupProps
+from fleetform.engine import Resource, policy_json
+from fleetform.naming import WEIGHTED_RECORD_TTL, slot_hostname
+
+# Route 53 writes query logs only to CloudWatch Logs in us-east-1
+QUERY_LOG_REGION = "us-east-1"
+NO_DNSSEC = ("DNSSEC signing needs a DS record at the parent zone/registrar and an asymmetric KMS key in "
+             "us-east-1 whose loss takes the zone offline; enable it deliberately, per zone, outside this default")
+
+
+@dataclass(frozen=True)
+class HostedZoneProps:
+    zone: str
+    account_id: str
+    log_retention_days: int = 365
+
+
+class HostedZone(Construct):
+    """Public hosted zone with query logging. ``query_log_provider`` is an AWS provider for us-east-1.
+
+    Attributes: ``zone_id``, ``arn``, ``name_servers``."""
+
+    def __init__(self, scope: Construct, id: str, props: HostedZoneProps, *,
+                 query_log_provider: TerraformProvider) -> None:
+        super().__init__(scope, id)
+        self.zone = Resource(self, "zone", "aws_route53_zone", name=props.zone,
+                             comment=f"{props.zone}: managed by fleetform",
+                             skip_checks={"CKV2_AWS_38": NO_DNSSEC})
+        self.zone_id = self.zone.attr("zone_id")
+        self.arn = self.zone.arn
+        self.name_servers = self.zone.get_list_attribute("name_servers")
+        label = props.zone.replace(".", "-")
+        key = KmsKey(self, "query-log-key", KmsKeyProps(
+            alias=f"route53-query-logs-{label}", description=f"Route 53 query logs of {props.zone}",
+            account_id=props.account_id, service_principals=[f"logs.{QUERY_LOG_REGION}.amazonaws.com"]))
+        for child in (key.key, key.alias):
+            child.provider = query_log_provider
+        group = LogGroup(self, "query-logs", LogGroupProps(
+            name=f"/aws/route53/{props.zone}", kms_key_arn=key.arn, retention_days=props.log_retention_days))
+        group.group.provider = query_log_provider
+        policy = Resource(
+            self, "query-log-policy", "aws_cloudwatch_log_resource_policy", provider=query_log_provider,
+            policy_name=f"route53-query-logs-{label}",
+            policy_document=policy_json([{
+                "Sid": "Route53WritesQueryLogs",
+                "Effect": "Allow",
+                "Principal": {"Service": "route53.amazonaws.com"},
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"{group.arn}:*",
+                "Condition": {"StringEquals": {"aws:SourceAccount": props.account_id}},
+            }]))
+        Resource(self, "query-log", "aws_route53_query_log", zone_id=self.zone_id,
+                 cloudwatch_log_group_arn=group.arn, depends_on=[policy])
+
+
+@dataclass(frozen=True)
+class CertificateProps:
+    hostname: str  # the certificate covers it and every slot name below it (*.hostname)
+    zone_id: str
+
+
+class Certificate(Construct):
+    """An ACM certificate validated through DNS records in the zone. Attributes: ``arn``."""
+
+    def __init__(self, scope: Construct, id: str, props: CertificateProps) -> None:
+        super().__init__(scope, id)
+        self.certificate = Resource(
+            self, "certificate", "aws_acm_certificate", domain_name=props.hostname,
+            subject_alternative_names=[f"*.{props.hostname}"], validation_method="DNS", key_algorithm="EC_prime256v1",
+            lifecycle={"create_before_destroy": True})
+        options = f"aws_acm_certificate.{self.certificate.friendly_unique_id}.domain_validation_options"
+        record = Resource(self, "validation", "aws_route53_record", zone_id=props.zone_id,
+                          name="${each.value.name}", type="${each.value.type}", records=["${each.value.record}"],
+                          ttl=300, allow_overwrite=True)
+        # one record per validation name; hostname and *.hostname share theirs
+        record.add_override("for_each", "${{for o in " + options + " : o.resource_record_name => "
+                            "{name = o.resource_record_name, type = o.resource_record_type, "
+                            "record = o.resource_record_value}}}")
+        validation = Resource(self, "validated", "aws_acm_certificate_validation",
+                              certificate_arn=self.certificate.arn,
+                              validation_record_fqdns="${[for r in aws_route53_record."
+                                                      f"{record.friendly_unique_id} : r.fqdn]}}")
+        self.arn = validation.attr("certificate_arn")
+
+
+@dataclass(frozen=True)
+class WeightedRecordProps:
+    zone_id: str
+    hostname: str
+    slot: str
+    weight: int
+
+
+class WeightedRecord(Construct):
+    """``hostname`` CNAME to ``<slot>.<hostname>`` with set identifier = slot name. The weight is
+    the initial one only: later changes belong to the upgrade runbook."""
+
+    def __init__(self, scope: Construct, id: str, props: WeightedRecordProps) -> None:
+        super().__init__(scope, id)
+        self.record = Resource(
+            self, "record", "aws_route53_record", zone_id=props.zone_id, name=props.hostname, type="CNAME",
+            ttl=WEIGHTED_RECORD_TTL, set_identifier=props.slot, records=[slot_hostname(props.hostname, props.slot)],
+            weighted_routing_policy=[{"weight": props.weight}],
+            lifecycle={"ignore_changes": ["weighted_routing_policy"]})

@@ -1,0 +1,165 @@
+"""Managed node groups: a launch template each (IMDSv2 only, hop limit 1, encrypted gp3 root volume
+with KMS, no SSH key), on-demand, spot and NVIDIA GPU groups, node repair, and a desired size that
+belongs to the autoscaler after creation unless configuration fixes it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from cdktn import ITerraformDependable
+from constructs import Construct
+
+from fleetform.engine import Resource, policy_json
+
+AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/"
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore")
+GPU_TAINT_KEY = "nvidia.com/gpu"
+GPU_LABEL = "nvidia.com/gpu.present"
+NODE_GROUP_LABEL = "fleetform.io/node-group"
+CAPACITY_LABEL = "fleetform.io/capacity"
+EFFECTS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
+DESIRED_SIZE = "scaling_config[0].desired_size"
+# Graviton families have a "g" right after the generation digit: m7g, c7gn, r8gd, t4g, g5g
+_ARM_FAMILY = re.compile(r"^[a-z]+\d+g")
+
+
+def is_arm(instance_type: str) -> bool:
+    return bool(_ARM_FAMILY.match(instance_type.split(".", 1)[0]))
+
+
+def default_ami_type(instance_types: Sequence[str], gpu: bool) -> str:
+    arm = any(is_arm(t) for t in instance_types)
+    if gpu:
+        return "AL2023_ARM_64_NVIDIA" if arm else "AL2023_x86_64_NVIDIA"
+    return "AL2023_ARM_64_STANDARD" if arm else "AL2023_x86_64_STANDARD"
+
+
+@dataclass(frozen=True)
+class NodeRoleProps:
+    cluster_name: str
+    account_id: str
+
+
+class NodeRole(Construct):
+    """The nodes' instance role, shared by every node group of a cluster (and Karpenter's nodes).
+
+    No CNI policy here: vpc-cni gets its own IRSA role. Attributes: ``arn``, ``name``."""
+
+    def __init__(self, scope: Construct, id: str, props: NodeRoleProps) -> None:
+        super().__init__(scope, id)
+        self.name = f"{props.cluster_name}-node"
+        self.role = Resource(self, "role", "aws_iam_role", name=self.name,
+                             assume_role_policy=policy_json([{
+                                 "Effect": "Allow",
+                                 "Principal": {"Service": "ec2.amazonaws.com"},
+                                 "Action": "sts:AssumeRole",
+                                 "Condition": {"StringEquals": {"aws:SourceAccount": props.account_id}},
+                             }]))
+        self.arn = self.role.arn
+        self.attachments = [
+            Resource(self, f"policy-{policy}", "aws_iam_role_policy_attachment", role=self.role.id_ref,
+                     policy_arn=f"{AWS_MANAGED_POLICY}{policy}")
+            for policy in NODE_POLICIES
+        ]
+
+
+@dataclass(frozen=True)
+class NodeGroupProps:
+    cluster_name: str  # a reference to the cluster's name (orders the group after the cluster)
+    name: str  # the group's key in the configuration; also the EKS node group name
+    node_role_arn: str
+    subnet_ids: Sequence[str]
+    instance_types: Sequence[str]
+    min_size: int
+    max_size: int
+    volume_kms_key_arn: str
+    desired_size: int | None = None  # None: min at creation, then the autoscaler's
+    capacity: str = "on-demand"  # or "spot"
+    gpu: bool = False
+    ami_type: str | None = None
+    disk_size_gb: int = 50
+    max_unavailable: int = 1
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: Sequence[tuple[str, str | None, str]] = ()  # (key, value, effect as in Kubernetes)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    template_name: str | None = None  # default "<cluster>-<group>" needs a plain string cluster name
+
+
+class NodeGroup(Construct):
+    """Attributes: ``node_group`` and ``launch_template`` (resources), ``ami_type``, ``labels``, ``taints``."""
+
+    def __init__(self, scope: Construct, id: str, props: NodeGroupProps, *,
+                 depends_on: Sequence[ITerraformDependable] = ()) -> None:
+        super().__init__(scope, id)
+        if props.capacity not in ("on-demand", "spot"):
+            raise ValueError(f"node group {props.name}: capacity must be on-demand or spot")
+        self.ami_type = props.ami_type or default_ami_type(props.instance_types, props.gpu)
+        bottlerocket = self.ami_type.startswith("BOTTLEROCKET")
+        tags = {"Name": props.template_name or props.name, **props.tags}
+        self.launch_template = Resource(
+            self, "template", "aws_launch_template",
+            name=props.template_name,
+            description=f"node group {props.name}: IMDSv2 only, encrypted gp3, no SSH key",
+            update_default_version=True,
+            metadata_options=[{"http_endpoint": "enabled", "http_tokens": "required",
+                               "http_put_response_hop_limit": 1, "instance_metadata_tags": "disabled"}],
+            block_device_mappings=[{
+                # Bottlerocket keeps containers on its data volume; AL2023 on the root volume
+                "device_name": "/dev/xvdb" if bottlerocket else "/dev/xvda",
+                "ebs": [{"volume_size": props.disk_size_gb, "volume_type": "gp3", "encrypted": "true",
+                         "kms_key_id": props.volume_kms_key_arn, "delete_on_termination": "true"}],
+            }],
+            monitoring=[{"enabled": True}],
+            tag_specifications=[{"resource_type": kind, "tags": tags}
+                                for kind in ("instance", "volume", "network-interface")],
+            tags=dict(props.tags) or None,
+        )
+        labels = {NODE_GROUP_LABEL: props.name, CAPACITY_LABEL: props.capacity}
+        taints = list(props.taints)
+        if props.gpu:
+            labels[GPU_LABEL] = "true"
+            if not any(key == GPU_TAINT_KEY for key, _, _ in taints):
+                taints.insert(0, (GPU_TAINT_KEY, "true", "NoSchedule"))
+        labels.update(props.labels)
+        self.labels = labels
+        self.taints = taints
+        desired = props.desired_size if props.desired_size is not None else props.min_size
+        self.node_group = Resource(
+            self, "group", "aws_eks_node_group",
+            cluster_name=props.cluster_name,
+            node_group_name=props.name,
+            node_role_arn=props.node_role_arn,
+            subnet_ids=list(props.subnet_ids),
+            ami_type=self.ami_type,
+            capacity_type="SPOT" if props.capacity == "spot" else "ON_DEMAND",
+            instance_types=list(props.instance_types),
+            scaling_config=[{"min_size": props.min_size, "max_size": props.max_size, "desired_size": desired}],
+            update_config=[{"max_unavailable": props.max_unavailable}],
+            node_repair_config=[{"enabled": True}],
+            launch_template=[{"id": self.launch_template.id_ref,
+                              "version": self.launch_template.attr("latest_version")}],
+            labels=labels,
+            taint=[{"key": key, "value": value, "effect": EFFECTS[effect]} for key, value, effect in taints] or None,
+            tags=dict(props.tags) or None,
+            depends_on=list(depends_on) or None,
+            lifecycle={"ignore_changes": [DESIRED_SIZE]} if props.desired_size is None else None,
+        )
+
+
+def volume_key_statements(account_id: str) -> list[dict[str, object]]:
+    """Key policy statements that let EC2 Auto Scaling (managed node groups) launch instances with
+    volumes encrypted by a customer-managed key. The service-linked role must exist before the key
+    policy names it (any account that ever had an Auto Scaling group has it; otherwise
+    ``aws iam create-service-linked-role --aws-service-name autoscaling.amazonaws.com``)."""
+    slr = f"arn:aws:iam::{account_id}:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling"
+    return [
+        {"Sid": "AutoScalingUsesKey", "Effect": "Allow", "Principal": {"AWS": slr},
+         "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:DescribeKey"],
+         "Resource": "*"},
+        {"Sid": "AutoScalingGrantsToEc2", "Effect": "Allow", "Principal": {"AWS": slr},
+         "Action": "kms:CreateGrant", "Resource": "*",
+         "Condition": {"Bool": {"kms:GrantIsForAWSResource": "true"}}},
+    ]

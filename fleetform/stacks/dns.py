@@ -1,0 +1,50 @@
+"""One DNS stack per account with a ``dns`` section: ``<account>-dns``.
+
+The hosted zone (query logs in us-east-1, where Route 53 writes them) and one DNS-validated
+certificate per cluster hostname (covering ``<slot>.<hostname>`` too). The weighted record of
+each slot lives in the slot's stack, so adding or retiring a slot never touches this stack.
+"""
+
+from __future__ import annotations
+
+from cdktn import TerraformOutput
+
+from fleetform.constructs.dns import QUERY_LOG_REGION, Certificate, CertificateProps, HostedZone, HostedZoneProps
+from fleetform.engine import AwsProvider
+from fleetform.naming import BOOTSTRAP_STACK, baseline_stack, dns_stack
+from fleetform.stacks.base import FleetStack, StackTarget
+from fleetform.stacks.context import FleetApp
+
+
+def us_east_1_provider(stack: FleetStack) -> AwsProvider:
+    """An aliased provider for us-east-1 that assumes the same role as the stack's own provider."""
+    return AwsProvider(stack, "aws-us-east-1", alias="us_east_1", region=QUERY_LOG_REGION,
+                       allowed_account_ids=[stack.target.account_id],
+                       assume_role=stack.provider._attributes.get("assume_role"),
+                       default_tags=stack.provider._attributes.get("default_tags"))
+
+
+def build(fleet: FleetApp) -> None:
+    config = fleet.config
+    for account in config.accounts:
+        dns = account.spec.dns
+        if dns is None:
+            continue
+        stack = FleetStack(fleet.app, dns_stack(account.name), config,
+                           StackTarget(account.id, config.region_of(account)),
+                           description=f"hosted zone {dns.zone} and cluster certificates of {account.name}")
+        zone = HostedZone(stack, "zone", HostedZoneProps(zone=dns.zone, account_id=account.id),
+                          query_log_provider=us_east_1_provider(stack))
+        stack.zone = zone  # type: ignore[attr-defined]
+        stack.certificates = {}  # type: ignore[attr-defined]
+        for name, cluster in account.spec.clusters.items():
+            if cluster.hostname is None:
+                continue
+            certificate = Certificate(stack, f"certificate-{name}",
+                                      CertificateProps(hostname=cluster.hostname, zone_id=zone.zone_id))
+            stack.certificates[name] = certificate  # type: ignore[attr-defined]
+            TerraformOutput(stack, f"certificate_arn_{name.replace('-', '_')}", value=certificate.arn)
+        TerraformOutput(stack, "zone_id", value=zone.zone_id)
+        TerraformOutput(stack, "name_servers", value=zone.name_servers,
+                        description="delegate the zone to these from its parent (or the registrar)")
+        fleet.add(stack, depends_on=[BOOTSTRAP_STACK, baseline_stack(account.name)])
