@@ -1,0 +1,285 @@
+"""The run's state record, the one-operator lock and the audit log.
+
+The state record is written atomically after every step (temporary file + fsync + rename
+locally; one PutObject on S3), so a killed process resumes from exactly the recorded step.
+The lock carries its owner and an expiry; a second operator is refused with who holds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from fleetform.errors import FleetformError
+from fleetform.upgrade.aws import Aws, AwsError, call
+from fleetform.upgrade.permissions import declare
+
+DEFAULT_STATE_DIR = ".fleetform/upgrades"
+S3_PREFIX = "fleetform/upgrades"
+LOCK_MINUTES = 30
+SCHEMA = 1
+
+S3_STATE_ACTIONS = declare("state-record-s3", "s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+
+# phases of a run (status shows them)
+SHIFTING, PAUSED, SHIFTED, ROLLED_BACK, RETIRED = "shifting", "paused", "shifted", "rolled-back", "retired"
+# progress inside the current step
+PENDING, APPLYING, APPLIED, SYNCED = "pending", "applying", "applied", "synced"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass
+class RunState:
+    account: str
+    cluster: str
+    from_slot: str
+    to_slot: str
+    target_version: str | None
+    schedule: list[int]
+    bake_seconds: int
+    weights: dict[str, int]
+    run_id: str
+    started_at: str
+    phase: str = SHIFTING
+    step_index: int = 0
+    step_status: str = PENDING
+    pending_weights: dict[str, int] | None = None
+    change_id: str | None = None
+    updated_at: str | None = None
+    completed_at: str | None = None
+    reason: str | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    schema: int = SCHEMA
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunState:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def current_step(self) -> int | None:
+        return self.schedule[self.step_index] if self.step_index < len(self.schedule) else None
+
+    def event(self, moment: datetime, kind: str, **details: Any) -> None:
+        self.history.append({"at": iso(moment), "event": kind, **details})
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    owner: str
+    acquired_at: str
+    expires_at: str
+
+    def expired(self, now: datetime) -> bool:
+        return parse_iso(self.expires_at) <= now
+
+
+class LockHeld(FleetformError):
+    def __init__(self, info: LockInfo, key: str) -> None:
+        self.info = info
+        super().__init__(f"another operator holds the upgrade lock of {key}: {info.owner} since "
+                         f"{info.acquired_at} (expires {info.expires_at}); wait, or ask them")
+
+
+class Store(Protocol):
+    where: str
+
+    def load(self, key: str) -> dict[str, Any] | None: ...
+
+    def save(self, key: str, data: dict[str, Any]) -> None: ...
+
+    def read_lock(self, key: str) -> LockInfo | None: ...
+
+    def create_lock(self, key: str, info: LockInfo, replace: bool) -> bool: ...
+
+    def delete_lock(self, key: str) -> None: ...
+
+
+class LocalStore:
+    """Files under .fleetform/upgrades/: <key>.json, <key>.lock."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        self.where = str(self.directory)
+
+    def _path(self, key: str, suffix: str) -> Path:
+        return self.directory / f"{key}{suffix}"
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        return _read_json(self._path(key, ".json"))
+
+    def save(self, key: str, data: dict[str, Any]) -> None:
+        write_atomic(self._path(key, ".json"), json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def read_lock(self, key: str) -> LockInfo | None:
+        data = _read_json(self._path(key, ".lock"))
+        return LockInfo(**data) if data else None
+
+    def create_lock(self, key: str, info: LockInfo, replace: bool) -> bool:
+        path = self._path(key, ".lock")
+        text = json.dumps(asdict(info), indent=2) + "\n"
+        if replace:
+            write_atomic(path, text)
+            return True
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        return True
+
+    def delete_lock(self, key: str) -> None:
+        self._path(key, ".lock").unlink(missing_ok=True)
+
+
+class S3Store:
+    """Objects under s3://<bucket>/fleetform/upgrades/ (upgrade.state_bucket)."""
+
+    def __init__(self, aws: Aws, bucket: str) -> None:
+        self.aws = aws
+        self.bucket = bucket
+        self.where = f"s3://{bucket}/{S3_PREFIX}"
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        try:
+            body = call(self.aws.client("s3").get_object, Bucket=self.bucket, Key=f"{S3_PREFIX}/{key}")
+        except AwsError as exc:
+            if exc.code in ("NoSuchKey", "404"):
+                return None
+            raise
+        return json.loads(body["Body"].read())
+
+    def _put(self, key: str, data: dict[str, Any], only_if_absent: bool = False) -> bool:
+        extra = {"IfNoneMatch": "*"} if only_if_absent else {}
+        try:
+            call(self.aws.client("s3").put_object, Bucket=self.bucket, Key=f"{S3_PREFIX}/{key}",
+                 Body=json.dumps(data, indent=2, sort_keys=True).encode(), ContentType="application/json", **extra)
+        except AwsError as exc:
+            if only_if_absent and exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
+                return False
+            raise
+        return True
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        return self._get(f"{key}.json")
+
+    def save(self, key: str, data: dict[str, Any]) -> None:
+        self._put(f"{key}.json", data)
+
+    def read_lock(self, key: str) -> LockInfo | None:
+        data = self._get(f"{key}.lock")
+        return LockInfo(**data) if data else None
+
+    def create_lock(self, key: str, info: LockInfo, replace: bool) -> bool:
+        return self._put(f"{key}.lock", asdict(info), only_if_absent=not replace)
+
+    def delete_lock(self, key: str) -> None:
+        call(self.aws.client("s3").delete_object, Bucket=self.bucket, Key=f"{S3_PREFIX}/{key}.lock")
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a file so that readers see the old or the new content, never half of it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise FleetformError(f"{path}: unreadable state ({exc}); inspect it before going on") from exc
+
+
+def owner_id(caller_arn: str) -> str:
+    return f"{caller_arn} on {socket.gethostname()} pid {os.getpid()}"
+
+
+class Lock:
+    """One operator at a time: ``with Lock(store, key, owner, now):``; expired locks are taken over."""
+
+    def __init__(self, store: Store, key: str, owner: str, now: datetime, minutes: int = LOCK_MINUTES,
+                 force: bool = False) -> None:
+        self.store, self.key, self.owner, self.minutes, self.force = store, key, owner, minutes, force
+        self.now = now
+        self.info: LockInfo | None = None
+
+    def _info(self, now: datetime) -> LockInfo:
+        return LockInfo(self.owner, iso(now), iso(now + timedelta(minutes=self.minutes)))
+
+    def acquire(self) -> LockInfo:
+        info = self._info(self.now)
+        if not self.store.create_lock(self.key, info, replace=False):
+            held = self.store.read_lock(self.key)
+            if held is not None and held.owner != self.owner and not held.expired(self.now) and not self.force:
+                raise LockHeld(held, self.key)
+            self.store.create_lock(self.key, info, replace=True)
+        self.info = info
+        return info
+
+    def refresh(self, now: datetime) -> None:
+        self.info = self._info(now)
+        self.store.create_lock(self.key, self.info, replace=True)
+
+    def release(self) -> None:
+        held = self.store.read_lock(self.key)
+        if held is None or held.owner == self.owner:
+            self.store.delete_lock(self.key)
+
+    def __enter__(self) -> Lock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class AuditLog:
+    """JSON lines: when, who (caller identity), action, weights before/after, change ids, reason."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def record(self, moment: datetime, caller: dict[str, str], action: str, *, account: str, cluster: str,
+               before: dict[str, int] | None = None, after: dict[str, int] | None = None,
+               change_ids: list[str] | None = None, reason: str | None = None, **extra: Any) -> dict[str, Any]:
+        entry = {"at": iso(moment), "caller": caller, "action": action, "account": account, "cluster": cluster,
+                 "before": before, "after": after, "change_ids": change_ids or [], "reason": reason, **extra}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        return entry
