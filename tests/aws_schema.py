@@ -46,7 +46,7 @@ META_KEYS = frozenset({"//", "depends_on", "lifecycle", "provider", "count", "fo
 # Terraform built-ins that need no provider
 BUILTIN_RESOURCES = frozenset({"terraform_data"})
 BUILTIN_DATA_SOURCES = frozenset({"terraform_remote_state"})
-_TOKEN = re.compile(r"\$\{.*\}", re.S)
+_TOKEN = re.compile(r"(?<![$%])[$%]\{.*\}", re.S)  # an interpolation or directive; "$${" is a literal "${"
 
 # a type in the index: "string" | "number" | "boolean" | "any" | ["list", T] | ["map", T] | ["struct", fqn]
 Type = Any
