@@ -427,18 +427,12 @@ class Runbook:
             typed = confirmation if confirmation is not None else self.display.typed_confirm(expected)
             if typed != expected:
                 raise UsageError(f"confirmation {typed!r} does not match {expected!r}; nothing changed")
-            diff = remove_slot(_account_path(self.target), self.target.cluster_key, state.from_slot)
+            diff = remove_slot(self.target.file, self.target.cluster_key, state.from_slot)
             state.phase = RETIRED
             state.event(now, "retired", slot=state.from_slot)
             self.save(state)
             self._audit("retire", state, before=actual, after=actual, reason=f"remove slot {state.from_slot}")
             return {"retired": state.from_slot, "cluster": expected, "file": self.target.account.file, "diff": diff}
-
-
-def _account_path(target: Target):  # noqa: ANN202
-    from pathlib import Path
-
-    return Path(target.account.file)
 
 
 def _caller_check(runbook: Runbook) -> CheckResult:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from fleetform import naming
 from fleetform.config.models import SLOT_NAMES, Account, ClusterConfig, FleetConfig
@@ -22,6 +23,10 @@ class Target:
     @property
     def key(self) -> str:
         return f"{self.account.name}-{self.cluster_key}"
+
+    @property
+    def file(self) -> Path:
+        return Path(self.account.file)
 
     @property
     def region(self) -> str:

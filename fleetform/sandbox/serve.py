@@ -1,0 +1,64 @@
+"""The sandbox process (``python -m fleetform.sandbox.serve``): moto on 127.0.0.1, seeded, with
+traffic metrics every second until SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+TRAFFIC_INTERVAL = 1.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="fleetform.sandbox.serve")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--record", required=True)
+    args = parser.parse_args(argv)
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"):
+        os.environ.pop(var, None)
+    os.environ.update({"AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
+                       "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+                       "AWS_EC2_METADATA_DISABLED": "true"})
+
+    from moto.server import ThreadedMotoServer
+
+    from fleetform.config import load_config
+    from fleetform.sandbox.seed import emit_traffic, seed
+    from fleetform.upgrade.aws import connect
+    from fleetform.upgrade.state import utcnow, write_atomic
+
+    config = load_config(args.config)
+    endpoint = f"http://127.0.0.1:{args.port}"
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
+    server.start()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    clients: dict[str, object] = {}
+
+    def aws_for(region: str):  # noqa: ANN202
+        if region not in clients:
+            clients[region] = connect(None, region, endpoint)
+        return clients[region]
+
+    summary = seed(aws_for, config)
+    write_atomic(Path(args.record), json.dumps({
+        "pid": os.getpid(), "port": args.port, "endpoint": endpoint, "config": args.config, "ready": True,
+        "started_at": utcnow().isoformat(timespec="seconds"), "seeded": summary}, indent=2) + "\n")
+    while not stopping.wait(TRAFFIC_INTERVAL):
+        try:
+            emit_traffic(aws_for, config, utcnow())
+        except Exception as exc:  # noqa: BLE001 - keep serving; the log shows why traffic paused
+            print(f"traffic: {exc}", file=sys.stderr, flush=True)
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Start, stop and inspect the sandbox: a detached moto server process that outlives the command.
+
+``start`` spawns ``python -m fleetform.sandbox.serve`` in its own session, waits until it has
+seeded the configuration and written ``.fleetform/sandbox/server.json`` (pid, port, endpoint),
+and returns that record. ``stop`` sends SIGTERM to that pid only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fleetform.errors import FleetformError
+
+DEFAULT_DIR = ".fleetform/sandbox"
+DEFAULT_PORT = 5055
+START_TIMEOUT = 60.0
+
+
+def record_path(directory: str | Path) -> Path:
+    return Path(directory) / "server.json"
+
+
+def read_record(directory: str | Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(record_path(directory).read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def status(directory: str | Path) -> dict[str, Any] | None:
+    record = read_record(directory)
+    if record is None:
+        return None
+    record["running"] = alive(int(record["pid"]))
+    return record
+
+
+def start(directory: str | Path, port: int, config_dir: str, timeout: float = START_TIMEOUT) -> dict[str, Any]:
+    directory = Path(directory)
+    current = status(directory)
+    if current and current["running"]:
+        raise FleetformError(f"the sandbox is already running at {current['endpoint']} (pid {current['pid']}); "
+                             "`fleetform sandbox down` first")
+    if not port_free(port):
+        raise FleetformError(f"port {port} on 127.0.0.1 is in use; choose another with --port")
+    directory.mkdir(parents=True, exist_ok=True)
+    record_path(directory).unlink(missing_ok=True)
+    log = (directory / "server.log").open("ab")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fleetform.sandbox.serve", "--port", str(port), "--config", config_dir,
+         "--record", str(record_path(directory))],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True, close_fds=True)
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = read_record(directory)
+        if record and record.get("ready"):
+            return record
+        code = process.poll()
+        if code is not None:
+            tail = (directory / "server.log").read_text(errors="replace").strip().splitlines()[-5:]
+            raise FleetformError(f"the sandbox server exited with status {code}:\n  " + "\n  ".join(tail))
+        time.sleep(0.1)
+    process.terminate()
+    raise FleetformError(f"the sandbox did not become ready within {timeout:.0f}s; see {directory / 'server.log'}")
+
+
+def stop(directory: str | Path, timeout: float = 10.0) -> dict[str, Any] | None:
+    record = read_record(directory)
+    if record is None:
+        return None
+    pid = int(record["pid"])
+    if alive(pid):
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+            _reap(pid)
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            _reap(pid)
+    record_path(directory).unlink(missing_ok=True)
+    return record
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
