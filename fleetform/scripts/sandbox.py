@@ -1,0 +1,130 @@
+"""``fleetform sandbox up|down|status|alarm``: the offline AWS sandbox (a seeded moto server)."""
+
+from __future__ import annotations
+
+import click
+
+from fleetform.config import load_config
+from fleetform.errors import FleetformError
+from fleetform.sandbox import server
+from fleetform.scripts.common import config_option, emit_json, handle_errors, output_option
+from fleetform.upgrade.aws import SANDBOX_ACCOUNT_ID, call, connect
+
+
+def _dir_option(func):  # noqa: ANN001, ANN202
+    return click.option("--dir", "directory", default=server.DEFAULT_DIR, show_default=True,
+                        type=click.Path(file_okay=False), help="Where the pid file and server log live.")(func)
+
+
+@click.group("sandbox")
+def sandbox_group() -> None:
+    """An offline AWS on 127.0.0.1 (moto), seeded from accounts/ as if the pipeline had applied it.
+
+    \b
+    Example:
+      fleetform sandbox up
+      export AWS_ENDPOINT_URL=http://127.0.0.1:5055
+      cluster-upgrade plan main --account prod --to 1.36
+      fleetform sandbox down
+    """
+
+
+@sandbox_group.command("up")
+@click.option("--port", default=server.DEFAULT_PORT, show_default=True, type=click.IntRange(1024, 65535),
+              help="Port on 127.0.0.1.")
+@config_option
+@_dir_option
+@output_option
+@handle_errors
+def up_command(port: int, config_dir: str, directory: str, output: str) -> None:
+    """Start the sandbox in the background (it outlives this command) and seed it.
+
+    Seeds: a VPC per account, EKS clusters per slot with node groups, hosted zones with one
+    weighted record per slot, the guard alarms in OK, and per-slot traffic metrics every second.
+    Every configured account maps to moto's one account, 123456789012.
+
+    \b
+    Example:
+      fleetform sandbox up --port 5055 --config accounts
+    """
+    load_config(config_dir)  # bad configuration: exit 2 here, not in the background process
+    record = server.start(directory, port, config_dir)
+    if output == "json":
+        emit_json(record)
+        return
+    seeded = record.get("seeded", {})
+    click.secho(f"sandbox running at {record['endpoint']} (pid {record['pid']}, log {directory}/server.log)",
+                fg="green")
+    click.echo(f"seeded: {len(seeded.get('clusters', []))} clusters ({', '.join(seeded.get('clusters', []))}), "
+               f"{len(seeded.get('zones', []))} zones, {len(seeded.get('alarms', []))} alarms; "
+               f"every account is moto's {SANDBOX_ACCOUNT_ID}")
+    click.echo("use it:")
+    click.echo(f"  export AWS_ENDPOINT_URL={record['endpoint']}")
+    click.echo("  cluster-upgrade plan main --account prod --to 1.36")
+    click.echo("  fleetform sandbox down")
+
+
+@sandbox_group.command("down")
+@_dir_option
+@output_option
+@handle_errors
+def down_command(directory: str, output: str) -> None:
+    """Stop the sandbox (its state is gone: the next `up` seeds afresh).
+
+    \b
+    Example:
+      fleetform sandbox down
+    """
+    record = server.stop(directory)
+    if output == "json":
+        emit_json({"stopped": bool(record), "pid": record["pid"] if record else None})
+    elif record:
+        click.echo(f"sandbox stopped (pid {record['pid']})")
+    else:
+        click.echo("no sandbox running")
+
+
+@sandbox_group.command("status")
+@_dir_option
+@output_option
+@handle_errors
+def status_command(directory: str, output: str) -> None:
+    """Is the sandbox running, and where.
+
+    \b
+    Example:
+      fleetform sandbox status --output json
+    """
+    record = server.status(directory)
+    if output == "json":
+        emit_json(record or {"running": False})
+    elif record and record["running"]:
+        click.echo(f"running at {record['endpoint']} (pid {record['pid']}, since {record['started_at']})")
+    else:
+        click.echo("not running")
+    if not record or not record["running"]:
+        raise SystemExit(1)
+
+
+@sandbox_group.command("alarm")
+@click.argument("name")
+@click.option("--state", type=click.Choice(["ALARM", "OK", "INSUFFICIENT_DATA"]), default="ALARM", show_default=True)
+@_dir_option
+@handle_errors
+def alarm_command(name: str, state: str, directory: str) -> None:
+    """Set a guard alarm's state in the sandbox, to watch a shift roll back.
+
+    \b
+    Example:
+      fleetform sandbox alarm prod-main-5xx --state ALARM
+    """
+    record = server.status(directory)
+    if not record or not record["running"]:
+        raise FleetformError("no sandbox running: `fleetform sandbox up`")
+    config = load_config(record["config"])
+    regions = [config.region_of(a) for a in config.accounts
+               for c in a.spec.clusters.values() if name in c.upgrade.alarms]
+    aws = connect(None, regions[0] if regions else config.organization.home_region, record["endpoint"])
+    call(aws.client("cloudwatch").set_alarm_state, AlarmName=name, StateValue=state,
+         StateReason="set by fleetform sandbox alarm")
+    click.echo(f"{name}: {state}")
