@@ -10,6 +10,13 @@ from pathlib import Path
 
 from fleetform.config.models import ClusterConfig, FleetConfig, NodeGroupConfig
 from fleetform.config.network import subnet_plan
+from fleetform.constructs.scp_library import (
+    BUILTIN,
+    FULL_AWS_ACCESS,
+    LIBRARY,
+    MAX_SCP_CHARS,
+    MAX_SCPS_PER_TARGET,
+)
 from fleetform.errors import Problem
 
 # NVIDIA GPU instance families (EKS NVIDIA AMIs support these); AMD/Inferentia/Trainium are not here.
@@ -38,6 +45,7 @@ def check_config(config: FleetConfig, partial: bool = False) -> list[Problem]:
     return [
         *_unique_accounts(config),
         *_organization(config, partial),
+        *_scps(config, partial),
         *_regions(config),
         *_networks(config),
         *_clusters(config),
@@ -114,6 +122,52 @@ def _policy_file_problem(path: Path) -> str | None:
         if not any(k in statement for k in ("Action", "NotAction")):
             return f"{path}: Statement {n} needs \"Action\" or \"NotAction\""
     return None
+
+
+def _scps(config: FleetConfig, partial: bool) -> Iterator[Problem]:
+    """organization.scps: known library names, unique names, AWS quotas; log-archive is a member."""
+    org = config.organization
+    org_file = str(Path(config.directory) / "organization.yaml")
+    top_level = [p for p in org.ou_tree if "/" not in p]
+    attached: dict[str, list[str]] = {"Root": [FULL_AWS_ACCESS], **{p: [FULL_AWS_ACCESS] for p in org.ou_tree}}
+    for guardrail in BUILTIN.values():
+        for target in (["Root"] if guardrail.attach == "root" else top_level):
+            attached[target].append(guardrail.name)
+    names = set(BUILTIN)
+    for i, scp in enumerate(org.scps):
+        base = f"organization.scps.{i}"
+        if scp.name in names:
+            yield Problem(org_file, f"{base}.name", f"an SCP named {scp.name!r} already exists"
+                          + (" (built in)" if scp.name in BUILTIN else ""))
+        names.add(scp.name)
+        if scp.library is not None and scp.library not in LIBRARY:
+            yield Problem(org_file, f"{base}.library",
+                          f"unknown SCP {scp.library!r}; the library has: {', '.join(sorted(LIBRARY))}")
+        if scp.file is not None:
+            size = _compact_size(Path(config.directory) / scp.file)
+            if size is not None and size > MAX_SCP_CHARS:
+                yield Problem(org_file, f"{base}.file", f"{scp.file} is {size} characters without white space; "
+                                                        f"AWS allows {MAX_SCP_CHARS} per SCP")
+        for j, target in enumerate(scp.targets or ["Root"]):
+            if target in attached:
+                attached[target].append(scp.name)
+                if len(attached[target]) == MAX_SCPS_PER_TARGET + 1:
+                    yield Problem(org_file, f"{base}.targets.{j}" if scp.targets else f"{base}.targets",
+                                  f"{target} would have {MAX_SCPS_PER_TARGET + 1} SCPs attached, AWS allows "
+                                  f"{MAX_SCPS_PER_TARGET} ({', '.join(attached[target])}); target an OU instead")
+    if not partial:
+        log_archive = next((a for a in config.accounts if a.name == org.log_archive_account), None)
+        if log_archive is not None and log_archive.id == org.management_account_id:
+            yield Problem(org_file, "organization.log_archive_account",
+                          "must be a member account: the management account cannot be the delegated "
+                          "administrator for GuardDuty")
+
+
+def _compact_size(path: Path) -> int | None:
+    try:
+        return len(json.dumps(json.loads(path.read_text(encoding="utf-8")), separators=(",", ":")))
+    except (OSError, ValueError):
+        return None  # reported by _policy_file_problem
 
 
 def _regions(config: FleetConfig) -> Iterator[Problem]:

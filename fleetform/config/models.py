@@ -79,6 +79,9 @@ class OrganizationConfig(Strict):
     home_region: str
     allowed_regions: list[str] = Field(min_length=1)
     management_account_id: Annotated[str, Field(pattern=ACCOUNT_ID)]
+    id: Annotated[str, Field(pattern=r"^o-[a-z0-9]{10,32}$")] | None = Field(
+        None, description="id of an existing organization, adopted by the organization stack (import)"
+    )
     organizational_units: list[str] = Field(default_factory=list)
     state: StateConfig
     log_archive_account: str = Field("log-archive", description="account that keeps audit logs")

@@ -9,12 +9,14 @@ from pathlib import Path
 from cdktn import App
 
 from fleetform.config.models import FleetConfig
-from fleetform.stacks import bastion, bootstrap, clusters, dns, network
+from fleetform.stacks import baseline, bastion, bootstrap, clusters, dns, network, organization
 from fleetform.stacks.context import FleetApp
 
 # Order matters only for lookups: a builder may use the stacks that earlier builders made.
 BUILDERS: list[Callable[[FleetApp], None]] = [
     bootstrap.build,
+    organization.build,
+    baseline.build,
     network.build,
     dns.build,
     clusters.build,

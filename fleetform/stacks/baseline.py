@@ -1,0 +1,57 @@
+"""One baseline stack per account, ``<account>-baseline``: fleetform's roles and the account defaults.
+
+The first apply (``FLEETFORM_FIRST_APPLY=1``, set by ``fleetform bootstrap``) cannot assume the
+fleetform roles, since these stacks create them: member accounts are then reached through
+OrganizationAccountAccessRole and the management account with the operator's own credentials.
+See docs/organization.md for the whole first-apply order.
+"""
+
+from __future__ import annotations
+
+import os
+
+from fleetform.config.models import FleetConfig
+from fleetform.constructs.baseline import AccountBaseline, BaselineProps, BudgetProps
+from fleetform.naming import (
+    ACCOUNT_APPLY_ROLE,
+    BOOTSTRAP_STACK,
+    ORGANIZATION_ACCESS_ROLE,
+    ORGANIZATION_STACK,
+    baseline_stack,
+)
+from fleetform.stacks.base import FleetStack, StackTarget
+from fleetform.stacks.context import FleetApp
+
+FIRST_APPLY_ENV = "FLEETFORM_FIRST_APPLY"
+
+
+def first_apply() -> bool:
+    return os.environ.get(FIRST_APPLY_ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def access_role(config: FleetConfig, account_id: str) -> str | None:
+    """The role Terraform assumes in ``account_id`` for the organization and baseline stacks."""
+    if not first_apply():
+        return ACCOUNT_APPLY_ROLE
+    return None if account_id == config.organization.management_account_id else ORGANIZATION_ACCESS_ROLE
+
+
+def build(fleet: FleetApp) -> None:
+    config = fleet.config
+    org = config.organization
+    pipeline_account = config.account(org.pipeline.account).id
+    for account in config.accounts:
+        region = config.region_of(account)
+        stack = FleetStack(fleet.app, baseline_stack(account.name), config,
+                           StackTarget(account.id, region, assume_role=access_role(config, account.id)),
+                           description=f"fleetform roles and account defaults of {account.name}")
+        budget = account.spec.budget
+        stack.baseline = AccountBaseline(stack, "baseline", BaselineProps(  # type: ignore[attr-defined]
+            account_name=account.name,
+            account_id=account.id,
+            regions=org.allowed_regions,
+            pipeline_account_id=pipeline_account,
+            break_glass_principal=org.break_glass_principal,
+            budget=BudgetProps(budget.monthly_usd, budget.alert_email, budget.threshold_percent) if budget else None,
+        ))
+        fleet.add(stack, depends_on=[BOOTSTRAP_STACK, ORGANIZATION_STACK])
