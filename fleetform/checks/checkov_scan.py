@@ -57,7 +57,9 @@ def scan_stacks(out_dir: str | Path, stacks: list[str] | None = None) -> ScanRes
     root = Path(out_dir) / "stacks"
     names = stacks or sorted(p.name for p in root.iterdir() if (p / "cdk.tf.json").exists())
     files = [str(root / name / "cdk.tf.json") for name in names]
-    skips = {name: inline_skips(json.loads((root / name / "cdk.tf.json").read_text())) for name in names}
+    documents = {name: json.loads((root / name / "cdk.tf.json").read_text()) for name in names}
+    skips = {name: inline_skips(document) for name, document in documents.items()}
+    types = {name: _types_by_name(document) for name, document in documents.items()}
     command = [sys.executable, "-m", "checkov.main", "--framework", "terraform_json", "--skip-download",
                "--compact", "-o", "json"]
     for file in files:
@@ -78,7 +80,7 @@ def scan_stacks(out_dir: str | Path, stacks: list[str] | None = None) -> ScanRes
         result.parsing_errors += report["results"].get("parsing_errors", [])
         for check in report["results"].get("failed_checks", []):
             stack = Path(check["file_path"]).parent.name
-            resource = check["resource"]
+            resource = _address(check["resource"], types.get(stack, {}))
             finding = Finding(stack, resource, check["check_id"], check.get("check_name", ""))
             reason = skips.get(stack, {}).get(resource, {}).get(check["check_id"])
             if reason:
@@ -86,3 +88,22 @@ def scan_stacks(out_dir: str | Path, stacks: list[str] | None = None) -> ScanRes
             else:
                 result.failed.append(finding)
     return result
+
+
+def _types_by_name(stack_json: dict) -> dict[str, str]:
+    """Resource name -> type, for names that only one resource type of the stack uses."""
+    seen: dict[str, list[str]] = {}
+    for rtype, resources in stack_json.get("resource", {}).items():
+        for name in resources:
+            seen.setdefault(name, []).append(rtype)
+    return {name: rtypes[0] for name, rtypes in seen.items() if len(rtypes) == 1}
+
+
+def _address(resource: str, types: dict[str, str]) -> str:
+    """checkov's terraform_json runner names Python-check results ``resource.<name>`` (graph-check
+    results ``<type>.<name>``); turn the former into the Terraform address skips are keyed by."""
+    if resource.startswith("resource."):
+        name = resource.split(".", 1)[1]
+        if name in types:
+            return f"{types[name]}.{name}"
+    return resource
