@@ -7,6 +7,7 @@ weight and then ignores changes to it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cdktn import TerraformProvider
@@ -70,8 +71,9 @@ class HostedZone(Construct):
 
 @dataclass(frozen=True)
 class CertificateProps:
-    hostname: str  # the certificate covers it and every slot name below it (*.hostname)
+    hostname: str  # the certificate covers it and the slot names below it (blue.<hostname>, ...)
     zone_id: str
+    slots: Sequence[str] = ("blue", "green")
 
 
 class Certificate(Construct):
@@ -81,13 +83,14 @@ class Certificate(Construct):
         super().__init__(scope, id)
         self.certificate = Resource(
             self, "certificate", "aws_acm_certificate", domain_name=props.hostname,
-            subject_alternative_names=[f"*.{props.hostname}"], validation_method="DNS", key_algorithm="EC_prime256v1",
+            subject_alternative_names=[slot_hostname(props.hostname, s) for s in props.slots],
+            validation_method="DNS", key_algorithm="EC_prime256v1",
             lifecycle={"create_before_destroy": True})
         options = f"aws_acm_certificate.{self.certificate.friendly_unique_id}.domain_validation_options"
         record = Resource(self, "validation", "aws_route53_record", zone_id=props.zone_id,
                           name="${each.value.name}", type="${each.value.type}", records=["${each.value.record}"],
                           ttl=300, allow_overwrite=True)
-        # one record per validation name; hostname and *.hostname share theirs
+        # one record per validation name (allow_overwrite: a name may already exist from an earlier cert)
         record.add_override("for_each", "${{for o in " + options + " : o.resource_record_name => "
                             "{name = o.resource_record_name, type = o.resource_record_type, "
                             "record = o.resource_record_value}}}")

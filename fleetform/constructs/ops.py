@@ -24,6 +24,8 @@ from fleetform.constructs.logs import LogGroup, LogGroupProps
 from fleetform.engine import Resource, policy_json
 from fleetform.naming import AMP_WRITER_ROLE, ARGOCD_MANAGER_ROLE, ARGOCD_ROLE, PROMETHEUS_ROLE_SUFFIX, role_arn
 
+ACCOUNT_PRINCIPAL_REASON = ("the account principal is narrowed by an aws:PrincipalArn condition to named roles; naming "
+                            "a role as principal fails while it does not exist yet and would order stacks in a cycle")
 # Argo CD components that talk to remote clusters
 ARGOCD_NAMESPACE = "argocd"
 ARGOCD_SERVICE_ACCOUNTS = ("argocd-application-controller", "argocd-applicationset-controller", "argocd-server")
@@ -70,6 +72,7 @@ class ArgoCdManagerRole(Construct):
             assume_role_policy=cross_account_trust({props.ops_account_id: [role_arn(props.ops_account_id,
                                                                                     ARGOCD_ROLE)]}),
             max_session_duration=3600,
+            skip_checks={"CKV_AWS_61": ACCOUNT_PRINCIPAL_REASON},
         )
         self.arn = self.role.arn
         Resource(self, "describe-clusters", "aws_iam_role_policy", name="describe-clusters", role=self.role.id_ref,
@@ -120,7 +123,8 @@ class OpsCluster(Construct):
                     for acct in sorted(set(props.metrics_account_ids) | {props.account_id})}
         role = Resource(self, "amp-writer", "aws_iam_role", name=AMP_WRITER_ROLE,
                         description="Prometheus in every cluster remote-writes to the ops metrics workspace",
-                        assume_role_policy=cross_account_trust(patterns))
+                        assume_role_policy=cross_account_trust(patterns),
+                        skip_checks={"CKV_AWS_61": ACCOUNT_PRINCIPAL_REASON})
         Resource(self, "amp-writer-policy", "aws_iam_role_policy", name="remote-write", role=role.id_ref,
                  policy=policy_json([{"Sid": "RemoteWrite", "Effect": "Allow", "Action": ["aps:RemoteWrite"],
                                       "Resource": self.workspace_arn}]))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from cdktn import TerraformOutput
 
+from fleetform.config.models import SLOT_NAMES
 from fleetform.constructs.dns import QUERY_LOG_REGION, Certificate, CertificateProps, HostedZone, HostedZoneProps
 from fleetform.engine import AwsProvider
 from fleetform.naming import BOOTSTRAP_STACK, baseline_stack, dns_stack
@@ -41,7 +42,8 @@ def build(fleet: FleetApp) -> None:
             if cluster.hostname is None:
                 continue
             certificate = Certificate(stack, f"certificate-{name}",
-                                      CertificateProps(hostname=cluster.hostname, zone_id=zone.zone_id))
+                                      CertificateProps(hostname=cluster.hostname, zone_id=zone.zone_id,
+                                                       slots=SLOT_NAMES))
             stack.certificates[name] = certificate  # type: ignore[attr-defined]
             TerraformOutput(stack, f"certificate_arn_{name.replace('-', '_')}", value=certificate.arn)
         TerraformOutput(stack, "zone_id", value=zone.zone_id)
