@@ -32,6 +32,11 @@ AMI_TYPES = NVIDIA_AMI_TYPES | {
     "BOTTLEROCKET_x86_64", "BOTTLEROCKET_ARM_64", "CUSTOM",
 }
 MAX_MINOR_JUMP = 2
+# "<account>-<cluster>-<slot>" is the EKS cluster name and prefixes the workload roles
+# ("-load-balancer-controller" is the longest suffix; IAM role names are at most 64 characters)
+MAX_SLOT_NAME = 38
+# Graviton (ARM) families have a "g" right after the generation digit: m7g, c7gn, r8gd, t4g, g5g
+ARM_FAMILY = re.compile(r"^[a-z]+\d+g")
 IAM_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$")
 
 
@@ -224,6 +229,11 @@ def _clusters(config: FleetConfig) -> Iterator[Problem]:
             base = f"clusters.{name}"
             if not re.match(r"^[a-z][a-z0-9-]{0,20}$", name):
                 yield Problem(acct.file, base, "cluster names are lower-case letters, digits and '-'")
+            longest = f"{acct.name}-{name}-green"
+            if len(longest) > MAX_SLOT_NAME:
+                yield Problem(acct.file, base, f"account and cluster names are too long: slot names like "
+                                               f"{longest!r} ({len(longest)} characters) must stay within "
+                                               f"{MAX_SLOT_NAME} so the workload IAM role names fit in 64")
             if cluster.role == "ops":
                 ops_clusters.append(f"{acct.file}: {base}")
             yield from _cluster(acct.file, base, cluster, spec.dns.zone if spec.dns else None)
@@ -282,6 +292,11 @@ def _node_group(file: str, base: str, group: NodeGroupConfig) -> Iterator[Proble
         elif len(families) < 2:
             yield Problem(file, f"{base}.instance_types",
                           "a spot group needs instance types from at least 2 families (e.g. m7i and m6a)")
+    arm = sorted(t for t in group.instance_types if ARM_FAMILY.match(instance_family(t)))
+    if arm and len(arm) != len(group.instance_types):
+        yield Problem(file, f"{base}.instance_types",
+                      f"mixes ARM ({', '.join(arm)}) and x86 instance types; one AMI cannot run both: "
+                      f"use two node groups")
     if group.gpu:
         non_gpu = [t for t in group.instance_types if instance_family(t) not in NVIDIA_GPU_FAMILIES]
         if non_gpu:

@@ -90,8 +90,9 @@ class Certificate(Construct):
         record = Resource(self, "validation", "aws_route53_record", zone_id=props.zone_id,
                           name="${each.value.name}", type="${each.value.type}", records=["${each.value.record}"],
                           ttl=300, allow_overwrite=True)
-        # one record per validation name (allow_overwrite: a name may already exist from an earlier cert)
-        record.add_override("for_each", "${{for o in " + options + " : o.resource_record_name => "
+        # one record per domain: the domain names are known at plan time, the record names are not
+        # (allow_overwrite: the name may exist from an earlier certificate for the same domain)
+        record.add_override("for_each", "${{for o in " + options + " : o.domain_name => "
                             "{name = o.resource_record_name, type = o.resource_record_type, "
                             "record = o.resource_record_value}}}")
         validation = Resource(self, "validated", "aws_acm_certificate_validation",

@@ -5,13 +5,13 @@ belongs to the autoscaler after creation unless configuration fixes it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from cdktn import ITerraformDependable
 from constructs import Construct
 
+from fleetform.config.checks import ARM_FAMILY
 from fleetform.engine import Resource, policy_json
 
 AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/"
@@ -22,12 +22,10 @@ NODE_GROUP_LABEL = "fleetform.io/node-group"
 CAPACITY_LABEL = "fleetform.io/capacity"
 EFFECTS = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
 DESIRED_SIZE = "scaling_config[0].desired_size"
-# Graviton families have a "g" right after the generation digit: m7g, c7gn, r8gd, t4g, g5g
-_ARM_FAMILY = re.compile(r"^[a-z]+\d+g")
 
 
 def is_arm(instance_type: str) -> bool:
-    return bool(_ARM_FAMILY.match(instance_type.split(".", 1)[0]))
+    return bool(ARM_FAMILY.match(instance_type.split(".", 1)[0]))
 
 
 def default_ami_type(instance_types: Sequence[str], gpu: bool) -> str:
