@@ -1,12 +1,13 @@
 # fleetform: two commands on a fresh machine.
-#   make demo   set up .venv, synthesize the example organization (accounts/) into cdktf.out/
+#   make demo   set up .venv, synthesize the example organization (accounts/) into cdktf.out/,
+#               then a short blue/green upgrade in the offline sandbox
 #   make test   set up .venv with the test extra, run ruff and the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo test install install-test lint clean bench
+.PHONY: demo upgrade-demo test install install-test lint clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,19 @@ install-test: $(VENV)/.installed-test
 demo: install
 	$(BIN)/fleetform validate
 	$(BIN)/fleetform synth
+	@$(MAKE) --no-print-directory upgrade-demo
+
+# a short blue/green upgrade of prod/main in the offline sandbox (docs/upgrade.md); always tears it down
+SANDBOX_PORT ?= 5055
+upgrade-demo: install
+	$(BIN)/fleetform sandbox up --port $(SANDBOX_PORT)
+	@set -e; trap '$(BIN)/fleetform sandbox down' EXIT; \
+	export AWS_ENDPOINT_URL=http://127.0.0.1:$(SANDBOX_PORT); \
+	set -x; \
+	$(BIN)/cluster-upgrade plan main --account prod --to 1.36; \
+	$(BIN)/cluster-upgrade verify main --account prod; \
+	$(BIN)/cluster-upgrade shift main --account prod --steps 50,100 --bake 2 --yes; \
+	$(BIN)/cluster-upgrade status main --account prod
 
 lint: install-test
 	$(BIN)/ruff check .

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,6 +21,8 @@ from typing import Any
 from fleetform.errors import FleetformError
 
 DEFAULT_DIR = ".fleetform/sandbox"
+# upgrade state records and audit log of runs against the sandbox (cleared by `sandbox up`)
+SANDBOX_STATE_DIR = f"{DEFAULT_DIR}/upgrades"
 DEFAULT_PORT = 5055
 START_TIMEOUT = 60.0
 
@@ -72,6 +75,7 @@ def start(directory: str | Path, port: int, config_dir: str, timeout: float = ST
         raise FleetformError(f"port {port} on 127.0.0.1 is in use; choose another with --port")
     directory.mkdir(parents=True, exist_ok=True)
     record_path(directory).unlink(missing_ok=True)
+    shutil.rmtree(directory / "upgrades", ignore_errors=True)  # runs recorded against the last sandbox
     log = (directory / "server.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "fleetform.sandbox.serve", "--port", str(port), "--config", config_dir,

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from fleetform.config import load_config
 from fleetform.errors import UsageError
+from fleetform.sandbox.server import SANDBOX_STATE_DIR
 from fleetform.scripts.common import aws_options, config_option, emit_json, handle_errors, output_option
 from fleetform.upgrade import checks as checks_mod
 from fleetform.upgrade.aws import connect, is_sandbox_endpoint
@@ -118,6 +119,8 @@ def build(cluster: str, account: str | None, config_dir: str, profile: str | Non
           endpoint_url: str | None, state_dir: str, output: str, options: Options | None = None) -> Runbook:
     config = load_config(config_dir)
     target = resolve(config, cluster, account)
+    if state_dir == DEFAULT_STATE_DIR and is_sandbox_endpoint(endpoint_url):
+        state_dir = SANDBOX_STATE_DIR  # the sandbox's runs live and die with the sandbox
     aws = connect(profile, region or target.region, endpoint_url)
     bucket = target.cluster.upgrade.state_bucket
     store = S3Store(aws, bucket) if bucket else LocalStore(state_dir)
@@ -406,8 +409,9 @@ def status_command(cluster: str, output: str, **kw: Any) -> None:
     if data["reason"]:
         console.print(f"  reason: {data['reason']}")
     for event in data["history"][-15:]:
-        extra = {k: v for k, v in event.items() if k not in ("at", "event", "results")}
-        console.print(f"  {event['at']}  {event['event']:<22} {extra if extra else ''}")
+        extra = "  ".join(f"{k}={_weights(v) if isinstance(v, dict) else v}" for k, v in event.items()
+                          if k not in ("at", "event", "results"))
+        console.print(f"  {event['at']}  {event['event']:<10} {extra}", highlight=False)
 
 
 @cli.command("retire")
