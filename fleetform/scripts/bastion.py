@@ -113,8 +113,10 @@ def list_command(env: str, config_dir: str, profile: str | None, region: str | N
         click.echo(f"no bastion instance in {target.account} ({target.region})")
         return
     table = Table(title=f"bastion instances in {target.account} ({target.region})")
-    for column in ("instance", "state", "zone", "private IP", "launched"):
+    table.add_column("instance", no_wrap=True)
+    for column in ("state", "zone", "private IP", "launched (UTC)"):
         table.add_column(column)
     for i in instances:
-        table.add_row(i.instance_id, i.state, i.availability_zone or "", i.private_ip or "", i.launch_time or "")
+        launched = (i.launch_time or "")[:16].replace("T", " ")
+        table.add_row(i.instance_id, i.state, i.availability_zone or "", i.private_ip or "", launched)
     Console().print(table)
