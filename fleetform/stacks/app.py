@@ -9,7 +9,7 @@ from pathlib import Path
 from cdktn import App
 
 from fleetform.config.models import FleetConfig
-from fleetform.stacks import baseline, bastion, bootstrap, clusters, dns, network, organization
+from fleetform.stacks import baseline, bastion, bootstrap, clusters, dns, network, organization, pipeline
 from fleetform.stacks.context import FleetApp
 
 # Order matters only for lookups: a builder may use the stacks that earlier builders made.
@@ -21,6 +21,7 @@ BUILDERS: list[Callable[[FleetApp], None]] = [
     dns.build,
     clusters.build,
     bastion.build,
+    pipeline.build,
 ]
 
 APP_CONTEXT = {
