@@ -16,6 +16,9 @@ PIPELINE_APPLY_ROLE = "fleetform-pipeline-apply"
 # the role AWS Organizations creates in every member account, trusted by the management account:
 # the first apply of a baseline stack goes through it (the fleetform roles do not exist yet)
 ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"
+# set (to 1) while synthesizing for the first apply (fleetform bootstrap): the organization and
+# baseline stacks then reach accounts through ORGANIZATION_ACCESS_ROLE / the caller's credentials
+FIRST_APPLY_ENV = "FLEETFORM_FIRST_APPLY"
 # the bastion instance role in each account with a bastion (bastion stack)
 BASTION_ROLE = "fleetform-bastion"
 # Argo CD in the Ops cluster runs as ARGOCD_ROLE (ops account); every service cluster slot's

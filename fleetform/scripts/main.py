@@ -6,6 +6,7 @@ import click
 
 from fleetform import __version__
 from fleetform.scripts.bastion import bastion_group
+from fleetform.scripts.bootstrap import bootstrap_command
 from fleetform.scripts.pipeline import affected_command, apply_command, drift_command, plan_command
 from fleetform.scripts.sandbox import sandbox_group
 from fleetform.scripts.synth import stacks_command, synth_command, validate_command
@@ -30,6 +31,7 @@ for command in (synth_command, validate_command, stacks_command):
 for command in (affected_command, plan_command, apply_command, drift_command):
     cli.add_command(command)
 cli.add_command(bastion_group)
+cli.add_command(bootstrap_command)
 cli.add_command(sandbox_group)
 cli.add_command(upgrade_group, "upgrade")
 

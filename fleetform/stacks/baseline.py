@@ -15,14 +15,13 @@ from fleetform.constructs.baseline import AccountBaseline, BaselineProps, Budget
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     BOOTSTRAP_STACK,
+    FIRST_APPLY_ENV,
     ORGANIZATION_ACCESS_ROLE,
     ORGANIZATION_STACK,
     baseline_stack,
 )
 from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.context import FleetApp
-
-FIRST_APPLY_ENV = "FLEETFORM_FIRST_APPLY"
 
 
 def first_apply() -> bool:
