@@ -7,6 +7,8 @@ only adds an access entry for it.
 
 from __future__ import annotations
 
+from cdktn import TerraformOutput
+
 from fleetform.constructs.ops import ArgoCdManagerProps, ArgoCdManagerRole
 from fleetform.constructs.vpc import Vpc, VpcProps
 from fleetform.naming import BOOTSTRAP_STACK, baseline_stack, network_stack
@@ -29,7 +31,15 @@ def build(fleet: FleetApp) -> None:
             name=account.name, cidr=network.cidr, azs=network.azs, account_id=account.id, region=region,
             flow_log_retention_days=network.flow_log_retention_days, nat=network.nat,
             discovery_tag=account.name))
+        _outputs(stack, stack.vpc)  # type: ignore[attr-defined]
         if ops is not None and any(c.role == "service" for c in account.spec.clusters.values()):
             stack.argocd_manager = ArgoCdManagerRole(  # type: ignore[attr-defined]
                 stack, "argocd-manager", ArgoCdManagerProps(account.id, region, ops[0].id))
         fleet.add(stack, depends_on=[BOOTSTRAP_STACK, baseline_stack(account.name)])
+
+
+def _outputs(stack: FleetStack, vpc: Vpc) -> None:
+    TerraformOutput(stack, "vpc_id", value=vpc.vpc_id)
+    for tier, ids in sorted(vpc.subnet_ids.items()):
+        TerraformOutput(stack, f"{tier}_subnet_ids", value=ids)
+    TerraformOutput(stack, "endpoint_security_group_id", value=vpc.endpoint_security_group_id)
