@@ -15,7 +15,8 @@ from fleetform.config.checks import ARM_FAMILY
 from fleetform.engine import Resource, policy_json
 
 AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/"
-NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly", "AmazonSSMManagedInstanceCore")
+# no AmazonSSMManagedInstanceCore: shell access goes through the recorded bastion, not onto nodes
+NODE_POLICIES = ("AmazonEKSWorkerNodePolicy", "AmazonEC2ContainerRegistryPullOnly")
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_LABEL = "nvidia.com/gpu.present"
 NODE_GROUP_LABEL = "fleetform.io/node-group"

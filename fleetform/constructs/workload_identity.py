@@ -120,8 +120,8 @@ class WorkloadIdentities(Construct):
         """A role for an EKS add-on's service account through IRSA (``trust`` from EksCluster.irsa_trust)."""
         role = self._role(workload, trust, statements)
         for policy in managed_policies:
-            Resource(self, f"{workload}-{policy}", "aws_iam_role_policy_attachment", role=role.id_ref,
-                     policy_arn=f"{AWS_MANAGED_POLICY}{policy}")
+            Resource(self, f"{workload}-{policy.rsplit('/', 1)[-1]}", "aws_iam_role_policy_attachment",
+                     role=role.id_ref, policy_arn=f"{AWS_MANAGED_POLICY}{policy}")
         return role
 
     def _karpenter(self, props: WorkloadIdentityProps) -> None:
