@@ -35,8 +35,13 @@ def ec2(moto_endpoint: str):
     return boto3.client("ec2", region_name=REGION, endpoint_url=moto_endpoint)
 
 
+_IMAGES: list[str] = []  # moto's bundled AMIs survive a reset; listing them takes seconds
+
+
 def launch(ec2, name: str | None = BASTION_NAME_TAG, state: str = "running") -> str:
-    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    if not _IMAGES:
+        _IMAGES.append(ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"])
+    image = _IMAGES[0]
     tags = [{"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": name}]}] if name else []
     instance = ec2.run_instances(ImageId=image, InstanceType="t3.small", MinCount=1, MaxCount=1,
                                  TagSpecifications=tags)["Instances"][0]["InstanceId"]
