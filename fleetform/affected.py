@@ -76,9 +76,26 @@ def git(root: Path, *args: str, binary: bool = False) -> Any:
     return proc.stdout if binary else proc.stdout.decode().strip()
 
 
+def resolve_base(root: Path, ref: str) -> str:
+    """The commit to compare with: the merge base of ``ref`` and HEAD (``git diff ref...HEAD``), so
+    commits that landed on the main branch after the pull request started are not counted.
+    ``origin/<branch>`` is fetched when the clone lacks it (CodeBuild's pull request checkouts)."""
+    try:
+        commit = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except UsageError:
+        if not ref.startswith("origin/"):
+            raise
+        branch = ref.removeprefix("origin/")
+        git(root, "fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{branch}:refs/remotes/{ref}")
+        commit = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    try:
+        return git(root, "merge-base", commit, "HEAD")
+    except UsageError:
+        return commit  # unrelated histories or no HEAD: compare with the ref itself
+
+
 def export_revision(root: Path, ref: str, paths: list[str], target: Path) -> list[str]:
     """Extract ``paths`` of ``ref`` into ``target``; returns the paths that exist there."""
-    git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
     present = [p for p in paths if git(root, "ls-tree", "--name-only", ref, "--", p)]
     if present:
         archive = git(root, "archive", "--format=tar", ref, "--", *present, binary=True)
@@ -116,7 +133,7 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         tmp_path = Path(tmp)
         tree = tmp_path / "base"
         tree.mkdir()
-        present = export_revision(root, base, [relative, CODE_DIR], tree)
+        present = export_revision(root, resolve_base(root, base), [relative, CODE_DIR], tree)
         base_out = tmp_path / "base.out"
         with_code = CODE_DIR in present and (tree / CODE_DIR / "stacks" / "__main__.py").exists()
         if relative not in present:

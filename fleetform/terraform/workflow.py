@@ -71,6 +71,22 @@ def select_stacks(stacks: Sequence[StackInfo], names: Iterable[str]) -> list[Sta
     return [s for s in stacks if any(fnmatch.fnmatchcase(s.name, n) for n in wanted)]
 
 
+def declared_variables(stack: StackInfo) -> set[str]:
+    return set(json.loads(stack.json_path.read_text()).get("variable", {}))
+
+
+def backend_type(stack: StackInfo) -> str:
+    backend = json.loads(stack.json_path.read_text()).get("terraform", {}).get("backend", {})
+    return next(iter(backend), "local")
+
+
+def remote_state_only(stacks: Sequence[StackInfo]) -> tuple[list[StackInfo], list[str]]:
+    """Stacks whose state a build machine can read, and the names of those with local state
+    (bootstrap: its state lives on the operator's machine, so a build would plan it from scratch)."""
+    kept = [s for s in stacks if backend_type(s) != "local"]
+    return kept, [s.name for s in stacks if backend_type(s) == "local"]
+
+
 def shard(stacks: Sequence[StackInfo], spec: str | None) -> list[StackInfo]:
     """``--shard 2/4``: every fourth stack starting at the second (CodeBuild batch builds)."""
     if not spec:
@@ -96,6 +112,10 @@ def plan_stacks(tf: Terraform, stacks: Sequence[StackInfo], options: PlanOptions
                 progress: Progress | None = None) -> PlanRun:
     """init, ``plan -out``, ``show -json`` for each stack in order; write the report and summary."""
     out = options.out_dir
+    declared = {s.name: declared_variables(s) for s in stacks}
+    unknown = [v for v in options.variables if stacks and not any(v.split("=", 1)[0] in d for d in declared.values())]
+    if unknown:
+        raise UsageError(f"--var {', '.join(unknown)}: no stack declares this variable")
     out.mkdir(parents=True, exist_ok=True)
     plans: list[StackPlan] = []
     for number, stack in enumerate(stacks, 1):
@@ -135,7 +155,8 @@ def _plan_one(tf: Terraform, stack: StackInfo, options: PlanOptions) -> StackPla
     digest = file_hash(stack.json_path)
     try:
         tf.init(stack.directory, options.backend_config)
-        tf.plan(stack.directory, plan_file, options.variables)
+        names = declared_variables(stack)  # a variable is passed to the stacks that declare it
+        tf.plan(stack.directory, plan_file, [v for v in options.variables if v.split("=", 1)[0] in names])
         shown = tf.show_json(stack.directory, plan_file)
         (directory / "plan.json").write_text(json.dumps(shown))
         plan = summarize_plan(stack.name, shown, options.protected_types)
@@ -205,9 +226,13 @@ def saved_plans(synth_dir: Path, out_dir: Path, names: Sequence[str]) -> list[Sa
 
 def apply_plans(tf: Terraform, plans: Sequence[SavedPlan], lock: StackLock, allow_destroy: bool = False,
                 backend_config: Sequence[str] = (), progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Apply each saved plan in order while holding every stack's pipeline lock."""
+    """Apply each saved plan in order while holding every stack's pipeline lock.
+
+    A plan that destroys protected resources is applied only if it was planned with
+    --allow-destroy (the pull request's label) or ``allow_destroy`` is given here.
+    """
     blocked = [f"{p.stack.name}: {', '.join(p.meta['protected_destroys'])}" for p in plans
-               if p.meta["protected_destroys"] and not allow_destroy]
+               if p.meta["protected_destroys"] and not (allow_destroy or p.meta.get("allow_destroy"))]
     if blocked:
         raise FleetformError("refusing to apply plans that destroy protected resources (pass --allow-destroy):\n  "
                              + "\n  ".join(blocked))
