@@ -93,6 +93,21 @@ def test_every_account_with_a_bastion_section_gets_a_bastion_stack(example_confi
                 assert bastion_stack(account.name) in stacks[slot].dependencies
 
 
+def test_each_cluster_slot_admits_the_bastion_on_443(example_config, synth_out, stack_json):
+    stacks = {s.name for s in read_manifest(synth_out)}
+    slots = [slot for name in BASTION_ACCOUNTS for slot in account_clusters(example_config.account(name))]
+    present = [slot for slot in slots if slot in stacks]
+    if not present:
+        pytest.skip("no cluster slot stacks in this build")
+    for slot in present:
+        rule = stack_json(slot)["resource"]["aws_vpc_security_group_ingress_rule"]["bastion-api-access"]
+        assert (rule["ip_protocol"], rule["from_port"], rule["to_port"]) == ("tcp", 443, 443)
+        source = REMOTE.match(rule["referenced_security_group_id"])
+        assert source["stack"] == bastion_stack(slot.split("-")[0])
+        assert source["output"].endswith("bastion_security-group_id")
+        assert "cluster_security_group_id" in rule["security_group_id"]
+
+
 @pytest.mark.parametrize("account", BASTION_ACCOUNTS)
 def test_autoscaling_group_of_one_in_the_private_subnets(account, stack_json, example_config):
     asg = only(stack_json, account, "aws_autoscaling_group")

@@ -12,6 +12,7 @@ from cdktn import TerraformOutput
 from fleetform.config.models import Account, FleetConfig
 from fleetform.constructs.bastion import Bastion, BastionProps
 from fleetform.constructs.session_logging import SessionLogging, SessionLoggingProps
+from fleetform.engine import Resource
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     BASTION_NAME_TAG,
@@ -96,7 +97,24 @@ def build(fleet: FleetApp) -> None:
         # clusters that appear later.
         for cluster in clusters:
             if cluster in fleet.stacks:
-                fleet.stacks[cluster].add_dependency(stack)
+                _reach_cluster(fleet.stacks[cluster], stack)
+
+
+def _reach_cluster(slot: FleetStack, stack: FleetStack) -> None:
+    """Order the slot stack after the bastion and open its private API endpoint to the bastion.
+
+    The cluster security group admits only its own members; the rule lives in the slot stack
+    (which already follows this one), so no stack refers back to a later one.
+    """
+    slot.add_dependency(stack)
+    eks = getattr(slot, "eks", None)
+    if eks is None:
+        return
+    Resource(slot, "bastion-api-access", "aws_vpc_security_group_ingress_rule",
+             security_group_id=eks.security_group_id,
+             referenced_security_group_id=stack.bastion.security_group_id,  # type: ignore[attr-defined]
+             ip_protocol="tcp", from_port=443, to_port=443,
+             description="kubectl from the fleetform bastion (Session Manager) to the private API endpoint")
 
 
 def _outputs(stack: FleetStack, bastion: Bastion, session: SessionLogging) -> None:
