@@ -159,7 +159,8 @@ def _scps(config: FleetConfig, partial: bool) -> Iterator[Problem]:
                 if len(attached[target]) == MAX_SCPS_PER_TARGET + 1:
                     yield Problem(org_file, f"{base}.targets.{j}" if scp.targets else f"{base}.targets",
                                   f"{target} would have {MAX_SCPS_PER_TARGET + 1} SCPs attached, AWS allows "
-                                  f"{MAX_SCPS_PER_TARGET} ({', '.join(attached[target])}); target an OU instead")
+                                  f"{MAX_SCPS_PER_TARGET} ({', '.join(attached[target])}); "
+                                  "attach it lower in the OU tree")
     if not partial:
         log_archive = next((a for a in config.accounts if a.name == org.log_archive_account), None)
         if log_archive is not None and log_archive.id == org.management_account_id:
