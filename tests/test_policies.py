@@ -18,7 +18,7 @@ import json
 import re
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,7 @@ class Allowed:
 
 # Keep it short; every entry needs its reason.
 UNKNOWN_CONDITION = "UNKNOWN_CONDITION_FOR_ACTION"
+_LAUNCH = r"\{'action': 'ec2:(RunInstances|CreateFleet)', 'required_format': '[^']+'\}"
 ALLOWLIST: list[Allowed] = [
     Allowed("UNKNOWN_FEDERATION_SOURCE", r"^arn:aws:iam::\d{12}:oidc-provider/",
             "parliament 1.6 knows SAML providers and four web-identity hosts only; an IAM OIDC provider "
@@ -66,6 +67,21 @@ ALLOWLIST: list[Allowed] = [
     Allowed("MISMATCHED_TYPE", r"^Type mismatch: Arn(Equals|Like) requires a value of type Arn but given String$",
             "AWS documents kms:EncryptionContext:aws:logs:arn with ArnEquals/ArnLike; parliament types every "
             "encryption-context key as String", document=r'"Arn(Equals|Like)":\{"kms:EncryptionContext:aws:logs:arn"'),
+    Allowed("RESOURCE_MISMATCH", rf"^\[{_LAUNCH}(, {_LAUNCH})*\]$",
+            "RunInstances/CreateFleet are authorized per resource, so Karpenter's policy (as upstream) grants "
+            "shared resources and tagged new instances in separate statements; parliament checks each statement "
+            "for every resource type on its own"),
+    Allowed("RESOURCE_MISMATCH", r"^\[\{'action': 'ssm:GetParameters?', 'required_format': '[^']+'\}\]$",
+            "AWS public parameters (EKS/Bottlerocket AMI ids) have no account in their ARN "
+            "(arn:aws:ssm:<region>::parameter/aws/service/...); parliament wants one",
+            document=r"::parameter/aws/service/"),
+    Allowed(UNKNOWN_CONDITION, r"^Unknown condition elasticloadbalancing:CreateAction for action "
+                               r"elasticloadbalancing:AddTags$",
+            "the upstream AWS Load Balancer Controller policy; AWS documents this key for AddTags on ELBv2, "
+            "parliament checks AddTags against the v1 definition"),
+    Allowed("UNKNOWN_ACTION", r"^Unknown action elasticloadbalancing:ModifyIpPools$",
+            "added to ELBv2 in 2025 (IPAM pools for load balancers; botocore has ModifyIpPools); parliament "
+            "1.6.4's definitions predate it"),
 ]
 
 # where a policy lives decides which elements its statements must (not) have
@@ -85,9 +101,14 @@ RESOURCE_FIELDS = {
     ("aws_glacier_vault", "access_policy"), ("aws_codeartifact_domain_permissions_policy", "policy_document"),
 }
 KNOWN_FIELDS = TRUST_FIELDS | IDENTITY_FIELDS | RESOURCE_FIELDS
+# operators that compare literally: a "*" in their value is a plain character (ArnEquals does match wildcards)
+LITERAL_OPERATORS = re.compile(r"^(ForAllValues:|ForAnyValue:)?(StringEquals|StringEqualsIgnoreCase)(IfExists)?$")
 
 # a Terraform interpolation; "$${" is an escaped, literal "${" (an IAM policy variable such as ${aws:userid})
 TOKEN = re.compile(r"(?<!\$)\$\{([^{}]*(?:\{[^{}]*\}[^{}]*)*)\}")
+# stands for one interpolation while the text is parsed: interpolations may hold quotes
+# (``${replace(x, "https://", "")}``), which only Terraform's evaluation turns into valid JSON
+PLACEHOLDER = re.compile(r"@@tf(\d+)@@")
 
 # plausible ARNs by referenced resource type ({n} = a name)
 ARNS = {
@@ -139,7 +160,14 @@ class Document:
     field: str  # assume_role_policy, inline_policy.policy, ...
     tf_type: str
     text: str  # as synthesized, with ${...} interpolations
-    tokens: list[str] = field(default_factory=list)
+
+    @property
+    def expressions(self) -> list[str]:
+        return TOKEN.findall(self.text)
+
+    def parse(self) -> Any:
+        """The document as JSON, each interpolation replaced by a placeholder (raises ValueError)."""
+        return parse_policy(self.text)
 
     def __str__(self) -> str:
         return f"{self.stack}: {self.address}.{self.field}"
@@ -160,9 +188,14 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
                 yield from _strings(item, f"{path}.{key}" if path else key)
 
 
+def parse_policy(text: str) -> Any:
+    counter = iter(range(10**6))
+    return json.loads(TOKEN.sub(lambda _: f"@@tf{next(counter)}@@", text))
+
+
 def _has_statement(text: str) -> bool:
     try:
-        parsed = json.loads(text)
+        parsed = parse_policy(text)
     except ValueError:
         return False
     return isinstance(parsed, dict) and "Statement" in parsed
@@ -179,7 +212,7 @@ def extract_documents(stack: str, document: dict) -> tuple[list[Document], list[
                 for path, text in _strings(body, ""):
                     stripped = text.strip()
                     if stripped.startswith("{") and _has_statement(stripped):
-                        found.append(Document(stack, address, path, tf_type, stripped, TOKEN.findall(stripped)))
+                        found.append(Document(stack, address, path, tf_type, stripped))
                     elif (tf_type, path) in KNOWN_FIELDS:
                         problems.append(f"{stack}: {address}.{path}: not a literal JSON policy ({text[:80]!r}); "
                                         "build it with fleetform.engine.policy_json so it can be checked")
@@ -222,36 +255,41 @@ def plausible(expression: str, context: str, whole: bool = True) -> str:
     return "example"
 
 
-def _substitute(value: Any, context: str) -> Any:
+def _substitute(value: Any, context: str, expressions: list[str]) -> Any:
     if isinstance(value, str):
-        value = TOKEN.sub(lambda m: plausible(m.group(1), context, m.start() == 0), value)
+        value = PLACEHOLDER.sub(lambda m: plausible(expressions[int(m.group(1))], context, m.start() == 0), value)
         return value.replace("$${", "${")
     if isinstance(value, list):
-        return [_substitute(v, context) for v in value]
+        return [_substitute(v, context, expressions) for v in value]
     if isinstance(value, dict):
-        return {k: _substitute(v, context) for k, v in value.items()}
+        return {k: _substitute(v, context, expressions) for k, v in value.items()}
     return value
 
 
 def materialize(text: str, trust: bool = False) -> dict:
-    """The document with every interpolation replaced, ready for parliament."""
-    policy = json.loads(text)
+    """The document with every interpolation replaced by a plausible value, ready for parliament."""
+    expressions = TOKEN.findall(text)
+    policy = parse_policy(text)
+
+    def sub(value: Any, context: str) -> Any:
+        return _substitute(value, context, expressions)
+
     statements = policy.get("Statement")
     for statement in statements if isinstance(statements, list) else [statements]:
         if not isinstance(statement, dict):
             continue
         for key, value in list(statement.items()):
             if key in ("Principal", "NotPrincipal") and isinstance(value, dict):
-                statement[key] = {kind: _substitute(v, f"Principal.{kind}") for kind, v in value.items()}
+                statement[key] = {kind: sub(v, f"Principal.{kind}") for kind, v in value.items()}
             elif key == "Condition" and isinstance(value, dict):
                 statement[key] = {
-                    operator: {_substitute(k, "Condition.key"): _substitute(v, "Condition")
-                               for k, v in block.items()} if isinstance(block, dict) else block
+                    operator: {sub(k, "Condition.key"): sub(v, "Condition") for k, v in block.items()}
+                    if isinstance(block, dict) else block
                     for operator, block in value.items()}
             elif key in ("Resource", "NotResource"):
-                statement[key] = _substitute(value, "Resource")
+                statement[key] = sub(value, "Resource")
             else:
-                statement[key] = _substitute(value, key)
+                statement[key] = sub(value, key)
         # a trust policy has no Resource element by definition; parliament lints only
         # identity and resource policies, which must have one
         if trust and "Resource" not in statement and "NotResource" not in statement:
@@ -283,7 +321,7 @@ def allowlisted(issue: str, detail: str, text: str) -> Allowed | None:
 def structural_problems(doc: Document) -> list[str]:
     where = str(doc)
     try:
-        policy = json.loads(doc.text)
+        policy = doc.parse()
     except ValueError as exc:
         return [f"{where}: not valid JSON ({exc})"]
     problems = []
@@ -298,6 +336,15 @@ def structural_problems(doc: Document) -> list[str]:
             problems.append(f"{where}: Statement[{i}] has a Principal, which this kind of policy may not have")
         if (key in TRUST_FIELDS or key in RESOURCE_FIELDS) and not has_principal:
             problems.append(f"{where}: Statement[{i}] needs a Principal")
+        conditions = statement.get("Condition", {}) if isinstance(statement, dict) else {}
+        for operator, block in conditions.items() if isinstance(conditions, dict) else ():
+            if not LITERAL_OPERATORS.match(operator) or not isinstance(block, dict):
+                continue
+            for condition_key, values in block.items():
+                for value in values if isinstance(values, list) else [values]:
+                    if isinstance(value, str) and re.search(r"[*?]", re.sub(r"\$\{[*?$]\}", "", value)):
+                        problems.append(f"{where}: Statement[{i}] {operator} {condition_key}: {value!r} never matches "
+                                        f"a wildcard ({operator} compares literally; use StringLike or ArnLike)")
     return problems
 
 
@@ -370,7 +417,7 @@ def test_allowlist_entries_carry_reasons() -> None:
 def _doc(statements: list[dict], tf_type: str = "aws_iam_policy", field_name: str = "policy",
          version: str = "2012-10-17") -> Document:
     text = json.dumps({"Version": version, "Statement": statements})
-    return Document("t", f"{tf_type}.x", field_name, tf_type, text, TOKEN.findall(text))
+    return Document("t", f"{tf_type}.x", field_name, tf_type, text)
 
 
 def test_bad_action_is_reported() -> None:
@@ -394,24 +441,33 @@ def test_structure_is_checked() -> None:
                                       "Resource": "*"}]))
     assert structural_problems(_doc([{"Effect": "Allow", "Action": "sts:AssumeRole"}],
                                     tf_type="aws_iam_role", field_name="assume_role_policy"))
+    wildcard = structural_problems(_doc([{"Effect": "Allow", "Action": "ec2:CreateSecurityGroup", "Resource": "*",
+                                          "Condition": {"StringEquals": {"ec2:Vpc": "arn:aws:ec2:*:1:vpc/*"}}}]))
+    assert len(wildcard) == 1 and "never matches a wildcard" in wildcard[0]
+    assert not structural_problems(_doc([{"Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*",
+                                          "Condition": {"StringLike": {"s3:prefix": "home/${aws:username}/*"},
+                                                        "StringEquals": {"s3:delimiter": "${*}"}}}]))
     broken = Document("t", "aws_iam_policy.x", "policy", "aws_iam_policy", '{"Version": "2012-10-17", ')
     assert "not valid JSON" in structural_problems(broken)[0]
 
 
 def test_trust_policy_with_references_lints_clean() -> None:
-    doc = _doc([
-        {"Effect": "Allow", "Principal": {"AWS": "${aws_iam_role.pipeline.arn}"}, "Action": "sts:AssumeRole"},
-        {"Effect": "Allow", "Principal": {"Federated": "${aws_iam_openid_connect_provider.eks.arn}"},
-         "Action": "sts:AssumeRoleWithWebIdentity",
-         "Condition": {"StringEquals": {
-             "${replace(aws_iam_openid_connect_provider.eks.url, \"https://\", \"\")}:sub":
-                 "system:serviceaccount:kube-system:ebs-csi-controller-sa"}}},
-    ], tf_type="aws_iam_role", field_name="assume_role_policy")
+    """As synthesized: interpolations may hold raw quotes, which Terraform evaluates away."""
+    issuer = '${replace(aws_eks_cluster.eks.identity.0.oidc.0.issuer, "https://", "")}'
+    text = ('{"Version":"2012-10-17","Statement":['
+            '{"Effect":"Allow","Principal":{"AWS":"${aws_iam_role.pipeline.arn}"},"Action":"sts:AssumeRole"},'
+            '{"Effect":"Allow","Principal":{"Federated":"${aws_iam_openid_connect_provider.eks.arn}"},'
+            '"Action":"sts:AssumeRoleWithWebIdentity","Condition":{"StringEquals":{'
+            f'"{issuer}:sub":"system:serviceaccount:kube-system:ebs-csi-controller-sa",'
+            f'"{issuer}:aud":"sts.amazonaws.com"}}}}}}]}}')
+    doc = Document("t", "aws_iam_role.x", "assume_role_policy", "aws_iam_role", text)
+    assert _has_statement(text)
     assert structural_problems(doc) == []
     assert lint(doc) == []
     materialized = materialize(doc.text, trust=True)
     assert materialized["Statement"][0]["Principal"]["AWS"] == f"arn:aws:iam::{ACCOUNT}:role/example"
-    assert next(iter(materialized["Statement"][1]["Condition"]["StringEquals"])) == f"{OIDC_HOST}:sub"
+    assert sorted(materialized["Statement"][1]["Condition"]["StringEquals"]) == [f"{OIDC_HOST}:aud",
+                                                                                  f"{OIDC_HOST}:sub"]
 
 
 def test_policy_text_is_found_anywhere_and_references_are_problems() -> None:
