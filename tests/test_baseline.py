@@ -1,0 +1,119 @@
+"""The per-account baseline stacks: fleetform roles trusted only by the pipeline (+ break glass),
+account defaults, budgets; how the first apply reaches the accounts."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fleetform.config import load_config
+from fleetform.manifest import read_manifest
+from fleetform.naming import FIRST_APPLY_ENV
+from fleetform.stacks.app import synth
+
+PIPELINE = "111111111111"  # organization.pipeline.account: management
+REGIONS = {"ap-northeast-1", "us-east-1"}
+
+
+def resources(body: dict, tf_type: str) -> dict[str, dict]:
+    return body["resource"].get(tf_type, {})
+
+
+def trust(body: dict, role: str) -> dict:
+    return json.loads(resources(body, "aws_iam_role")[f"baseline_{role}-role"]["assume_role_policy"])
+
+
+def test_every_account_has_a_baseline_after_the_organization(synth_out, example_config):
+    stacks = {s.name: s for s in read_manifest(synth_out)}
+    for account in example_config.accounts:
+        stack = stacks[f"{account.name}-baseline"]
+        assert set(stack.dependencies) == {"bootstrap", "organization"}
+    assert "prod-baseline" in stacks["prod-network"].dependencies
+
+
+def test_baseline_assumes_fleetform_apply_in_its_account(stack_json, example_config):
+    for account in example_config.accounts:
+        body = stack_json(f"{account.name}-baseline")
+        (provider,) = body["provider"]["aws"]
+        assert provider["allowed_account_ids"] == [account.id]
+        assert provider["assume_role"][0]["role_arn"] == f"arn:aws:iam::{account.id}:role/${{var.fleetform_role}}"
+        assert body["variable"]["fleetform_role"]["default"] == "fleetform-apply"
+
+
+@pytest.mark.parametrize(("role", "pipeline_role"), [("plan", "fleetform-pipeline-plan"),
+                                                     ("apply", "fleetform-pipeline-apply")])
+def test_role_trust_names_only_the_pipeline_role(stack_json, example_config, role, pipeline_role):
+    for account in example_config.accounts:
+        body = stack_json(f"{account.name}-baseline")
+        assert resources(body, "aws_iam_role")[f"baseline_{role}-role"]["name"] == f"fleetform-{role}"
+        (statement,) = trust(body, role)["Statement"]
+        assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRole"
+        assert statement["Principal"] == {"AWS": [f"arn:aws:iam::{PIPELINE}:root"]}
+        assert statement["Condition"] == {"ArnEquals": {"aws:PrincipalArn": [
+            f"arn:aws:iam::{PIPELINE}:role/{pipeline_role}"]}}
+
+
+def test_role_permissions(stack_json):
+    body = stack_json("prod-baseline")
+    attachments = {a["role"]: a["policy_arn"] for a in resources(body, "aws_iam_role_policy_attachment").values()}
+    assert attachments == {"${aws_iam_role.baseline_plan-role.id}": "arn:aws:iam::aws:policy/ReadOnlyAccess",
+                           "${aws_iam_role.baseline_apply-role.id}": "arn:aws:iam::aws:policy/AdministratorAccess"}
+    (inline,) = resources(body, "aws_iam_role_policy").values()
+    assert inline["role"] == "${aws_iam_role.baseline_plan-role.id}"
+    (deny,) = json.loads(inline["policy"])["Statement"]
+    assert deny["Effect"] == "Deny" and "s3:GetObject" in deny["Action"] and "secretsmanager:GetSecretValue" in \
+        deny["Action"]
+
+
+def test_account_defaults(stack_json):
+    body = stack_json("stg-baseline")
+    (block,) = resources(body, "aws_s3_account_public_access_block").values()
+    assert block["account_id"] == "444444444444"
+    assert all(block[k] is True for k in ("block_public_acls", "block_public_policy", "ignore_public_acls",
+                                          "restrict_public_buckets"))
+    (password,) = resources(body, "aws_iam_account_password_policy").values()
+    assert password["minimum_password_length"] >= 14 and password["password_reuse_prevention"] == 24
+    assert all(password[k] for k in ("require_lowercase_characters", "require_uppercase_characters",
+                                     "require_numbers", "require_symbols"))
+    ebs = resources(body, "aws_ebs_encryption_by_default").values()
+    assert {e["region"] for e in ebs} == REGIONS and all(e["enabled"] is True for e in ebs)
+    imds = resources(body, "aws_ec2_instance_metadata_defaults").values()
+    assert {i["region"] for i in imds} == REGIONS and all(i["http_tokens"] == "required" for i in imds)
+    snapshots = resources(body, "aws_ebs_snapshot_block_public_access").values()
+    assert {s["state"] for s in snapshots} == {"block-all-sharing"}
+
+
+def test_budget_alerts_the_configured_address(stack_json):
+    (budget,) = resources(stack_json("prod-baseline"), "aws_budgets_budget").values()
+    assert budget["limit_amount"] == "150000" and budget["limit_unit"] == "USD" and budget["time_unit"] == "MONTHLY"
+    alerts = {(n["notification_type"], n["threshold"]) for n in budget["notification"]}
+    assert alerts == {("ACTUAL", 80), ("FORECASTED", 100)}
+    assert all(n["subscriber_email_addresses"] == ["sre@familyalbum.example"] for n in budget["notification"])
+
+
+def test_break_glass_and_pipeline_account_and_no_budget(accounts_copy, tmp_path):
+    org = accounts_copy / "organization.yaml"
+    break_glass = "arn:aws:iam::999999999999:role/BreakGlass"
+    org.write_text(org.read_text().replace("  log_archive_account:", f"  break_glass_principal: {break_glass}\n"
+                                           "  log_archive_account:").replace("account: management", "account: dev"))
+    dev = accounts_copy / "dev.yaml"
+    dev.write_text(dev.read_text().replace("budget: {monthly_usd: 10000, alert_email: sre@familyalbum.example}\n", ""))
+    synth(load_config(accounts_copy), tmp_path / "out")
+    body = json.loads((tmp_path / "out/stacks/dev-baseline/cdk.tf.json").read_text())
+    (statement,) = trust(body, "apply")["Statement"]
+    assert statement["Principal"] == {"AWS": ["arn:aws:iam::555555555555:root", "arn:aws:iam::999999999999:root"]}
+    assert statement["Condition"]["ArnEquals"]["aws:PrincipalArn"] == [
+        "arn:aws:iam::555555555555:role/fleetform-pipeline-apply", break_glass]
+    assert resources(body, "aws_budgets_budget") == {}
+
+
+def test_first_apply_goes_through_organization_access_role(example_config, tmp_path, monkeypatch):
+    monkeypatch.setenv(FIRST_APPLY_ENV, "1")
+    synth(example_config, tmp_path / "out")
+    stacks = tmp_path / "out/stacks"
+    prod = json.loads((stacks / "prod-baseline/cdk.tf.json").read_text())
+    assert prod["variable"]["fleetform_role"]["default"] == "OrganizationAccountAccessRole"
+    management = json.loads((stacks / "management-baseline/cdk.tf.json").read_text())
+    assert "assume_role" not in management["provider"]["aws"][0]  # no such role in the management account
+    assert "variable" not in management
