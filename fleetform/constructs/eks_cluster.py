@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cdktn import Fn, ITerraformDependable
+from cdktn import Fn, ITerraformDependable, TerraformLocal
 from constructs import Construct
 
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
@@ -116,7 +116,8 @@ class EksCluster(Construct):
         self.oidc = Resource(self, "oidc", "aws_iam_openid_connect_provider", url=issuer,
                              client_id_list=["sts.amazonaws.com"], tags={"Name": f"{props.name}-irsa"})
         self.oidc_provider_arn = self.oidc.arn
-        self.oidc_issuer = Fn.replace(issuer, "https://", "")
+        # a local keeps quoted literals out of the JSON policy text that refers to it
+        self.oidc_issuer = TerraformLocal(self, "oidc-issuer-host", Fn.replace(issuer, "https://", "")).as_string
         self.access_entries: dict[str, Resource] = {}
         for grant in props.access:
             self.grant(grant)

@@ -148,12 +148,17 @@ class WorkloadIdentities(Construct):
 
 def _load_balancer_controller(props: WorkloadIdentityProps) -> list[dict[str, Any]]:
     """The upstream AWS Load Balancer Controller policy (v2.x): reads anywhere, writes only to what it
-    tagged for this cluster (``elbv2.k8s.aws/cluster``)."""
+    tagged for this cluster (``elbv2.k8s.aws/cluster``) or, for listeners and rules (which it does not
+    tag), to this account and region."""
     own = {"StringEquals": {"aws:ResourceTag/elbv2.k8s.aws/cluster": props.cluster_name}}
     creating = {"StringEquals": {"aws:RequestTag/elbv2.k8s.aws/cluster": props.cluster_name}}
     region_account = f"{props.region}:{props.account_id}"
     elb = [f"arn:aws:elasticloadbalancing:{region_account}:{kind}/*/*"
            for kind in ("targetgroup", "loadbalancer/net", "loadbalancer/app")]
+    # load balancers, listeners and rules of this account and region (upstream: "*")
+    listeners = [f"arn:aws:elasticloadbalancing:{region_account}:{kind}"
+                 for kind in ("loadbalancer/app/*/*", "loadbalancer/net/*/*", "listener/app/*/*/*",
+                              "listener/net/*/*/*", "listener-rule/app/*/*/*/*", "listener-rule/net/*/*/*/*")]
     return [
         {"Sid": "ServiceLinkedRole", "Effect": "Allow", "Action": "iam:CreateServiceLinkedRole",
          "Resource": "*",
@@ -182,7 +187,7 @@ def _load_balancer_controller(props: WorkloadIdentityProps) -> list[dict[str, An
          "Condition": {"StringEquals": {"aws:ResourceTag/kubernetes.io/cluster/" + props.cluster_name: "owned"}}},
         {"Sid": "CreateLoadBalancers", "Effect": "Allow", "Resource": "*", "Condition": creating, "Action": [
             "elasticloadbalancing:CreateLoadBalancer", "elasticloadbalancing:CreateTargetGroup"]},
-        {"Sid": "ManageListenersAndRules", "Effect": "Allow", "Resource": "*", "Action": [
+        {"Sid": "ManageListenersAndRules", "Effect": "Allow", "Resource": listeners, "Action": [
             "elasticloadbalancing:CreateListener", "elasticloadbalancing:DeleteListener",
             "elasticloadbalancing:CreateRule", "elasticloadbalancing:DeleteRule"]},
         {"Sid": "TagOwnLoadBalancers", "Effect": "Allow", "Resource": elb, "Condition": own,
@@ -201,10 +206,12 @@ def _load_balancer_controller(props: WorkloadIdentityProps) -> list[dict[str, An
         {"Sid": "Targets", "Effect": "Allow", "Resource": f"arn:aws:elasticloadbalancing:{region_account}:"
                                                           "targetgroup/*/*",
          "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]},
-        {"Sid": "ListenersCertificatesWaf", "Effect": "Allow", "Resource": "*", "Action": [
+        {"Sid": "ListenersAndCertificates", "Effect": "Allow", "Resource": listeners, "Action": [
             "elasticloadbalancing:SetWebAcl", "elasticloadbalancing:ModifyListener",
             "elasticloadbalancing:AddListenerCertificates", "elasticloadbalancing:RemoveListenerCertificates",
-            "elasticloadbalancing:ModifyRule", "elasticloadbalancing:SetRulePriorities",
+            "elasticloadbalancing:ModifyRule", "elasticloadbalancing:SetRulePriorities"]},
+        # WAF and Shield resources are not known in advance (as upstream)
+        {"Sid": "WafAndShield", "Effect": "Allow", "Resource": "*", "Action": [
             "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL", "waf-regional:AssociateWebACL",
             "waf-regional:DisassociateWebACL", "shield:CreateProtection", "shield:DeleteProtection"]},
     ]

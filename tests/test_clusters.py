@@ -1,0 +1,392 @@
+"""EKS cluster slots: security settings per cluster, access entries, add-on ordering, node groups
+(IMDSv2, spot diversification, GPU taint and AMI), workload identities, the ops cluster, stable
+addresses when a node group goes, configuration errors, and checkov over every cluster stack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fleetform.checks.checkov_scan import scan_stacks
+from fleetform.config import load_config
+from fleetform.config.checks import instance_family
+from fleetform.errors import ConfigurationError
+from fleetform.scripts.main import cli
+from fleetform.stacks.app import synth
+
+SLOTS = ["prod-main-blue", "prod-main-green", "prod-ops-blue", "stg-main-blue", "dev-main-blue"]
+SERVICE_SLOTS = ["prod-main-blue", "prod-main-green", "stg-main-blue", "dev-main-blue"]
+ACCOUNT_IDS = {"prod": "333333333333", "stg": "444444444444", "dev": "555555555555"}
+LOG_TYPES = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+EKS_POLICY = "arn:aws:eks::aws:cluster-access-policy/"
+
+
+def resources(document: dict, rtype: str) -> dict:
+    return document["resource"].get(rtype, {})
+
+
+def flat(document: dict) -> dict[str, dict]:
+    return {f"{rtype}.{name}": {k: v for k, v in body.items() if k != "//"}
+            for rtype, items in document.get("resource", {}).items() for name, body in items.items()}
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+def synth_stacks(accounts: Path, out: Path) -> dict[str, dict]:
+    synth(load_config(accounts), out)
+    return {p.name: json.loads((p / "cdk.tf.json").read_text()) for p in (out / "stacks").iterdir()}
+
+
+def policy(body: dict, key: str = "policy") -> dict:
+    return json.loads(body[key])
+
+
+def test_every_cluster_slot_and_shared_stack_is_synthesized(synth_out: Path) -> None:
+    names = {p.name for p in (synth_out / "stacks").iterdir()}
+    assert set(SLOTS) <= names
+    assert {"prod-main-shared", "prod-ops-shared", "stg-main-shared", "dev-main-shared"} <= names
+    manifest = json.loads((synth_out / "manifest.json").read_text())["stacks"]
+    assert {"prod-network", "prod-main-shared", "prod-dns", "prod-bastion"} <= set(
+        manifest["prod-main-green"]["dependencies"])
+    assert "prod-ops-shared" in manifest["prod-ops-blue"]["dependencies"]
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_cluster_security_settings(stack_json, slot: str) -> None:
+    doc = stack_json(slot)
+    cluster = resources(doc, "aws_eks_cluster")["eks_cluster"]
+    assert cluster["name"] == slot
+    [vpc] = cluster["vpc_config"]
+    assert vpc["endpoint_private_access"] is True and vpc["endpoint_public_access"] is False
+    assert "public_access_cidrs" not in vpc
+    assert all("subnet-intra-" in s for s in vpc["subnet_ids"])
+    assert cluster["access_config"] == [{"authentication_mode": "API",
+                                         "bootstrap_cluster_creator_admin_permissions": False}]
+    [encryption] = cluster["encryption_config"]
+    assert encryption["resources"] == ["secrets"]
+    assert encryption["provider"] == [{"key_arn": "${aws_kms_key.eks_key_key.arn}"}]
+    assert resources(doc, "aws_kms_key")["eks_key_key"]["enable_key_rotation"] is True
+    assert cluster["enabled_cluster_log_types"] == LOG_TYPES
+    group = resources(doc, "aws_cloudwatch_log_group")["eks_logs_group"]
+    assert group["name"] == f"/aws/eks/{slot}/cluster"
+    assert group["retention_in_days"] >= 365 and group["kms_key_id"] == "${aws_kms_key.eks_key_key.arn}"
+    assert "aws_cloudwatch_log_group.eks_logs_group" in cluster["depends_on"]  # created before EKS makes its own
+    assert cluster["upgrade_policy"] == [{"support_type": "STANDARD"}]
+    assert cluster["deletion_protection"] is slot.startswith("prod-")  # Workloads/Prod only, not NonProd
+    oidc = resources(doc, "aws_iam_openid_connect_provider")["eks_oidc"]
+    assert oidc["url"] == "${aws_eks_cluster.eks_cluster.identity.0.oidc.0.issuer}"
+    assert oidc["client_id_list"] == ["sts.amazonaws.com"]
+    assert {"cluster_name", "cluster_arn", "cluster_endpoint", "oidc_provider_arn",
+            "cluster_security_group_id"} <= set(doc["output"])
+
+
+def test_public_endpoint_only_for_listed_cidrs_and_opt_out_of_deletion_protection(
+        tmp_path: Path, accounts_copy: Path) -> None:
+    edit(accounts_copy / "stg.yaml", "    hostname: api.stg.familyalbum.example",
+         "    hostname: api.stg.familyalbum.example\n    public_access_cidrs: [203.0.113.0/24]\n"
+         "    deletion_protection: true\n    support_type: EXTENDED")
+    cluster = resources(synth_stacks(accounts_copy, tmp_path / "out")["stg-main-blue"], "aws_eks_cluster")[
+        "eks_cluster"]
+    [vpc] = cluster["vpc_config"]
+    assert vpc["endpoint_public_access"] is True and vpc["public_access_cidrs"] == ["203.0.113.0/24"]
+    assert vpc["endpoint_private_access"] is True
+    assert cluster["deletion_protection"] is True
+    assert cluster["upgrade_policy"] == [{"support_type": "EXTENDED"}]
+
+
+def access(doc: dict) -> dict[str, str]:
+    """principal ARN -> access policy name, checking each association belongs to an entry."""
+    entries = {e["principal_arn"] for e in resources(doc, "aws_eks_access_entry").values()}
+    result = {}
+    for body in resources(doc, "aws_eks_access_policy_association").values():
+        assert body["principal_arn"] in entries
+        assert any(d.startswith("aws_eks_access_entry.") for d in body["depends_on"])
+        result[body["principal_arn"]] = body["policy_arn"].removeprefix(EKS_POLICY)
+    assert set(result) == entries
+    return result
+
+
+@pytest.mark.parametrize("slot", SERVICE_SLOTS)
+def test_argocd_manager_pipeline_and_bastion_have_access_on_every_service_slot(stack_json, slot: str) -> None:
+    account = ACCOUNT_IDS[slot.split("-")[0]]
+    grants = access(stack_json(slot))
+    assert grants[f"arn:aws:iam::{account}:role/fleetform-argocd-manager"] == "AmazonEKSClusterAdminPolicy"
+    assert grants[f"arn:aws:iam::{account}:role/fleetform-apply"] == "AmazonEKSClusterAdminPolicy"
+    assert grants[f"arn:aws:iam::{account}:role/fleetform-bastion"] == "AmazonEKSClusterAdminPolicy"
+    assert all(arn.startswith(f"arn:aws:iam::{account}:") for arn in grants)  # no cross-account principals
+
+
+def test_ops_cluster_has_no_argocd_manager_entry(stack_json) -> None:
+    assert not any("argocd-manager" in arn for arn in access(stack_json("prod-ops-blue")))
+
+
+def test_admins_and_developers_get_cluster_admin_and_view(tmp_path: Path, accounts_copy: Path) -> None:
+    admin = "arn:aws:iam::444444444444:role/platform-admin"
+    developer = "arn:aws:iam::444444444444:role/developers"
+    edit(accounts_copy / "stg.yaml", "    hostname: api.stg.familyalbum.example",
+         f"    hostname: api.stg.familyalbum.example\n    admins: [{admin}, "
+         "arn:aws:iam::444444444444:role/fleetform-apply]")
+    edit(accounts_copy / "stg.yaml", "bastion: {instance_type: t3.small}",
+         f"bastion: {{instance_type: t3.small, access_policy: AmazonEKSAdminPolicy, developer_roles: [{developer}]}}")
+    doc = synth_stacks(accounts_copy, tmp_path / "out")["stg-main-blue"]
+    grants = access(doc)
+    assert grants[admin] == "AmazonEKSClusterAdminPolicy"
+    assert grants[developer] == "AmazonEKSViewPolicy"  # Edit would include pods/exec
+    assert grants["arn:aws:iam::444444444444:role/fleetform-bastion"] == "AmazonEKSAdminPolicy"
+    # an admin listed twice (here: the apply role) still gets exactly one entry
+    principals = [e["principal_arn"] for e in resources(doc, "aws_eks_access_entry").values()]
+    assert len(principals) == len(set(principals))
+    assert "aws_eks_access_entry.eks_access-admin-platform-admin" in flat(doc)
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_addon_order_networking_and_identity_before_nodes_coredns_and_storage_after(stack_json, slot: str) -> None:
+    doc = stack_json(slot)
+    addons = resources(doc, "aws_eks_addon")
+    names = {body["addon_name"]: f"aws_eks_addon.{key}" for key, body in addons.items()}
+    assert set(names) == {"vpc-cni", "kube-proxy", "eks-pod-identity-agent", "coredns", "aws-ebs-csi-driver"}
+    groups = {f"aws_eks_node_group.{key}" for key in resources(doc, "aws_eks_node_group")}
+    assert groups
+    for key, body in resources(doc, "aws_eks_node_group").items():
+        for early in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
+            assert names[early] in body["depends_on"], (key, early)
+    for late in ("coredns", "aws-ebs-csi-driver"):
+        body = addons[names[late].split(".", 1)[1]]
+        assert groups <= set(body["depends_on"]), late
+    for early in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent"):
+        assert not any("node_group" in d for d in addons[names[early].split(".", 1)[1]].get("depends_on", []))
+    by_name = {b["addon_name"]: b for b in addons.values()}
+    assert by_name["vpc-cni"]["service_account_role_arn"] == "${aws_iam_role.identity_vpc-cni-role.arn}"
+    assert by_name["aws-ebs-csi-driver"]["service_account_role_arn"] == "${aws_iam_role.identity_ebs-csi-role.arn}"
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_every_launch_template_requires_imdsv2_and_encrypts_gp3(stack_json, slot: str) -> None:
+    doc = stack_json(slot)
+    templates = resources(doc, "aws_launch_template")
+    assert len(templates) == len(resources(doc, "aws_eks_node_group"))
+    for key, template in templates.items():
+        assert template["metadata_options"] == [{"http_endpoint": "enabled", "http_tokens": "required",
+                                                 "http_put_response_hop_limit": 1,
+                                                 "instance_metadata_tags": "disabled"}], key
+        [device] = template["block_device_mappings"]
+        [ebs] = device["ebs"]
+        assert ebs["volume_type"] == "gp3" and ebs["encrypted"] == "true"
+        assert ebs["kms_key_id"] == "${aws_kms_key.volume-key_key.arn}"
+        assert "key_name" not in template and "network_interfaces" not in template
+    volume_key = policy(resources(doc, "aws_kms_key")["volume-key_key"])
+    assert any("AWSServiceRoleForAutoScaling" in json.dumps(s.get("Principal")) for s in volume_key["Statement"])
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_node_groups_use_their_templates_repair_and_leave_desired_to_the_autoscaler(stack_json, slot: str) -> None:
+    doc = stack_json(slot)
+    for key, group in resources(doc, "aws_eks_node_group").items():
+        name = key.removeprefix("nodes-").removesuffix("_group")
+        template = f"aws_launch_template.nodes-{name}_template"
+        assert group["launch_template"] == [{"id": f"${{{template}.id}}", "version": f"${{{template}.latest_version}}"}]
+        assert group["node_repair_config"] == [{"enabled": True}]
+        assert group["update_config"] == [{"max_unavailable": 1}]
+        assert group["lifecycle"] == {"ignore_changes": ["scaling_config[0].desired_size"]}
+        assert "disk_size" not in group and "remote_access" not in group
+        assert all("subnet-private-" in s for s in group["subnet_ids"])
+        assert group["labels"]["fleetform.io/node-group"] == name
+
+
+def test_spot_groups_are_diversified(stack_json) -> None:
+    seen = 0
+    for slot in SLOTS:
+        for group in resources(stack_json(slot), "aws_eks_node_group").values():
+            if group["capacity_type"] == "SPOT":
+                seen += 1
+                assert len(group["instance_types"]) >= 3
+                assert len({instance_family(t) for t in group["instance_types"]}) >= 2
+                assert group["labels"]["fleetform.io/capacity"] == "spot"
+            else:
+                assert group["capacity_type"] == "ON_DEMAND"
+    assert seen == 4  # prod-main blue+green, stg, dev
+
+
+def test_gpu_group_has_nvidia_ami_taint_and_label(stack_json) -> None:
+    groups = resources(stack_json("prod-main-green"), "aws_eks_node_group")
+    gpu = groups["nodes-gpu_group"]
+    assert gpu["ami_type"] == "AL2023_x86_64_NVIDIA"
+    assert gpu["taint"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
+    assert gpu["labels"]["nvidia.com/gpu.present"] == "true"
+    assert groups["nodes-system_group"]["ami_type"] == "AL2023_x86_64_STANDARD"
+    assert "taint" not in groups["nodes-system_group"]
+
+
+def test_labels_taints_desired_and_graviton_from_configuration(tmp_path: Path, accounts_copy: Path) -> None:
+    edit(accounts_copy / "dev.yaml", "      system: {instance_types: [t3.large], min: 1, max: 3}",
+         "      system: {instance_types: [t3.large], min: 1, max: 3, desired: 2, max_unavailable: 2,\n"
+         "               labels: {team: platform}, taints: [{key: dedicated, value: system, effect: NoExecute}]}\n"
+         "      arm: {instance_types: [m7g.large, c7g.large], min: 0, max: 5}\n"
+         "      bottle: {gpu: true, ami_type: BOTTLEROCKET_x86_64_NVIDIA, instance_types: [g6.xlarge], min: 0, max: 1}")
+    groups = resources(synth_stacks(accounts_copy, tmp_path / "out")["dev-main-blue"], "aws_eks_node_group")
+    system = groups["nodes-system_group"]
+    assert system["scaling_config"] == [{"min_size": 1, "max_size": 3, "desired_size": 2}]
+    assert "lifecycle" not in system  # a configured desired size is enforced
+    assert system["update_config"] == [{"max_unavailable": 2}]
+    assert system["labels"]["team"] == "platform"
+    assert system["taint"] == [{"key": "dedicated", "value": "system", "effect": "NO_EXECUTE"}]
+    assert groups["nodes-arm_group"]["ami_type"] == "AL2023_ARM_64_STANDARD"
+    assert groups["nodes-bottle_group"]["ami_type"] == "BOTTLEROCKET_x86_64_NVIDIA"
+    assert groups["nodes-bottle_group"]["taint"][0]["key"] == "nvidia.com/gpu"
+
+
+def test_workload_identities_are_scoped(stack_json) -> None:
+    doc = stack_json("prod-main-blue")
+    roles = resources(doc, "aws_iam_role")
+    policies = {k.removeprefix("identity_").removesuffix("-policy"): policy(v)
+                for k, v in resources(doc, "aws_iam_role_policy").items() if k.startswith("identity_")}
+    associations = {(a["namespace"], a["service_account"]): a["role_arn"]
+                    for a in resources(doc, "aws_eks_pod_identity_association").values()}
+    assert associations[("kube-system", "aws-load-balancer-controller")].startswith(
+        "${aws_iam_role.identity_load-balancer-controller-role")
+    for workload in ("load-balancer-controller", "external-dns", "keda", "karpenter", "prometheus", "loki"):
+        assert roles[f"identity_{workload}-role"]["name"] == f"prod-main-blue-{workload}"
+        trust = json.loads(roles[f"identity_{workload}-role"]["assume_role_policy"])["Statement"][0]
+        assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "333333333333"}}
+    dns = policies["external-dns"]["Statement"]
+    assert dns[0]["Action"][0] == "route53:ChangeResourceRecordSets"
+    assert dns[0]["Resource"].startswith("${data.terraform_remote_state.cross-stack-reference-input-prod-dns")
+    assert policies["keda"]["Statement"] == [{"Sid": "ReadQueueLengths", "Effect": "Allow",
+                                              "Action": ["sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+                                              "Resource": "arn:aws:sqs:ap-northeast-1:333333333333:*"}]
+    assert policies["prometheus"]["Statement"][0]["Resource"] == (
+        "arn:aws:iam::333333333333:role/fleetform-amp-remote-write")
+    assert {s["Resource"] for s in policies["loki"]["Statement"]} >= {
+        "${data.terraform_remote_state.cross-stack-reference-input-prod-main-shared.outputs."
+        "cross-stack-output-aws_s3_bucket_loki_bucket_arn}"}
+    for name in ("vpc-cni", "ebs-csi"):
+        trust = json.loads(roles[f"identity_{name}-role"]["assume_role_policy"])["Statement"][0]
+        assert trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+        assert trust["Principal"] == {"Federated": "${aws_iam_openid_connect_provider.eks_oidc.arn}"}
+        assert any(v.startswith("system:serviceaccount:kube-system:")
+                   for v in trust["Condition"]["StringEquals"].values())
+    for statement in policies["load-balancer-controller"]["Statement"]:
+        writes = [a for a in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+                  if a.split(":")[1].startswith(("Delete", "Modify", "Set", "Revoke"))]
+        if writes and statement["Resource"] == "*":
+            assert "Condition" in statement or statement["Sid"] == "WafAndShield", statement["Sid"]
+
+
+def test_karpenter_interruption_queue_and_rules(stack_json) -> None:
+    doc = stack_json("prod-main-blue")
+    queue = resources(doc, "aws_sqs_queue")["identity_interruption-queue"]
+    assert queue["name"] == "prod-main-blue-karpenter" and queue["sqs_managed_sse_enabled"] is True
+    queue_policy = policy(resources(doc, "aws_sqs_queue_policy")["identity_interruption-queue-policy"])
+    assert {s["Sid"] for s in queue_policy["Statement"]} == {"EventBridgeWrites", "DenyHTTP"}
+    rules = resources(doc, "aws_cloudwatch_event_rule")
+    detail_types = {json.loads(r["event_pattern"])["detail-type"][0] for r in rules.values()}
+    assert detail_types == {"AWS Health Event", "EC2 Spot Instance Interruption Warning",
+                            "EC2 Instance Rebalance Recommendation", "EC2 Instance State-change Notification"}
+    targets = resources(doc, "aws_cloudwatch_event_target")
+    assert len(targets) == 4 and {t["arn"] for t in targets.values()} == {
+        "${aws_sqs_queue.identity_interruption-queue.arn}"}
+    karpenter = policy(resources(doc, "aws_iam_role_policy")["identity_karpenter-policy"])
+    by_sid = {s["Sid"]: s for s in karpenter["Statement"]}
+    assert by_sid["InterruptionQueue"]["Resource"] == "${aws_sqs_queue.identity_interruption-queue.arn}"
+    assert by_sid["PassNodeRole"]["Resource"] == "${aws_iam_role.node-role_role.arn}"
+    tag = resources(doc, "aws_ec2_tag")["karpenter-discovery-sg-tag"]
+    assert tag["key"] == "karpenter.sh/discovery" and tag["value"] == "prod-main-blue"
+
+
+def test_cluster_autoscaler_instead_of_karpenter(tmp_path: Path, accounts_copy: Path) -> None:
+    edit(accounts_copy / "dev.yaml", "    hostname: api.dev.familyalbum.example",
+         "    hostname: api.dev.familyalbum.example\n    autoscaler: cluster-autoscaler")
+    doc = synth_stacks(accounts_copy, tmp_path / "out")["dev-main-blue"]
+    assert "aws_sqs_queue" not in doc["resource"] and "aws_cloudwatch_event_rule" not in doc["resource"]
+    statements = policy(resources(doc, "aws_iam_role_policy")["identity_cluster-autoscaler-policy"])["Statement"]
+    scale = next(s for s in statements if s["Sid"] == "ScaleOwnGroups")
+    assert scale["Condition"] == {"StringEquals": {
+        "aws:ResourceTag/k8s.io/cluster-autoscaler/dev-main-blue": "owned"}}
+
+
+def test_ops_cluster_workspace_argocd_and_remote_write(stack_json) -> None:
+    shared = stack_json("prod-ops-shared")
+    workspace = resources(shared, "aws_prometheus_workspace")["ops_amp"]
+    assert workspace["kms_key_arn"] == "${aws_kms_key.ops_key_key.arn}"
+    assert workspace["logging_configuration"] == [
+        {"log_group_arn": "${aws_cloudwatch_log_group.ops_amp-logs_group.arn}:*"}]
+    roles = resources(shared, "aws_iam_role")
+    assert roles["ops_argocd"]["name"] == "fleetform-argocd"
+    argocd = policy(resources(shared, "aws_iam_role_policy")["ops_argocd-policy"])["Statement"][0]
+    assert argocd["Resource"] == [f"arn:aws:iam::{a}:role/fleetform-argocd-manager"
+                                  for a in sorted(ACCOUNT_IDS.values())]
+    writer = json.loads(roles["ops_amp-writer"]["assume_role_policy"])["Statement"][0]
+    assert writer["Condition"]["ArnLike"]["aws:PrincipalArn"] == sorted(
+        f"arn:aws:iam::{a}:role/*-prometheus" for a in ACCOUNT_IDS.values())
+    write = policy(resources(shared, "aws_iam_role_policy")["ops_amp-writer-policy"])["Statement"][0]
+    assert write["Action"] == ["aps:RemoteWrite"] and write["Resource"] == "${aws_prometheus_workspace.ops_amp.arn}"
+    ops_slot = stack_json("prod-ops-blue")
+    argocd_sas = {a["service_account"] for a in resources(ops_slot, "aws_eks_pod_identity_association").values()
+                  if a["namespace"] == "argocd"}
+    assert argocd_sas == {"argocd-application-controller", "argocd-applicationset-controller", "argocd-server"}
+    assert all(a["role_arn"] == "arn:aws:iam::333333333333:role/fleetform-argocd"
+               for a in resources(ops_slot, "aws_eks_pod_identity_association").values() if a["namespace"] == "argocd")
+    assert "aws_prometheus_workspace" not in stack_json("prod-main-shared")["resource"]
+
+
+def test_loki_bucket_outlives_slots(stack_json) -> None:
+    bucket = resources(stack_json("prod-main-shared"), "aws_s3_bucket")["loki_bucket"]
+    assert bucket["bucket"] == "familyalbum-333333333333-main-loki"
+    for slot in ("prod-main-blue", "prod-main-green"):
+        assert "aws_s3_bucket" not in stack_json(slot)["resource"]
+
+
+def test_removing_a_node_group_changes_no_other_resource(tmp_path: Path, accounts_copy: Path, stack_json) -> None:
+    edit(accounts_copy / "prod.yaml",
+         "      gpu: {gpu: true, instance_types: [g6.xlarge, g5.xlarge], min: 0, max: 10}\n", "")
+    after = synth_stacks(accounts_copy, tmp_path / "out")
+    for slot in ("prod-main-blue", "prod-main-green"):
+        before_res, after_res = flat(stack_json(slot)), flat(after[slot])
+        assert set(before_res) - set(after_res) == {"aws_eks_node_group.nodes-gpu_group",
+                                                    "aws_launch_template.nodes-gpu_template"}
+        assert not set(after_res) - set(before_res)
+        changed = {a for a in after_res if before_res[a] != after_res[a]}
+        # only the after-nodes add-ons lose one dependency; no attribute of anything else changes
+        assert changed == {"aws_eks_addon.eks_addon-coredns", "aws_eks_addon.eks_addon-aws-ebs-csi-driver"}
+        for address in changed:
+            strip = {k: v for k, v in after_res[address].items() if k != "depends_on"}
+            assert strip == {k: v for k, v in before_res[address].items() if k != "depends_on"}
+    for stack in ("prod-ops-blue", "prod-network", "prod-main-shared", "stg-main-blue"):
+        assert flat(stack_json(stack)) == flat(after[stack]), stack
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("app: {capacity: spot, instance_types: [m7i.xlarge, m6i.xlarge, m7a.xlarge, m6a.xlarge]",
+         "app: {capacity: spot, instance_types: [m7i.xlarge, m7g.xlarge, m7a.xlarge, m6a.xlarge]",
+         "prod.yaml: clusters.main.node_groups.app.instance_types: mixes ARM (m7g.xlarge) and x86"),
+        ("  name: prod\n", "  name: production-and-customer-facing\n",
+         "prod.yaml: clusters.main: account and cluster names are too long"),
+    ],
+)
+def test_bad_cluster_configuration_is_reported(accounts_copy: Path, old: str, new: str, expected: str) -> None:
+    edit(accounts_copy / "prod.yaml", old, new)
+    with pytest.raises(ConfigurationError) as info:
+        load_config(accounts_copy)
+    assert any(expected in str(p) for p in info.value.problems), info.value.problems
+    result = CliRunner().invoke(cli, ["validate", "--config", str(accounts_copy)])
+    assert result.exit_code == 2 and expected in result.output and "Traceback" not in result.output
+
+
+def test_checkov_passes_on_every_network_dns_and_cluster_stack(synth_out: Path) -> None:
+    names = sorted(p.name for p in (synth_out / "stacks").iterdir()
+                   if p.name.endswith(("-network", "-dns", "-shared")) or p.name in SLOTS)
+    result = scan_stacks(synth_out, names)
+    assert result.parsing_errors == []
+    assert result.failed == [], "\n".join(map(str, result.failed))
+    assert result.passed > 500
+    assert all(f.reason for f in result.skipped)
