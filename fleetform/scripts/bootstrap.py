@@ -45,6 +45,13 @@ def s3_backend(config: FleetConfig) -> dict:
                                              "encrypt": True, "use_lockfile": True}}}}
 
 
+def write_backend_override(stack_dir: Path, config: FleetConfig) -> Path:
+    """Point the bootstrap stack at its S3 state: ``*_override.tf.json`` replaces the local backend."""
+    path = stack_dir / OVERRIDE_FILE
+    path.write_text(json.dumps(s3_backend(config), indent=2) + "\n")
+    return path
+
+
 def local_state_file(stack_dir: Path, stack_json: dict) -> Path:
     path = stack_json["terraform"]["backend"]["local"]["path"]
     return (stack_dir / path).resolve()
@@ -158,7 +165,7 @@ def bootstrap_command(config_dir: str, out_dir: str, terraform_bin: str | None, 
             if not yes and not click.confirm("Apply this plan?", default=False, err=True):
                 raise FleetformError("not applied: answer 'y' or pass --yes")
         elif step.action.startswith("write"):
-            (stack_dir / OVERRIDE_FILE).write_text(json.dumps(s3_backend(config), indent=2) + "\n")
+            write_backend_override(stack_dir, config)
         elif step.action.startswith("move"):
             if local_state.exists():
                 local_state.replace(local_state.with_name(local_state.name + MIGRATED_SUFFIX))
