@@ -205,6 +205,7 @@ def run_bindings(plan_file: str, source_dir: str, out_dir: str) -> None:
         LocalBackend,
         S3Backend,
         TerraformDataSource,
+        TerraformLocal,
         TerraformOutput,
         TerraformResource,
         TerraformStack,
@@ -218,8 +219,11 @@ def run_bindings(plan_file: str, source_dir: str, out_dir: str) -> None:
     rebuild = Rebuilder(schema)
 
     class Stack(TerraformStack):
-        def _allocate_logical_id(self, element: Any) -> str:  # the fleetform names, verbatim
-            return element.node.id
+        """Construct ids are "<kind>|<name>" (an output and a resource may share a name); the
+        Terraform name is the part after the "|", verbatim as fleetform emitted it."""
+
+        def _allocate_logical_id(self, element: Any) -> str:
+            return element.node.id.rsplit("|", 1)[-1]
 
     class RawResource(TerraformResource):  # Terraform built-ins (terraform_data): not in the bindings
         def __init__(self, scope: Any, id: str, tf_type: str, body: dict) -> None:
@@ -250,10 +254,12 @@ def run_bindings(plan_file: str, source_dir: str, out_dir: str) -> None:
             LocalBackend(stack, **backend["local"])
         provider_cls, _ = rebuild.binding(schema.class_fqn("provider", "aws"))
         for i, body in enumerate(document.get("provider", {}).get("aws", [])):
-            provider_cls(stack, "aws" if i == 0 else f"aws{i}", **rebuild.kwargs(schema.provider, body,
+            provider_cls(stack, f"provider|aws{i}", **rebuild.kwargs(schema.provider, body,
                                                                                    schema.class_fqn("provider", "aws")))
         for var_name, body in document.get("variable", {}).items():
-            TerraformVariable(stack, var_name, **body)
+            TerraformVariable(stack, f"variable|{var_name}", **body)
+        for local_name, expression in document.get("locals", {}).items():
+            TerraformLocal(stack, f"local|{local_name}", expression)
         for section, kind in (("resource", "resources"), ("data", "data_sources")):
             for tf_type, instances in document.get(section, {}).items():
                 known = schema.resources if kind == "resources" else schema.data_sources
@@ -263,10 +269,11 @@ def run_bindings(plan_file: str, source_dir: str, out_dir: str) -> None:
                     if tf_type in known:
                         cls_fqn = schema.class_fqn(kind, tf_type)
                         cls, _ = rebuild.binding(cls_fqn)
-                        element = cls(stack, logical, **rebuild.kwargs(known[tf_type], attributes, cls_fqn))
+                        element = cls(stack, f"{section}.{tf_type}|{logical}",
+                                      **rebuild.kwargs(known[tf_type], attributes, cls_fqn))
                     else:
                         raw = RawResource if section == "resource" else RawData
-                        element = raw(stack, logical, tf_type, attributes)
+                        element = raw(stack, f"{section}.{tf_type}|{logical}", tf_type, attributes)
                     for key, value in meta.items():
                         if key == "//":
                             for comment, text in value.items():
@@ -275,7 +282,7 @@ def run_bindings(plan_file: str, source_dir: str, out_dir: str) -> None:
                         else:
                             element.add_override(key, value)
         for out_name, body in document.get("output", {}).items():
-            TerraformOutput(stack, out_name, **body)
+            TerraformOutput(stack, f"output|{out_name}", **body)
     for name, entry in manifest["stacks"].items():
         for dependency in entry.get("dependencies", []):
             stacks[name].add_dependency(stacks[dependency])
