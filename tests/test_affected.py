@@ -77,7 +77,8 @@ def test_new_account_in_the_working_tree_is_added(repo):
     assert labels["qa-network"] == "added"
     # the new account changes the organization stack; what depends on it is listed, not "changed"
     assert labels.get("prod-network", "depends on a changed stack") == "depends on a changed stack"
-    assert "changed" not in {v for k, v in labels.items() if k.startswith(("prod-", "dev-", "stg-"))}
+    assert labels["organization"] == "changed"
+    assert "changed" not in {v for k, v in labels.items() if k.startswith(("dev-", "stg-", "prod-network"))}
 
 
 def test_code_change_is_seen_through_the_base_revisions_code(repo):
