@@ -146,7 +146,7 @@ def pick_running(instances: Sequence[BastionInstance], target: Target) -> Bastio
         raise FleetformError(f"{len(running)} running instances are tagged Name={BASTION_NAME_TAG} in {where}: "
                              f"{ids}; the bastion group keeps one, so another instance carries the tag by "
                              "mistake (or a replacement is under way): check them, then connect with "
-                             "`aws ssm start-session --target <id>`")
+                             f"`aws ssm start-session --target <id> --document-name {SESSION_DOCUMENT}`")
     others = ", ".join(f"{i.instance_id} ({i.state})" for i in instances)
     detail = f"; not running: {others}" if others else ""
     raise FleetformError(f"no running bastion (tag Name={BASTION_NAME_TAG}) in {where}{detail}. Is the "

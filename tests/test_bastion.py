@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from fleetform.checks.checkov_scan import scan_stacks
 from fleetform.config import load_config
-from fleetform.constructs.bastion import instance_architecture, kubectl_versions
+from fleetform.constructs import bastion as construct
+from fleetform.constructs.bastion import KUBECTL_FUNCTIONS, instance_architecture, kubectl_versions
 from fleetform.constructs.session_logging import cloudwatch_retention
 from fleetform.errors import ConfigurationError
 from fleetform.manifest import read_manifest
@@ -175,11 +179,10 @@ def test_user_data_installs_kubectl_per_version_and_a_kubeconfig_per_slot(stack_
     script = user_data(stack_json, "prod")
     assert script.startswith("#!/bin/bash\n")
     assert "KUBECTL_VERSIONS='1.34 1.36'" in script and "NEWEST_KUBECTL=1.36" in script
-    assert "https://dl.k8s.io/release/stable-${minor}.txt" in script
-    assert "sha256sum --check --strict" in script
+    assert "KUBECTL_BASE_URL=https://dl.k8s.io/release\n" in script and KUBECTL_FUNCTIONS in script
     assert "dnf install -y --setopt=install_weak_deps=False awscli-2" in script
     assert "for cluster in prod-main-blue prod-main-green prod-ops-blue; do" in script
-    assert "aws eks update-kubeconfig --region ap-northeast-1 --name \"$cluster\"" in script
+    assert 'aws eks update-kubeconfig --region ap-northeast-1 --name "$cluster"' in script
     assert "RUN_AS_USER=bastion" in script and "useradd" in script
     dev = user_data(stack_json, "dev")
     assert "KUBECTL_VERSIONS=1.34" in dev and "for cluster in dev-main-blue; do" in dev
@@ -352,3 +355,110 @@ def test_instance_architecture(instance_type: str, arch: str):
 def test_cloudwatch_retention_and_kubectl_versions():
     assert [cloudwatch_retention(d) for d in (1, 365, 366, 731, 3000, 9999)] == [365, 365, 400, 731, 3288, 3653]
     assert kubectl_versions({"a": "1.36", "b": "1.34", "c": "1.9", "d": "1.34"}) == ["1.9", "1.34", "1.36"]
+
+
+# ------------------------------------------------------------------ the boot scripts, run for real
+
+FAKE_CURL = r'''#!{python}
+"""curl -fsSL ... [-o FILE] URL, served from the directory in FAKE_DL (exit 22 like curl -f on a 404)."""
+import os, sys
+args = sys.argv[1:]
+url = args[-1]
+path = os.path.join(os.environ["FAKE_DL"], url.removeprefix("https://dl.k8s.io/release/"))
+if not os.path.isfile(path):
+    sys.stderr.write(f"curl: (22) 404 {{url}}\n"); sys.exit(22)
+data = open(path, "rb").read()
+if "-o" in args:
+    open(args[args.index("-o") + 1], "wb").write(data)
+else:
+    sys.stdout.buffer.write(data)
+'''
+
+FAKE_AWS = r'''#!{python}
+"""aws eks update-kubeconfig --name N --kubeconfig F: appends N to F, fails for names in FAKE_AWS_FAIL."""
+import os, sys
+args = sys.argv[1:]
+name, config = args[args.index("--name") + 1], args[args.index("--kubeconfig") + 1]
+if name in os.environ.get("FAKE_AWS_FAIL", "").split():
+    sys.stderr.write(f"An error occurred (ResourceNotFoundException): No cluster found for name: {{name}}.\n")
+    sys.exit(254)
+with open(config, "a") as handle:
+    handle.write(f"- context: {{name}}\n")
+'''
+
+
+def _tool(directory: Path, name: str, text: str) -> None:
+    directory.mkdir(exist_ok=True)
+    path = directory / name
+    path.write_text(text.format(python=sys.executable))
+    path.chmod(0o755)
+
+
+def _serve(root: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    return root
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("sha256sum") is None, reason="needs bash, coreutils")
+@pytest.mark.parametrize(("case", "stable", "published", "installed"), [
+    ("good", b"v1.34.2\n", "match", True),
+    ("tampered", b"v1.34.2\n", "other", False),
+    ("no checksum", b"v1.34.2\n", None, False),
+    ("wrong release", b"v1.35.0\n", "match", False),
+])
+def test_kubectl_installer_installs_only_a_verified_binary(case, stable, published, installed, tmp_path: Path):
+    assert KUBECTL_FUNCTIONS in construct.user_data("ap-northeast-1", "t3.small", {"x-main-blue": "1.34"}, "bastion")
+    binary = b"\x7fELF fake kubectl"
+    files = {"stable-1.34.txt": stable, "v1.34.2/bin/linux/amd64/kubectl": binary,
+             "v1.35.0/bin/linux/amd64/kubectl": binary}
+    if published is not None:
+        digest = hashlib.sha256(binary if published == "match" else b"something else").hexdigest()
+        files["v1.34.2/bin/linux/amd64/kubectl.sha256"] = digest.encode()
+        files["v1.35.0/bin/linux/amd64/kubectl.sha256"] = digest.encode()
+    served = _serve(tmp_path / "dl", files)
+    _tool(tmp_path / "bin", "curl", FAKE_CURL)
+    target = tmp_path / "usr-local-bin"
+    target.mkdir()
+    script = ("set -u\nKUBECTL_BASE_URL=https://dl.k8s.io/release\nARCH=amd64\nBIN_DIR=\"$1\"\n"
+              f"{KUBECTL_FUNCTIONS}\ninstall_kubectl 1.34\n")
+    env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}", "FAKE_DL": str(served)}
+    result = subprocess.run(["bash", "-c", script, "bash", str(target)], capture_output=True, text=True, env=env,
+                            check=False)
+    installed_path = target / "kubectl-1.34"
+    assert (result.returncode == 0) is installed, (case, result.stderr)
+    assert installed_path.exists() is installed, case
+    if installed:
+        assert installed_path.read_bytes() == binary and os.access(installed_path, os.X_OK)
+    elif case == "tampered":
+        assert "checksum mismatch, not installed" in result.stderr
+    elif case == "wrong release":
+        assert "unexpected kubectl release 'v1.35.0' for 1.34" in result.stderr
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_kubeconfig_refresh_keeps_reachable_clusters_and_reports_the_rest(tmp_path: Path):
+    clusters = {"prod-main-blue": "1.34", "prod-main-green": "1.36", "prod-ops-blue": "1.34"}
+    text = construct.kubeconfig_script("ap-northeast-1", clusters)
+    assert text in construct.user_data("ap-northeast-1", "t3.small", clusters, "bastion")
+    script = tmp_path / "fleetform-kubeconfig"
+    script.write_text(text)
+    _tool(tmp_path / "bin", "aws", FAKE_AWS)
+    target = tmp_path / "kubeconfig"
+
+    def refresh(failing: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "PATH": f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}",
+               "FLEETFORM_KUBECONFIG": str(target), "FAKE_AWS_FAIL": failing}
+        return subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env, check=False)
+
+    result = refresh("prod-main-green")  # the green slot is not built yet
+    assert result.returncode == 1
+    assert "cluster prod-main-green: not reachable yet, skipped" in result.stderr
+    assert target.read_text().splitlines() == ["- context: prod-main-blue", "- context: prod-ops-blue"]
+    assert oct(target.stat().st_mode & 0o777) == "0o644"
+    assert refresh("").returncode == 0
+    assert len(target.read_text().splitlines()) == 3  # rebuilt from scratch, not appended to
+    assert refresh("prod-main-blue prod-main-green prod-ops-blue").returncode == 1
+    assert len(target.read_text().splitlines()) == 3  # nothing reachable: the last good file stays
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".kubeconfig")] == []

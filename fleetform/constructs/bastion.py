@@ -51,70 +51,83 @@ def kubectl_versions(clusters: Mapping[str, str]) -> list[str]:
     return sorted(set(clusters.values()), key=lambda v: tuple(int(p) for p in v.split(".")))
 
 
-def user_data(region: str, instance_type: str, clusters: Mapping[str, str], run_as_user: str) -> str:
-    """The boot script (shell). ``clusters``: EKS cluster name -> Kubernetes minor version."""
-    arch = "arm64" if instance_architecture(instance_type) == "arm64" else "amd64"
-    versions = kubectl_versions(clusters)
-    names = " ".join(shlex.quote(n) for n in sorted(clusters))
-    newest = versions[-1] if versions else ""
-    return f"""#!/bin/bash
-# fleetform bastion: AWS CLI, kubectl {' '.join(versions) or '(no clusters)'} and a kubeconfig
-# for: {names or '(no clusters)'}
-set -euo pipefail
-REGION={shlex.quote(region)}
-ARCH={arch}
-KUBECTL_VERSIONS={shlex.quote(' '.join(versions))}
-NEWEST_KUBECTL={shlex.quote(newest)}
-RUN_AS_USER={shlex.quote(run_as_user)}
+# Installs kubectl <minor> (its latest patch release) as $BIN_DIR/kubectl-<minor>, only when the
+# download matches the sha256 published next to it. Every step is checked explicitly: errexit
+# does not apply inside a function called from `until` (see retry).
+KUBECTL_FUNCTIONS = r"""
+install_kubectl() {
+  local minor=$1 release url dir
+  release=$(curl -fsSL --proto '=https' --tlsv1.2 "$KUBECTL_BASE_URL/stable-$minor.txt") || return 1
+  case "$release" in
+    "v$minor."*) ;;
+    *) echo "unexpected kubectl release '$release' for $minor" >&2; return 1 ;;
+  esac
+  url="$KUBECTL_BASE_URL/$release/bin/linux/$ARCH/kubectl"
+  dir=$(mktemp -d) || return 1
+  if ! curl -fsSL --proto '=https' --tlsv1.2 -o "$dir/kubectl" "$url" ||
+     ! curl -fsSL --proto '=https' --tlsv1.2 -o "$dir/kubectl.sha256" "$url.sha256"; then
+    rm -rf "$dir"; return 1
+  fi
+  if ! echo "$(tr -d '[:space:]' < "$dir/kubectl.sha256")  $dir/kubectl" | sha256sum --check --strict --quiet; then
+    echo "kubectl $release: checksum mismatch, not installed" >&2; rm -rf "$dir"; return 1
+  fi
+  install -m 0755 "$dir/kubectl" "$BIN_DIR/kubectl-$minor" || { rm -rf "$dir"; return 1; }
+  rm -rf "$dir"
+}
+"""
 
-retry() {{
+KUBECONFIG_SCRIPT = r"""#!/bin/bash
+# Rebuild the kubeconfig with an entry (context) per cluster of the account. A cluster that does
+# not exist yet is skipped and reported; the timer tries again.
+set -uo pipefail
+target=${FLEETFORM_KUBECONFIG:-@KUBECONFIG@}
+work=$(mktemp -d "$(dirname "$target")/.kubeconfig.XXXXXX") || exit 1
+trap 'rm -rf "$work"' EXIT
+status=0
+for cluster in @CLUSTERS@; do
+  if ! aws eks update-kubeconfig --region @REGION@ --name "$cluster" --alias "$cluster" \
+      --kubeconfig "$work/config" >/dev/null; then
+    echo "cluster $cluster: not reachable yet, skipped" >&2
+    status=1
+  fi
+done
+if [ -s "$work/config" ]; then
+  chmod 0644 "$work/config" && mv -f "$work/config" "$target" || exit 1
+fi
+exit $status
+"""
+
+BOOT_SCRIPT = r"""#!/bin/bash
+# fleetform bastion: AWS CLI, kubectl @VERSIONS@ and a kubeconfig for: @CLUSTERS@
+set -euo pipefail
+ARCH=@ARCH@
+KUBECTL_VERSIONS=@KUBECTL_VERSIONS@
+NEWEST_KUBECTL=@NEWEST@
+RUN_AS_USER=@RUN_AS_USER@
+KUBECTL_BASE_URL=@KUBECTL_BASE_URL@
+BIN_DIR=/usr/local/bin
+
+retry() {
   local attempt=1
   until "$@"; do
     if [ "$attempt" -ge 5 ]; then echo "failed after $attempt attempts: $*" >&2; return 1; fi
     sleep $((attempt * 15)); attempt=$((attempt + 1))
   done
-}}
-
+}
+@KUBECTL_FUNCTIONS@
 retry dnf install -y --setopt=install_weak_deps=False awscli-2 bash-completion
 
 # Session Manager runs sessions as this user (runAsEnabled); it has no sudo.
 id -u "$RUN_AS_USER" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$RUN_AS_USER"
 
-install_kubectl() {{
-  local minor=$1 release dir
-  release=$(curl -fsSL --proto '=https' --tlsv1.2 "{KUBECTL_BASE_URL}/stable-${{minor}}.txt")
-  case "$release" in
-    "v${{minor}}."*) ;;
-    *) echo "unexpected kubectl release '$release' for ${{minor}}" >&2; return 1 ;;
-  esac
-  dir=$(mktemp -d)
-  curl -fsSL --proto '=https' --tlsv1.2 -o "$dir/kubectl" "{KUBECTL_BASE_URL}/${{release}}/bin/linux/${{ARCH}}/kubectl"
-  curl -fsSL --proto '=https' --tlsv1.2 -o "$dir/kubectl.sha256" \\
-    "{KUBECTL_BASE_URL}/${{release}}/bin/linux/${{ARCH}}/kubectl.sha256"
-  echo "$(tr -d '[:space:]' < "$dir/kubectl.sha256")  $dir/kubectl" | sha256sum --check --strict
-  install -m 0755 "$dir/kubectl" "/usr/local/bin/kubectl-${{minor}}"
-  rm -rf "$dir"
-}}
-for minor in $KUBECTL_VERSIONS; do retry install_kubectl "$minor"; done
-if [ -n "$NEWEST_KUBECTL" ]; then ln -sf "/usr/local/bin/kubectl-${{NEWEST_KUBECTL}}" /usr/local/bin/kubectl; fi
-
-install -d -m 0755 /etc/fleetform
-cat > /usr/local/sbin/fleetform-kubeconfig <<'SCRIPT'
-#!/bin/bash
-# Rebuild {KUBECONFIG} with an entry per cluster; a cluster that does not exist yet is skipped.
-set -uo pipefail
-tmp=$(mktemp)
-status=0
-for cluster in {names}; do
-  if ! aws eks update-kubeconfig --region {shlex.quote(region)} --name "$cluster" --alias "$cluster" \\
-      --kubeconfig "$tmp" >/dev/null; then
-    echo "cluster $cluster: not reachable yet, skipped" >&2
-    status=1
-  fi
+for minor in $KUBECTL_VERSIONS; do
+  retry install_kubectl "$minor" || echo "ERROR: kubectl $minor is not installed (see above)" >&2
 done
-if [ -s "$tmp" ]; then chmod 0644 "$tmp"; mv -f "$tmp" {KUBECONFIG}; else rm -f "$tmp"; fi
-exit $status
-SCRIPT
+if [ -n "$NEWEST_KUBECTL" ]; then ln -sf "$BIN_DIR/kubectl-$NEWEST_KUBECTL" "$BIN_DIR/kubectl"; fi
+
+install -d -m 0755 @KUBECONFIG_DIR@
+cat > /usr/local/sbin/fleetform-kubeconfig <<'SCRIPT'
+@KUBECONFIG_SCRIPT@SCRIPT
 chmod 0755 /usr/local/sbin/fleetform-kubeconfig
 
 cat > /etc/systemd/system/fleetform-kubeconfig.service <<'UNIT'
@@ -137,18 +150,49 @@ WantedBy=timers.target
 UNIT
 
 cat > /etc/profile.d/fleetform.sh <<'PROFILE'
-export KUBECONFIG={KUBECONFIG}
+export KUBECONFIG=@KUBECONFIG@
 PROFILE
 cat > /etc/motd <<'MOTD'
 fleetform bastion: this session is recorded (S3 and CloudWatch Logs).
-Clusters: {names or '(none)'}   kubectl contexts are named after them.
-kubectl binaries: {' '.join(f'kubectl-{v}' for v in versions) or '(none)'} (kubectl = the newest)
+Clusters (kubectl contexts): @CLUSTERS@
+kubectl binaries: @KUBECTL_BINARIES@ (kubectl = the newest)
 MOTD
 
 systemctl daemon-reload
 systemctl enable --now fleetform-kubeconfig.timer
-/usr/local/sbin/fleetform-kubeconfig || echo "some clusters are not ready; the timer retries" >&2
+/usr/local/sbin/fleetform-kubeconfig || echo "some clusters are not ready yet; the timer retries" >&2
 """
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    for key, value in values.items():
+        template = template.replace(f"@{key}@", value)
+    return template
+
+
+def kubeconfig_script(region: str, clusters: Mapping[str, str]) -> str:
+    """/usr/local/sbin/fleetform-kubeconfig, run at boot and by a timer."""
+    return _fill(KUBECONFIG_SCRIPT, {"KUBECONFIG": KUBECONFIG, "REGION": shlex.quote(region),
+                                     "CLUSTERS": " ".join(shlex.quote(n) for n in sorted(clusters))})
+
+
+def user_data(region: str, instance_type: str, clusters: Mapping[str, str], run_as_user: str) -> str:
+    """The boot script (shell). ``clusters``: EKS cluster name -> Kubernetes minor version."""
+    versions = kubectl_versions(clusters)
+    return _fill(BOOT_SCRIPT, {
+        "KUBECTL_FUNCTIONS": KUBECTL_FUNCTIONS,
+        "KUBECONFIG_SCRIPT": kubeconfig_script(region, clusters),
+        "ARCH": "arm64" if instance_architecture(instance_type) == "arm64" else "amd64",
+        "KUBECTL_VERSIONS": shlex.quote(" ".join(versions)),
+        "NEWEST": shlex.quote(versions[-1] if versions else ""),
+        "RUN_AS_USER": shlex.quote(run_as_user),
+        "KUBECTL_BASE_URL": KUBECTL_BASE_URL,
+        "KUBECONFIG_DIR": KUBECONFIG.rsplit("/", 1)[0],
+        "KUBECONFIG": KUBECONFIG,
+        "VERSIONS": " ".join(versions) or "(no clusters)",
+        "KUBECTL_BINARIES": " ".join(f"kubectl-{v}" for v in versions) or "(none)",
+        "CLUSTERS": " ".join(sorted(clusters)) or "(none)",
+    })
 
 
 @dataclass(frozen=True)
