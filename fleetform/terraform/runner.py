@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ AUTOMATION_ENV = {
     "TF_IN_AUTOMATION": "1",
     "TF_INPUT": "0",
 }
+
+
+# terraform's warning about a missing TF_CLI_CONFIG_FILE: noise in an error report
+CLI_CONFIG_WARNING = re.compile(r"There are some problems with the CLI configuration:.*?╵\n?", re.S)
 
 
 class TerraformError(FleetformError):
@@ -36,7 +41,7 @@ class TerraformResult:
     stderr: str
 
     def error_text(self, limit: int = 3000) -> str:
-        text = (self.stderr.strip() or self.stdout.strip())
+        text = CLI_CONFIG_WARNING.sub("", self.stderr).strip() or self.stdout.strip()
         return text[-limit:]
 
 
