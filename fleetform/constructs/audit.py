@@ -182,7 +182,6 @@ def _access_log_bucket(scope: Construct, props: AuditProps) -> Resource:
     bucket = Resource(scope, "access-logs", "aws_s3_bucket", bucket=name, lifecycle={"prevent_destroy": True},
                       skip_checks={
                           "CKV_AWS_145": "S3 server access logs can only be delivered to SSE-S3 buckets",
-                          "CKV_AWS_18": "this is the access-log bucket; logging it into itself would loop",
                           "CKV_AWS_144": "single-region by design; versioning protects the logs",
                           "CKV2_AWS_62": "no consumer needs object events from the access-log bucket",
                       })
