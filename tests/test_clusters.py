@@ -390,3 +390,21 @@ def test_checkov_passes_on_every_network_dns_and_cluster_stack(synth_out: Path) 
     assert result.failed == [], "\n".join(map(str, result.failed))
     assert result.passed > 500
     assert all(f.reason for f in result.skipped)
+
+
+def test_adding_the_documented_node_group_adds_only_that_group(tmp_path: Path, accounts_copy: Path,
+                                                                stack_json) -> None:
+    """The YAML in docs/clusters.md ("Add a node group") works as written."""
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "clusters.md").read_text()
+    block = doc.split("## Add a node group", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    group = block[block.index("      batch:"):]
+    gpu_line = "      gpu: {gpu: true, instance_types: [g6.xlarge, g5.xlarge], min: 0, max: 10}\n"
+    edit(accounts_copy / "prod.yaml", gpu_line, gpu_line + group)
+    after = synth_stacks(accounts_copy, tmp_path / "out")
+    for slot in ("prod-main-blue", "prod-main-green"):
+        before_res, after_res = flat(stack_json(slot)), flat(after[slot])
+        assert set(after_res) - set(before_res) == {"aws_eks_node_group.nodes-batch_group",
+                                                    "aws_launch_template.nodes-batch_template"}
+        assert not set(before_res) - set(after_res)
+        batch = after_res["aws_eks_node_group.nodes-batch_group"]
+        assert batch["capacity_type"] == "SPOT" and batch["labels"]["workload"] == "batch"
