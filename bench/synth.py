@@ -76,6 +76,7 @@ def tree_rss(pid: int) -> int:
 @dataclass
 class Measurement:
     seconds: float
+    cpu_seconds: float  # user + system of the process and its reaped descendants: less sensitive to load
     peak_mb: float
     processes: int
     report: dict[str, Any] = field(default_factory=dict)
@@ -101,7 +102,8 @@ def measure(command: list[str]) -> Measurement:
         raise SystemExit(f"{' '.join(command[:3])} failed ({proc.returncode}):\n{stderr[-3000:]}")
     peak = max(peak, usage.ru_maxrss * 1024)  # the Python process alone, as the kernel counted it
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
-    return Measurement(seconds, peak / 2**20, processes, json.loads(lines[-1]) if lines else {})
+    cpu = usage.ru_utime + usage.ru_stime
+    return Measurement(seconds, cpu, peak / 2**20, processes, json.loads(lines[-1]) if lines else {})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -389,6 +391,7 @@ def write_plan(fleetform_out: Path, target: Path) -> None:
 def _summary(runs: list[Measurement]) -> dict[str, Any]:
     return {"seconds": round(statistics.median(r.seconds for r in runs), 2),
             "seconds_min": round(min(r.seconds for r in runs), 2),
+            "cpu_seconds": round(statistics.median(r.cpu_seconds for r in runs), 2),
             "peak_mb": round(statistics.median(r.peak_mb for r in runs), 1),
             "peak_mb_max": round(max(r.peak_mb for r in runs), 1),
             "processes": max(r.processes for r in runs),
@@ -401,6 +404,7 @@ def benchmark(config_dir: str, runs: int, keep: Path | None, bindings: bool) -> 
     me = [sys.executable, str(Path(__file__).resolve())]
     ours = [measure(me + ["_fleetform", config_dir, str(work / f"fleetform-{i}")]) for i in range(runs)]
     result: dict[str, Any] = {"config": config_dir, "runs": runs, "cpus": os.cpu_count(),
+                              "load_average": [round(x, 2) for x in os.getloadavg()],
                               "fleetform": _summary(ours), "targets": TARGETS}
     if not bindings:
         return result
@@ -412,6 +416,7 @@ def benchmark(config_dir: str, runs: int, keep: Path | None, bindings: bool) -> 
     result["output"] = compare(source, work / "bindings-0")
     f, b = result["fleetform"], result["bindings"]
     result["speedup"] = round(b["seconds"] / f["seconds"], 1)
+    result["cpu_ratio"] = round(b["cpu_seconds"] / f["cpu_seconds"], 1)
     result["memory_ratio"] = round(b["peak_mb"] / f["peak_mb"], 1)
     result["met"] = {
         "speedup": result["speedup"] >= TARGETS["speedup"],
@@ -429,11 +434,15 @@ def print_text(result: dict[str, Any]) -> None:
 
     console = Console(width=max(100, Console().width))
     f, b = result["fleetform"], result.get("bindings")
-    table = Table(title=f"synth of {result['config']} (median of {result['runs']} run(s), {result['cpus']} CPUs)")
+    load = ", ".join(str(x) for x in result["load_average"])
+    table = Table(title=f"synth of {result['config']} (median of {result['runs']} run(s), {result['cpus']} CPUs, "
+                        f"load average {load})")
     for column in ("", "fleetform", "prebuilt bindings", "bindings / fleetform"):
         table.add_column(column, justify="right" if column else "left")
     table.add_row("wall time, process start to exit", f"{f['seconds']:.2f} s",
                   f"{b['seconds']:.2f} s" if b else "-", f"{result['speedup']}x" if b else "-")
+    table.add_row("CPU time (user + system)", f"{f['cpu_seconds']:.2f} s",
+                  f"{b['cpu_seconds']:.2f} s" if b else "-", f"{result['cpu_ratio']}x" if b else "-")
     table.add_row("peak memory, process tree", f"{f['peak_mb']:.0f} MB",
                   f"{b['peak_mb']:.0f} MB" if b else "-", f"{result['memory_ratio']}x" if b else "-")
     table.add_row("  of which imports / build + synth",
