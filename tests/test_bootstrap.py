@@ -140,6 +140,8 @@ def test_terraform_failure_is_reported_without_traceback(tmp_path, moto_endpoint
 def test_bad_usage_and_bad_configuration_exit_2(tmp_path, moto_endpoint, accounts_copy):
     missing = run_bootstrap(tmp_path, moto_endpoint, "--terraform", str(tmp_path / "nope"))
     assert missing.exit_code == 2 and "--terraform" in missing.output
+    profile = run_bootstrap(tmp_path, moto_endpoint, "--profile", "no-such-profile", "--dry-run")
+    assert profile.exit_code == 2 and "--profile" in profile.output
     (accounts_copy / "organization.yaml").write_text(
         (accounts_copy / "organization.yaml").read_text().replace("bucket: familyalbum-tfstate", "bucket: X"))
     bad = CliRunner().invoke(cli, ["bootstrap", "--config", str(accounts_copy), "--out", str(tmp_path / "o"),

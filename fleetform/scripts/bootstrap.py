@@ -14,7 +14,7 @@ import click
 
 from fleetform.config import load_config
 from fleetform.config.models import FleetConfig
-from fleetform.errors import FleetformError
+from fleetform.errors import FleetformError, UsageError
 from fleetform.naming import BOOTSTRAP_STACK, FIRST_APPLY_ENV, ORGANIZATION_STACK, baseline_stack
 from fleetform.scripts.common import aws_options, config_option, emit_json, handle_errors, out_option, output_option
 
@@ -74,7 +74,7 @@ def first_apply_mode() -> Iterator[None]:
 def state_in_bucket(config: FleetConfig, profile: str | None, region: str | None, endpoint_url: str | None) -> bool:
     """Whether the bootstrap state is already in the bucket (an earlier bootstrap finished)."""
     import boto3
-    from botocore.exceptions import BotoCoreError, ClientError
+    from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
 
     state = config.organization.state
     try:
@@ -82,6 +82,8 @@ def state_in_bucket(config: FleetConfig, profile: str | None, region: str | None
         s3 = session.client("s3", region_name=region or state.region, endpoint_url=endpoint_url)
         s3.head_object(Bucket=state.bucket, Key=state_key())
         return True
+    except ProfileNotFound as exc:
+        raise UsageError(f"--profile: {exc}") from None
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
             return False
@@ -150,6 +152,8 @@ def bootstrap_command(config_dir: str, out_dir: str, terraform_bin: str | None, 
     note = ""
     try:
         migrated = state_in_bucket(config, profile, region, endpoint_url)
+    except UsageError:
+        raise
     except FleetformError as exc:
         if not dry_run:
             raise
