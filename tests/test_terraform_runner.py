@@ -106,3 +106,21 @@ def test_runner_never_prompts_and_never_phones_home(tmp_path, monkeypatch):
     assert result.stdout.split() == ["CHECKPOINT_DISABLE=1", "TF_INPUT=0", "TF_IN_AUTOMATION=1"]
     assert os.environ.get("CHECKPOINT_DISABLE") is None
     assert Path(script).exists()
+
+
+def test_stack_selection_patterns_and_shards(tmp_path):
+    from fixtures.tfstacks import write_synth
+
+    from fleetform.manifest import read_manifest
+    from fleetform.terraform.workflow import select_stacks, shard
+
+    body = stack_body(terraform_data(a="1"))
+    names = ["bootstrap", "dev-network", "prod-network", "prod-main-blue", "stg-network"]
+    stacks = read_manifest(write_synth(tmp_path, {n: body for n in names},
+                                       {n: ["bootstrap"] for n in names if n != "bootstrap"}))
+    assert [s.name for s in select_stacks(stacks, ["prod-*"])] == ["prod-main-blue", "prod-network"]
+    assert [s.name for s in shard(stacks, "1/2")] == ["bootstrap", "prod-main-blue", "stg-network"]
+    assert [s.name for s in shard(stacks, "2/2")] == ["dev-network", "prod-network"]
+    for bad in ("0/2", "3/2", "x"):
+        with pytest.raises(UsageError, match="--shard"):
+            shard(stacks, bad)
