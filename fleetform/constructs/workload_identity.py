@@ -47,6 +47,7 @@ class WorkloadIdentityProps:
     cluster_arn: str
     account_id: str
     region: str
+    vpc_id: str
     node_role_arn: str
     node_role_name: str
     volume_kms_key_arn: str
@@ -173,8 +174,9 @@ def _load_balancer_controller(props: WorkloadIdentityProps) -> list[dict[str, An
             "iam:ListServerCertificates", "iam:GetServerCertificate", "cognito-idp:DescribeUserPoolClient",
             "waf-regional:GetWebACL", "waf-regional:GetWebACLForResource", "wafv2:GetWebACL",
             "wafv2:GetWebACLForResource", "shield:GetSubscriptionState", "shield:DescribeProtection"]},
-        {"Sid": "CreateSecurityGroups", "Effect": "Allow", "Action": ["ec2:CreateSecurityGroup"],
-         "Resource": "*", "Condition": {"StringEquals": {"ec2:Vpc": f"arn:aws:ec2:{region_account}:vpc/*"}}},
+        {"Sid": "CreateSecurityGroupsInTheVpc", "Effect": "Allow", "Action": ["ec2:CreateSecurityGroup"],
+         "Resource": [f"arn:aws:ec2:{region_account}:security-group/*",
+                      f"arn:aws:ec2:{region_account}:vpc/{props.vpc_id}"]},
         {"Sid": "TagNewSecurityGroups", "Effect": "Allow", "Action": "ec2:CreateTags",
          "Resource": f"arn:aws:ec2:{region_account}:security-group/*",
          "Condition": {"StringEquals": {"ec2:CreateAction": "CreateSecurityGroup",
@@ -207,13 +209,14 @@ def _load_balancer_controller(props: WorkloadIdentityProps) -> list[dict[str, An
                                                           "targetgroup/*/*",
          "Action": ["elasticloadbalancing:RegisterTargets", "elasticloadbalancing:DeregisterTargets"]},
         {"Sid": "ListenersAndCertificates", "Effect": "Allow", "Resource": listeners, "Action": [
-            "elasticloadbalancing:SetWebAcl", "elasticloadbalancing:ModifyListener",
+            "elasticloadbalancing:ModifyListener",
             "elasticloadbalancing:AddListenerCertificates", "elasticloadbalancing:RemoveListenerCertificates",
             "elasticloadbalancing:ModifyRule", "elasticloadbalancing:SetRulePriorities"]},
-        # WAF and Shield resources are not known in advance (as upstream)
+        # WAF and Shield resources are not known in advance (as upstream); SetWebAcl takes no resource
         {"Sid": "WafAndShield", "Effect": "Allow", "Resource": "*", "Action": [
-            "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL", "waf-regional:AssociateWebACL",
-            "waf-regional:DisassociateWebACL", "shield:CreateProtection", "shield:DeleteProtection"]},
+            "elasticloadbalancing:SetWebAcl", "wafv2:AssociateWebACL", "wafv2:DisassociateWebACL",
+            "waf-regional:AssociateWebACL", "waf-regional:DisassociateWebACL", "shield:CreateProtection",
+            "shield:DeleteProtection"]},
     ]
 
 

@@ -164,7 +164,7 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
     zone = _zone(fleet, account)
     identities = WorkloadIdentities(stack, "identity", WorkloadIdentityProps(
         cluster_name=cluster_name, cluster_name_ref=cluster_ref, cluster_arn=eks.arn, account_id=account.id,
-        region=region, node_role_arn=node_role.arn, node_role_name=node_role.name,
+        region=region, vpc_id=vpc.vpc_id, node_role_arn=node_role.arn, node_role_name=node_role.name,
         volume_kms_key_arn=volume_key.arn, autoscaler=cluster.autoscaler,
         hosted_zone_arn=zone.arn if zone is not None else None,
         amp_writer_role_arn=role_arn(ops[0].id, AMP_WRITER_ROLE) if ops is not None else None,
