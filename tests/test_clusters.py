@@ -371,6 +371,8 @@ def test_removing_a_node_group_changes_no_other_resource(tmp_path: Path, account
          "prod.yaml: clusters.main.node_groups.app.instance_types: mixes ARM (m7g.xlarge) and x86"),
         ("  name: prod\n", "  name: production-and-customer-facing\n",
          "prod.yaml: clusters.main: account and cluster names are too long"),
+        ("hostname: api.familyalbum.example", "hostname: familyalbum.example",
+         "prod.yaml: clusters.main.hostname: 'familyalbum.example' is the zone apex"),
     ],
 )
 def test_bad_cluster_configuration_is_reported(accounts_copy: Path, old: str, new: str, expected: str) -> None:

@@ -248,7 +248,11 @@ def _cluster(file: str, base: str, cluster: ClusterConfig, zone: str | None) -> 
     if cluster.hostname is not None:
         if zone is None:
             yield Problem(file, f"{base}.hostname", "needs a dns.zone in the same account")
-        elif not (cluster.hostname == zone or cluster.hostname.endswith("." + zone)):
+        elif cluster.hostname == zone:
+            yield Problem(file, f"{base}.hostname", f"{cluster.hostname!r} is the zone apex, where the weighted "
+                                                    f"CNAME records of the slots cannot live; use a name below it "
+                                                    f"such as 'api.{zone}'")
+        elif not cluster.hostname.endswith("." + zone):
             yield Problem(file, f"{base}.hostname", f"{cluster.hostname!r} is not inside the zone {zone!r}")
     versions = {slot: tuple(int(p) for p in s.version.split(".")) for slot, s in cluster.slots.items()}
     if len(versions) == 2:
