@@ -113,10 +113,11 @@ def list_command(env: str, config_dir: str, profile: str | None, region: str | N
         click.echo(f"no bastion instance in {target.account} ({target.region})")
         return
     table = Table(title=f"bastion instances in {target.account} ({target.region})")
-    table.add_column("instance", no_wrap=True)
-    for column in ("state", "zone", "private IP", "launched (UTC)"):
-        table.add_column(column)
+    for column in ("instance", "state", "zone", "private IP", "launched (UTC)"):
+        table.add_column(column, no_wrap=True)
     for i in instances:
         launched = (i.launch_time or "")[:16].replace("T", " ")
         table.add_row(i.instance_id, i.state, i.availability_zone or "", i.private_ip or "", launched)
-    Console().print(table)
+    console = Console()
+    console.width = max(console.width, 100)  # ids and zones stay whole when piped
+    console.print(table)
