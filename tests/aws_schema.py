@@ -26,6 +26,7 @@ import re
 import subprocess
 import sys
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -152,6 +153,19 @@ def build_index(assembly: Path) -> dict:
     return index
 
 
+def _writable_cache(target: Path) -> Path:
+    """``target``, or the same name under the temp directory when the environment is read-only."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if os.access(target.parent, os.W_OK):
+            return target
+    except OSError:
+        pass
+    fallback = Path(tempfile.gettempdir()) / "fleetform-cache" / target.name
+    fallback.parent.mkdir(parents=True, exist_ok=True)
+    return fallback
+
+
 def _write_cache(assembly: Path, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     temporary = target.with_name(f".{target.name}.{os.getpid()}")
@@ -163,7 +177,7 @@ def _write_cache(assembly: Path, target: Path) -> None:
 def load_schema() -> Schema:
     """The cached index; built in a child process the first time (keeps this process small)."""
     assembly = assembly_path()
-    target = cache_path(assembly)
+    target = _writable_cache(cache_path(assembly))
     if not target.exists():
         proc = subprocess.run([sys.executable, __file__, "build", str(target)], capture_output=True, text=True,
                               check=False)
