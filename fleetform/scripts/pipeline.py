@@ -187,19 +187,12 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
     _check_pairs("--backend-config", backend_config)
     _check_pairs("--var", variables)
     settings = _pipeline_settings(config_dir, required=affected)
-    github = None
-    comment_key = "plan"
+    github, pull_request, comment_key = None, pull_request, "plan"
     if comment:
         repository = repository or settings.repository
-        github = _github(api_url, token_secret or settings.github_token_secret, profile, region, endpoint_url)
-        if pull_request is None and commit:
-            pull_request = github.pull_request_for_commit(repository, commit)
-            comment_key = "apply"
-            if pull_request is None:
-                _progress(f"no pull request brought {commit}: no comment, no allow-destroy label")
-                github = None
-        elif pull_request is None:
-            pull_request = _pr_from_env()
+        github, pull_request, comment_key = _pull_request(
+            _github(api_url, token_secret or settings.github_token_secret, profile, region, endpoint_url),
+            repository, pull_request, commit)
     if github is not None and settings.allow_destroy_label in github.labels(repository, pull_request):
         _progress(f"pull request #{pull_request} carries {settings.allow_destroy_label!r}: protected destroys allowed")
         allow_destroy = True
@@ -219,13 +212,23 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
     sys.exit(run.exit_code)
 
 
-def _pr_from_env() -> int:
+def _pull_request(github: Any, repository: str, number: int | None, commit: str | None) -> tuple[Any, Any, str]:
+    """(client or None, pull request number, comment key): from --pull-request, the merged commit
+    (apply builds: key "apply"), or CodeBuild's CODEBUILD_WEBHOOK_TRIGGER=pr/N."""
     from fleetform.github import pull_request_from_env
 
+    if number is not None:
+        return github, number, "plan"
+    if commit:
+        number = github.pull_request_for_commit(repository, commit)
+        if number is None:
+            _progress(f"no pull request brought {commit}: no comment, no allow-destroy label")
+            return None, None, "apply"
+        return github, number, "apply"
     number = pull_request_from_env()
     if number is None:
         raise UsageError("--comment needs --pull-request N (or CodeBuild's CODEBUILD_WEBHOOK_TRIGGER=pr/N)")
-    return number
+    return github, number, "plan"
 
 
 def _github(api_url: str, secret: str, profile: str | None, region: str | None, endpoint_url: str | None) -> Any:
