@@ -281,7 +281,8 @@ def apply_command(stacks: tuple[str, ...], synth_dir: str, backend_config: tuple
 
     \b
     Examples:
-      fleetform plan --out-dir .fleetform/plan && fleetform apply --out-dir .fleetform/plan
+      fleetform plan --out-dir .fleetform/plan    # exit 2: there are changes
+      fleetform apply --out-dir .fleetform/plan   # asks, then applies
       fleetform apply prod-network --yes --lock-bucket familyalbum-tfstate
     """
     from fleetform.terraform.workflow import apply_plans, saved_plans
