@@ -410,3 +410,15 @@ def test_adding_the_documented_node_group_adds_only_that_group(tmp_path: Path, a
         assert not set(before_res) - set(after_res)
         batch = after_res["aws_eks_node_group.nodes-batch_group"]
         assert batch["capacity_type"] == "SPOT" and batch["labels"]["workload"] == "batch"
+
+
+def test_without_an_ops_cluster_there_is_no_argocd_or_remote_write(tmp_path: Path, accounts_copy: Path) -> None:
+    edit(accounts_copy / "prod.yaml", "  ops:\n    role: ops\n    slots: {blue: {version: \"1.34\"}}\n"
+         "    node_groups:\n      system: {instance_types: [m7i.large], min: 2, max: 4}\n", "")
+    after = synth_stacks(accounts_copy, tmp_path / "out")
+    assert "prod-ops-blue" not in after and "prod-ops-shared" not in after
+    for slot in SERVICE_SLOTS:
+        assert not any("argocd" in arn for arn in access(after[slot])), slot
+        assert "identity_prometheus-role" not in resources(after[slot], "aws_iam_role"), slot
+    for account in ACCOUNT_IDS:
+        assert "argocd-manager_role" not in resources(after[f"{account}-network"], "aws_iam_role")
