@@ -21,9 +21,10 @@ from fleetform.constructs.logs import LogGroup, LogGroupProps
 from fleetform.engine import DataSource, Resource, policy_json
 
 GATEWAY_ENDPOINTS = ("s3", "dynamodb")
-# what nodes of a private cluster, Karpenter, KEDA and a Session Manager bastion call
+# what nodes of a private cluster, Karpenter, KEDA, Prometheus remote write (AMP) and a Session
+# Manager bastion call
 INTERFACE_ENDPOINTS = (
-    "autoscaling", "ec2", "ec2messages", "ecr.api", "ecr.dkr", "eks", "eks-auth", "elasticloadbalancing",
+    "aps-workspaces", "autoscaling", "ec2", "ec2messages", "ecr.api", "ecr.dkr", "eks", "eks-auth", "elasticloadbalancing",
     "kms", "logs", "sqs", "ssm", "ssmmessages", "sts",
 )
 ELB_TAG = "kubernetes.io/role/elb"
