@@ -13,7 +13,7 @@ from cdktn import TerraformOutput
 
 from fleetform.config.models import Account, ClusterConfig, FleetConfig, SlotConfig
 from fleetform.constructs.bucket import BucketProps, SecureBucket
-from fleetform.constructs.dns import WeightedRecord, WeightedRecordProps
+from fleetform.constructs.dns import HostedZone, WeightedRecord, WeightedRecordProps
 from fleetform.constructs.eks_cluster import (
     ADDONS_AFTER_NODES,
     ADDONS_BEFORE_NODES,
@@ -211,7 +211,8 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
     fleet.add(stack, depends_on=depends)
 
 
-def _zone(fleet: FleetApp, account: Account):  # -> HostedZone | None
+def _zone(fleet: FleetApp, account: Account) -> HostedZone | None:
+    """The account's hosted zone (its dns stack is built before the clusters), if it has one."""
     dns = fleet.stacks.get(dns_stack(account.name))
     return getattr(dns, "zone", None) if dns is not None else None
 
