@@ -187,3 +187,15 @@ def test_migration_moves_local_state_into_the_bucket_for_real(tmp_path, moto_end
     assert [r["type"] + "." + r["name"] for r in state["resources"]] == ["terraform_data.seed"]
     listed = terraform.run(["state", "list", "-no-color"], stack_dir)  # now read from the bucket
     assert listed.stdout.split() == ["terraform_data.seed"]
+
+
+def test_state_bucket_history_cannot_be_deleted(stack_json):
+    """SCPs do not cover the management account, so the state bucket's own policy protects it."""
+    policy = json.loads(stack_json("bootstrap")["resource"]["aws_s3_bucket_policy"]["state_policy"]["policy"])
+    statements = {s["Sid"]: s for s in policy["Statement"]}
+    assert statements["DenyBucketDeletion"]["Action"] == "s3:DeleteBucket"
+    assert statements["DenyStateHistoryDeletion"]["Action"] == "s3:DeleteObjectVersion"
+    assert statements["DenyStateHistoryDeletion"]["Resource"] == f"arn:aws:s3:::{BUCKET}/*"
+    assert all(statements[sid]["Effect"] == "Deny" and statements[sid]["Principal"] == "*"
+               and "Condition" not in statements[sid]  # no break glass configured in the example: nobody
+               for sid in ("DenyBucketDeletion", "DenyStateHistoryDeletion"))

@@ -33,7 +33,19 @@ def build(fleet: FleetApp) -> None:
         noncurrent_days=365,
         prevent_destroy=True,
         access_log_reason="state access is recorded by the organization CloudTrail (data events)",
+        policy_statements=state_history_protection(org.state.bucket, org.break_glass_principal),
     ))
     stack.state_bucket = bucket  # type: ignore[attr-defined]
     stack.state_key = key  # type: ignore[attr-defined]
     fleet.add(stack)
+
+
+def state_history_protection(bucket: str, break_glass: str | None) -> list[dict]:
+    """Nobody (but break glass) deletes the bucket or a state version: SCPs do not cover the
+    management account, so the bucket policy guards it (noncurrent versions still expire by lifecycle)."""
+    unless = {"Condition": {"ArnNotLike": {"aws:PrincipalArn": [break_glass]}}} if break_glass else {}
+    arn = f"arn:aws:s3:::{bucket}"
+    return [{"Sid": "DenyBucketDeletion", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteBucket",
+             "Resource": arn, **unless},
+            {"Sid": "DenyStateHistoryDeletion", "Effect": "Deny", "Principal": "*", "Action": "s3:DeleteObjectVersion",
+             "Resource": f"{arn}/*", **unless}]
