@@ -24,8 +24,8 @@ GATEWAY_ENDPOINTS = ("s3", "dynamodb")
 # what nodes of a private cluster, Karpenter, KEDA, Prometheus remote write (AMP) and a Session
 # Manager bastion call
 INTERFACE_ENDPOINTS = (
-    "aps-workspaces", "autoscaling", "ec2", "ec2messages", "ecr.api", "ecr.dkr", "eks", "eks-auth", "elasticloadbalancing",
-    "kms", "logs", "sqs", "ssm", "ssmmessages", "sts",
+    "aps-workspaces", "autoscaling", "ec2", "ec2messages", "ecr.api", "ecr.dkr", "eks", "eks-auth",
+    "elasticloadbalancing", "kms", "logs", "sqs", "ssm", "ssmmessages", "sts",
 )
 ELB_TAG = "kubernetes.io/role/elb"
 INTERNAL_ELB_TAG = "kubernetes.io/role/internal-elb"
