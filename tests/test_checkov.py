@@ -15,6 +15,7 @@ from cdktn import App, TerraformStack
 
 from fleetform.checks.checkov_scan import SKIP, ScanResult, inline_skips, scan_stacks
 from fleetform.engine import AwsProvider, Resource
+from fleetform.engine.resource import add_check_skips
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,15 @@ def test_skip_without_reason_is_refused(tmp_path: Path) -> None:
     stack = TerraformStack(App(outdir=str(tmp_path)), "s")
     with pytest.raises(ValueError, match="CKV_AWS_18 needs a reason"):
         Resource(stack, "b", "aws_s3_bucket", bucket="b", skip_checks={"CKV_AWS_18": "  "})
+
+
+def test_skips_added_later_are_merged(tmp_path: Path) -> None:
+    app = App(outdir=str(tmp_path))
+    stack = TerraformStack(app, "s")
+    AwsProvider(stack, "aws", region="ap-northeast-1")
+    bucket = Resource(stack, "b", "aws_s3_bucket", bucket="b", skip_checks={"CKV_AWS_18": "first reason"})
+    add_check_skips(bucket, {"CKV_AWS_144": "second reason"})
+    app.synth()
+    document = json.loads((tmp_path / "stacks" / "s" / "cdk.tf.json").read_text())
+    assert inline_skips(document) == {"aws_s3_bucket.b": {"CKV_AWS_18": "first reason",
+                                                          "CKV_AWS_144": "second reason"}}

@@ -136,7 +136,10 @@ def add_check_skips(resource: TerraformResource, skips: Mapping[str, str]) -> No
     for check_id, reason in skips.items():
         if not reason or not reason.strip():
             raise ValueError(f"checkov skip {check_id} needs a reason")
-    resource.add_override("//.checkov_skip", [f"checkov:skip={k}:{v}" for k, v in sorted(skips.items())])
+    # the override replaces the whole list: merge with earlier calls so none is silently lost
+    merged = {**getattr(resource, "_fleetform_check_skips", {}), **skips}
+    resource._fleetform_check_skips = merged
+    resource.add_override("//.checkov_skip", [f"checkov:skip={k}:{v}" for k, v in sorted(merged.items())])
 
 
 def _lifecycle(value: TerraformResourceLifecycle | Mapping[str, Any] | None) -> Any:
