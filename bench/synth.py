@@ -399,8 +399,14 @@ def _summary(runs: list[Measurement]) -> dict[str, Any]:
 
 
 def benchmark(config_dir: str, runs: int, keep: Path | None, bindings: bool) -> dict[str, Any]:
-    work = keep or Path(tempfile.mkdtemp(prefix="fleetform-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
+    if keep is not None:
+        keep.mkdir(parents=True, exist_ok=True)
+        return _benchmark(config_dir, runs, keep, bindings)
+    with tempfile.TemporaryDirectory(prefix="fleetform-bench-") as work:
+        return _benchmark(config_dir, runs, Path(work), bindings)
+
+
+def _benchmark(config_dir: str, runs: int, work: Path, bindings: bool) -> dict[str, Any]:
     me = [sys.executable, str(Path(__file__).resolve())]
     ours = [measure(me + ["_fleetform", config_dir, str(work / f"fleetform-{i}")]) for i in range(runs)]
     result: dict[str, Any] = {"config": config_dir, "runs": runs, "cpus": os.cpu_count(),
@@ -466,6 +472,9 @@ def print_text(result: dict[str, Any]) -> None:
 def main() -> None:
     import click
 
+    from fleetform.config import load_config
+    from fleetform.scripts.common import handle_errors
+
     @click.command(context_settings={"help_option_names": ["-h", "--help"]})
     @click.option("--config", "config_dir", default=str(ROOT / "accounts"), show_default="accounts/",
                   type=click.Path(file_okay=False, exists=True), help="Configuration to synthesize.")
@@ -475,7 +484,8 @@ def main() -> None:
                   help="text for people, json for scripts.")
     @click.option("--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
                   help="Keep both outputs in this directory (default: a temporary directory).")
-    @click.option("--no-bindings", is_flag=True, help="Measure the fleetform path only (no 2 GB comparison).")
+    @click.option("--no-bindings", is_flag=True, help="Measure the fleetform path only (skips the ~1 GB bindings run).")
+    @handle_errors
     def cli(config_dir: str, runs: int, output: str, keep: Path | None, no_bindings: bool) -> None:
         """Time and peak memory of `fleetform synth` next to the prebuilt provider bindings.
 
@@ -484,6 +494,7 @@ def main() -> None:
           .venv/bin/python bench/synth.py                 # one run of each path, a table
           .venv/bin/python bench/synth.py --runs 3 --output json
         """
+        load_config(config_dir)  # bad configuration: the usual message and exit 2, before any timing
         result = benchmark(config_dir, runs, keep, bindings=not no_bindings)
         if output == "json":
             click.echo(json.dumps(result, indent=2))
