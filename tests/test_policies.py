@@ -36,7 +36,6 @@ FAILING_SEVERITIES = {"MEDIUM", "HIGH", "CRITICAL"}
 PROMOTED_ISSUES = {"UNKNOWN_ACTION", "UNKNOWN_PREFIX", "INVALID_SID", "NO_VERSION", "OLD_VERSION"}
 
 
-
 @dataclass(frozen=True)
 class Allowed:
     """A parliament finding accepted on purpose: its issue, a regex on its detail, optionally a regex
@@ -117,6 +116,7 @@ ARNS = {
     "aws_kms_alias": f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/{{n}}",
     "aws_iam_role": f"arn:aws:iam::{ACCOUNT}:role/{{n}}",
     "aws_iam_user": f"arn:aws:iam::{ACCOUNT}:user/{{n}}",
+    "aws_iam_service_linked_role": f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/example.amazonaws.com/{{n}}",
     "aws_iam_policy": f"arn:aws:iam::{ACCOUNT}:policy/{{n}}",
     "aws_iam_instance_profile": f"arn:aws:iam::{ACCOUNT}:instance-profile/{{n}}",
     "aws_iam_openid_connect_provider": f"arn:aws:iam::{ACCOUNT}:oidc-provider/{OIDC_HOST}",
