@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -75,6 +76,7 @@ class Resource(TerraformResource):
             provider=provider,
         )
         self.terraform_type = terraform_type
+        self._fleet_logical_id = readable_logical_id(scope, id)
         self._attributes = _clean(attributes)
         if skip_checks:
             add_check_skips(self, skip_checks)
@@ -117,6 +119,7 @@ class DataSource(TerraformDataSource):
             provider=provider,
         )
         self.terraform_type = terraform_type
+        self._fleet_logical_id = readable_logical_id(scope, id)
         self._attributes = _clean(attributes)
 
     def _synthesize_attributes(self) -> Mapping[str, Any]:
@@ -140,6 +143,20 @@ def add_check_skips(resource: TerraformResource, skips: Mapping[str, str]) -> No
     merged = {**getattr(resource, "_fleetform_check_skips", {}), **skips}
     resource._fleetform_check_skips = merged
     resource.add_override("//.checkov_skip", [f"checkov:skip={k}:{v}" for k, v in sorted(merged.items())])
+
+
+def readable_logical_id(scope: Construct, id: str) -> str:
+    """The element's construct path below its stack, joined by '_' (``vpc_subnet-private-1``).
+
+    Computed in Python with the scope's path cached on the scope object: asking node for each
+    element's path would cost two more jsii round trips per element (see bench/synth.py).
+    """
+    path = scope.__dict__.get("_fleet_path")
+    if path is None:
+        path = scope.node.path
+        scope.__dict__["_fleet_path"] = path
+    parts = [p for p in f"{path}/{id}".split("/")[1:] if p != "Default"]
+    return re.sub(r"[^A-Za-z0-9_-]", "_", "_".join(parts))
 
 
 def _lifecycle(value: TerraformResourceLifecycle | Mapping[str, Any] | None) -> Any:

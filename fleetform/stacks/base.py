@@ -73,6 +73,9 @@ class FleetStack(TerraformStack):
         ``aws_subnet.vpc_subnet-private-1`` reads better in a plan than a hashed id, and it is
         keyed by name, so removing one construct never renames another.
         """
+        known = getattr(tf_element, "_fleet_logical_id", None)  # set by engine.Resource/DataSource
+        if known is not None:
+            return known
         node = tf_element.node if isinstance(tf_element, TerraformElement) else tf_element
         parts = [p for p in node.path.split("/")[1:] if p != "Default"]
         return re.sub(r"[^A-Za-z0-9_-]", "_", "_".join(parts))
