@@ -23,10 +23,12 @@ SANDBOX_ROLE = "arn:aws:iam::123456789012:role/fleetform-sandbox"
 HEALTHY = {"requests": 1200.0, "error_rate": 0.001, "latency_ms": 120.0}
 
 
-def seed(aws_for: Any, config: FleetConfig) -> dict[str, Any]:
-    """``aws_for(region) -> Aws``; returns a summary of what was created."""
+def seed(aws_for: Any, config: FleetConfig, only: set[str] | None = None) -> dict[str, Any]:
+    """``aws_for(region) -> Aws``; ``only``: account names (default all). Returns what was created."""
     summary: dict[str, Any] = {"clusters": [], "zones": [], "alarms": [], "records": []}
     for account in config.accounts:
+        if only is not None and account.name not in only:
+            continue
         spec = account.spec
         aws = aws_for(config.region_of(account))
         subnets = _network(aws, account) if spec.network else []
@@ -45,7 +47,7 @@ def seed(aws_for: Any, config: FleetConfig) -> dict[str, Any]:
                 if cluster.hostname:
                     _records(aws, config, account, key, cluster, zone_id)
                     summary["records"].append(cluster.hostname)
-    emit_traffic(aws_for, config, utcnow())
+    emit_traffic(aws_for, config, utcnow(), only=only)
     return summary
 
 
@@ -109,11 +111,11 @@ def _records(aws: Aws, config: FleetConfig, account: Account, key: str, cluster:
     records.change(weights, "fleetform sandbox seed")
 
 
-def emit_traffic(aws_for: Any, config: FleetConfig, moment: datetime, unhealthy: set[str] | None = None) -> None:
-    """Per-slot metrics in proportion to the current weights (a slot at weight 0 gets no requests).
-
-    ``unhealthy``: EKS cluster names that serve 5% errors and +500 ms (tests, demos of a rollback)."""
+def emit_traffic(aws_for: Any, config: FleetConfig, moment: datetime, only: set[str] | None = None) -> None:
+    """Per-slot metrics in proportion to the current weights (a slot at weight 0 gets no requests)."""
     for account in config.accounts:
+        if only is not None and account.name not in only:
+            continue
         aws = aws_for(config.region_of(account))
         for key, cluster in account.spec.clusters.items():
             if not cluster.hostname or account.spec.dns is None:
@@ -124,12 +126,9 @@ def emit_traffic(aws_for: Any, config: FleetConfig, moment: datetime, unhealthy:
             for slot, weight in weights.items():
                 if weight == 0:
                     continue
-                name = naming.cluster_name(account.name, key, slot)
-                bad = unhealthy is not None and name in unhealthy
                 requests = HEALTHY["requests"] * weight / total
-                errors = requests * (0.05 if bad else HEALTHY["error_rate"])
-                latency = HEALTHY["latency_ms"] + (500 if bad else 0)
-                put_traffic(aws, name, moment, requests, errors, latency)
+                put_traffic(aws, naming.cluster_name(account.name, key, slot), moment, requests,
+                            requests * HEALTHY["error_rate"], HEALTHY["latency_ms"])
 
 
 def put_traffic(aws: Aws, cluster_name: str, moment: datetime, requests: float, errors: float,

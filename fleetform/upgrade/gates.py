@@ -112,7 +112,7 @@ def metric_gates(aws: Aws, target: Target, weights: dict[str, int], now: datetim
         note = f"{new} has no traffic yet (weight 0): nothing to compare; alarms guard this step"
         return [GateResult("5xx-rate", SKIPPED, note), GateResult("latency-p99", SKIPPED, note)], None
     green = traffic(aws, target, new, now)
-    blue = traffic(aws, target, live, now) if weights.get(live, 0) > 0 else None
+    blue = traffic(aws, target, live, now)  # at weight 0 the window may still hold its last minutes
     blue_source = "now"
     if blue is None and baseline is not None:
         blue, blue_source = baseline, "baseline recorded before its weight reached 0"

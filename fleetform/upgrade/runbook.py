@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -197,7 +197,8 @@ class Runbook:
             self._require_verified()
             actual = self.records.weights()
             expected = existing.weights if existing else step_weights(self.target.live_slot, self.target.new_slot, 0)
-            if _differs(expected, actual):
+            forced = _differs(expected, actual)
+            if forced:
                 self._hand_changed(existing, expected, actual)
             now = self.clock.now()
             state = RunState(account=self.target.account.name, cluster=self.target.cluster_key,
@@ -206,6 +207,8 @@ class Runbook:
                              weights={s: actual.get(s, 0) for s in (self.target.live_slot, self.target.new_slot)},
                              run_id=uuid.uuid4().hex[:12], started_at=iso(now),
                              history=existing.history if existing else [])
+            if forced:
+                state.event(now, "force-accept-weights", weights=state.weights, expected=expected)
             state.event(now, "start", schedule=schedule, bake_seconds=bake_seconds, caller=self.caller["arn"])
             self.save(state)
             self._audit("start", state, before=state.weights, reason=f"shift {schedule} bake {bake_seconds}s")
@@ -247,7 +250,8 @@ class Runbook:
             state.event(self.clock.now(), "force-accept-weights", weights=state.weights)
 
     def _run(self, state: RunState, lock: Lock) -> RunState:
-        baseline: Traffic | None = None
+        # the old slot's traffic when last measured: the comparison once its weight (and data) is gone
+        baseline = Traffic(**state.baseline) if state.baseline else None
         total = len(state.schedule)
         while state.step_index < total:
             percent = state.schedule[state.step_index]
@@ -260,6 +264,7 @@ class Runbook:
                     self._hand_changed(state, state.weights, actual)
                 results, baseline = gates_mod.run_gates(self.aws, self._slots_from(state), state.weights,
                                                         self.clock.now(), baseline)
+                state.baseline = asdict(baseline) if baseline else state.baseline
                 self.display.gates(results)
                 state.event(self.clock.now(), "gates", step=number, verdict=gates_mod.verdict(results),
                             results=[r.as_dict() for r in results])

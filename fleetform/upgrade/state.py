@@ -65,6 +65,7 @@ class RunState:
     updated_at: str | None = None
     completed_at: str | None = None
     reason: str | None = None
+    baseline: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
     schema: int = SCHEMA
 
@@ -99,6 +100,10 @@ class LockHeld(FleetformError):
         self.info = info
         super().__init__(f"another operator holds the upgrade lock of {key}: {info.owner} since "
                          f"{info.acquired_at} (expires {info.expires_at}); wait, or ask them")
+
+
+class LockLost(FleetformError):
+    pass
 
 
 class Store(Protocol):
@@ -250,12 +255,17 @@ class Lock:
         return info
 
     def refresh(self, now: datetime) -> None:
+        """Extend the expiry; stop if someone took the lock over (a rollback does)."""
+        held = self.store.read_lock(self.key)
+        if held is not None and held.owner != self.owner:
+            raise LockLost(f"the upgrade lock of {self.key} was taken over by {held.owner} (a rollback?); "
+                           "stopping here: see `cluster-upgrade status`")
         self.info = self._info(now)
         self.store.create_lock(self.key, self.info, replace=True)
 
     def release(self) -> None:
         held = self.store.read_lock(self.key)
-        if held is None or held.owner == self.owner:
+        if held is not None and held.owner == self.owner:
             self.store.delete_lock(self.key)
 
     def __enter__(self) -> Lock:

@@ -1,0 +1,309 @@
+"""The whole runbook against a real moto server: shift, gates, rollback, resume, lock, hand
+changes, retire; through the CLI where exit codes and JSON matter."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+from test_upgrade_support import Env, FakeClock, env_fixture, seeded_fixture  # noqa: F401 - fixtures
+
+from fleetform.errors import FleetformError
+from fleetform.scripts import upgrade as upgrade_cli
+from fleetform.upgrade.runbook import HandChanged
+from fleetform.upgrade.state import PAUSED, RETIRED, ROLLED_BACK, SHIFTED, LocalStore, Lock, LockHeld
+from fleetform.upgrade.weights import WeightedRecords
+
+
+def invoke(env: Env, *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(upgrade_cli.cli, [
+        *args, "--config", str(env.config_dir), "--state-dir", str(env.state_dir), "--endpoint-url", env.endpoint])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def cli_clock(env: Env, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    monkeypatch.setattr(upgrade_cli, "CLOCK_FACTORY", lambda: env.clock)
+    return env.clock
+
+
+def test_whole_flow_through_the_cli(env: Env, cli_clock: FakeClock) -> None:
+    env.traffic_every(30)
+    code, out, _ = invoke(env, "plan", "main", "--account", "prod", "--to", "1.36", "--output", "json")
+    assert code == 0, out
+    assert json.loads(out)["ok"] is True
+    code, out, _ = invoke(env, "verify", "main", "--account", "prod", "--output", "json")
+    assert code == 0 and json.loads(out)["blocking"] == []
+    code, out, err = invoke(env, "shift", "main", "--account", "prod", "--steps", "5,25,50,100", "--bake", "120",
+                            "--yes", "--ttl-wait", "--output", "json")
+    assert code == 0, err
+    state = json.loads(out)
+    assert state["phase"] == SHIFTED and state["weights"] == {"blue": 0, "green": 100}
+    assert [e["after"] for e in state["history"] if e["event"] == "weights"] == [
+        {"blue": 95, "green": 5}, {"blue": 75, "green": 25}, {"blue": 50, "green": 50}, {"blue": 0, "green": 100}]
+    assert env.weights() == {"blue": 0, "green": 100}
+    assert cli_clock.slept >= 4 * 120 + 4 * 60  # bakes and TTL waits, in fake time
+    code, out, _ = invoke(env, "status", "main", "--account", "prod", "--output", "json")
+    status = json.loads(out)
+    assert status["phase"] == SHIFTED and status["actual_weights"] == status["recorded_weights"]
+    assert status["hand_changed"] is False and status["lock"] is None
+    # retire: refused during the soak period, allowed after it, with the typed name
+    code, _, err = invoke(env, "retire", "main", "--account", "prod", "--confirm", "prod-main-blue")
+    assert code == 1 and "soak period" in err
+    cli_clock.advance(minutes=1441)
+    code, _, err = invoke(env, "retire", "main", "--account", "prod", "--confirm", "prod-main-bleu")
+    assert code == 2 and "does not match" in err
+    code, out, _ = invoke(env, "retire", "main", "--account", "prod", "--confirm", "prod-main-blue",
+                          "--output", "json")
+    assert code == 0, out
+    retired = json.loads(out)
+    assert '-      blue: {version: "1.34"}' in retired["diff"]
+    text = (env.config_dir / "prod.yaml").read_text()
+    assert "blue:" not in text.split("node_groups")[0].split("main:")[1] and "# Production" in text
+    code, out, _ = invoke(env, "status", "main", "--account", "prod", "--output", "json")
+    assert json.loads(out)["phase"] == RETIRED
+    audit = [json.loads(line) for line in (env.state_dir / "audit.jsonl").read_text().splitlines()]
+    assert [a["action"] for a in audit] == ["start", *["shift-step"] * 4, "shifted", "retire"]
+    step = audit[1]
+    assert step["caller"]["account"] == "123456789012" and step["before"] == {"blue": 100, "green": 0}
+    assert step["after"] == {"blue": 95, "green": 5} and step["change_ids"] and step["reason"] == "step 1/4"
+
+
+def test_alarm_firing_during_a_bake_rolls_back_to_blue(env: Env) -> None:
+    env.traffic_every(30)
+    fired = []
+
+    def fire(moment):  # during the bake of step 2, after its weights went out
+        if len(env.display.steps) == 2 and not fired:
+            env.set_alarm("prod-main-5xx", "ALARM")
+            fired.append(moment)
+
+    env.clock.hooks.append(fire)
+    state = env.runbook(yes=True, ttl_wait=False).shift([5, 25, 50, 100], 300)
+    assert fired and state.phase == ROLLED_BACK
+    assert "prod-main-5xx" in state.reason and "during bake 2/4" in state.reason
+    assert env.weights() == {"blue": 100, "green": 0}
+    assert state.weights == {"blue": 100, "green": 0}
+    events = [e["event"] for e in state.history]
+    assert events.count("weights") == 2 and events[-1] == "rollback"
+
+
+def test_alarm_found_by_the_gate_before_a_step_rolls_back(env: Env) -> None:
+    env.traffic_every(30)
+    env.clock.hooks.append(lambda m: env.set_alarm("prod-main-latency-p99", "ALARM")
+                           if len(env.display.steps) == 1 else None)
+    state = env.runbook(yes=True, ttl_wait=False).shift([50, 100], 20)  # shorter than the alarm poll
+    assert state.phase == ROLLED_BACK and "gate failed before step 2" in state.reason
+    assert env.weights() == {"blue": 100, "green": 0}
+
+
+def test_green_worse_than_blue_rolls_back(env: Env) -> None:
+    env.traffic_every(30, unhealthy={"green"})
+    state = env.runbook(yes=True, ttl_wait=False).shift([10, 100], 60)
+    assert state.phase == ROLLED_BACK and "5xx-rate" in state.reason
+    assert env.weights() == {"blue": 100, "green": 0}
+    failed = [g for g in env.display.gate_results if g.status == "fail"]
+    assert {g.name for g in failed} == {"5xx-rate", "latency-p99"}
+
+
+def test_no_data_pauses_and_never_passes_then_resume_finishes(env: Env) -> None:
+    state = env.runbook(yes=True, ttl_wait=False).shift([20, 100], 60)  # no traffic metrics at all
+    assert state.phase == PAUSED and "inconclusive" in state.reason and "no data" in state.reason
+    assert env.weights() == {"blue": 80, "green": 20}  # the pause holds, it neither advances nor reverts
+    env.traffic_every(30)
+    env.traffic(env.clock.now())
+    state = env.runbook(yes=True, ttl_wait=False).resume()
+    assert state.phase == SHIFTED and env.weights() == {"blue": 0, "green": 100}
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL right after a state write."""
+
+
+class DyingStore(LocalStore):
+    def __init__(self, directory, die_after: int) -> None:
+        super().__init__(directory)
+        self.saves, self.die_after = 0, die_after
+
+    def save(self, key, data) -> None:
+        super().save(key, data)
+        self.saves += 1
+        if self.saves == self.die_after:
+            raise Killed()
+
+
+def _count_saves(env: Env) -> int:
+    runbook = env.runbook(yes=True, ttl_wait=True)
+    store = DyingStore(env.state_dir, die_after=10**6)
+    runbook.store = store
+    env.traffic_every(30)
+    assert runbook.shift([25, 100], 30).phase == SHIFTED
+    return store.saves
+
+
+def test_a_killed_run_resumes_at_the_recorded_step_without_repeating_or_skipping(
+        env: Env, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    applied: list[dict[str, int]] = []
+    original = WeightedRecords.change
+
+    def spy(self, weights, comment):
+        applied.append(dict(weights))
+        return original(self, weights, comment)
+
+    monkeypatch.setattr(WeightedRecords, "change", spy)
+    total = _count_saves(env)
+    assert total >= 8
+    for die_after in range(1, total):
+        env.set_weights({"blue": 100, "green": 0})
+        applied.clear()
+        env.state_dir = tmp_path / f"state-{die_after}"
+        runbook = env.runbook(yes=True)
+        runbook.store = DyingStore(env.state_dir, die_after)
+        with pytest.raises(Killed):
+            runbook.shift([25, 100], 30)
+        saved = json.loads((env.state_dir / "prod-main.json").read_text())  # complete JSON, never half
+        assert saved["run_id"]
+        # the dead process's lock has not expired: its owner (same operator, same host) resumes
+        state = env.runbook(yes=True).resume()
+        assert state.phase == SHIFTED, (die_after, state.reason)
+        assert applied == [{"blue": 75, "green": 25}, {"blue": 0, "green": 100}], die_after
+        assert env.weights() == {"blue": 0, "green": 100}
+
+
+def test_second_operator_is_refused_with_who_holds_the_lock(env: Env, cli_clock: FakeClock) -> None:
+    other = Lock(LocalStore(env.state_dir), "prod-main", "arn:aws:sts::123456789012:assumed-role/ops/alice on "
+                 "laptop pid 1", env.clock.now())
+    other.acquire()
+    with pytest.raises(LockHeld, match="alice"):
+        env.runbook(yes=True).shift([50, 100], 10)
+    code, _, err = invoke(env, "shift", "main", "--account", "prod", "--steps", "50,100", "--yes")
+    assert code == 1 and "alice" in err and "expires" in err
+    code, out, _ = invoke(env, "plan", "main", "--account", "prod", "--to", "1.36", "--output", "json")
+    lock_check = next(c for c in json.loads(out)["checks"] if c["id"] == "lock")
+    assert code == 1 and lock_check["status"] == "fail" and "alice" in lock_check["detail"]
+    assert env.weights() == {"blue": 100, "green": 0}
+    cli_clock.advance(minutes=31)  # an expired lock is taken over
+    env.traffic_every(30)
+    assert env.runbook(yes=True, ttl_wait=False).shift([50, 100], 10).phase == SHIFTED
+
+
+def test_hand_changed_weights_are_refused_unless_forced(env: Env, cli_clock: FakeClock) -> None:
+    env.set_weights({"blue": 70, "green": 30})
+    with pytest.raises(HandChanged, match="blue=70, green=30"):
+        env.runbook(yes=True).shift([50, 100], 10)
+    code, _, err = invoke(env, "shift", "main", "--account", "prod", "--steps", "50,100", "--yes")
+    assert code == 1 and "changed outside the runbook" in err
+    env.traffic_every(30)
+    env.traffic(env.clock.now())
+    state = env.runbook(yes=True, force=True, ttl_wait=False).shift([50, 100], 10)
+    assert state.phase == SHIFTED
+    assert any(e["event"] == "force-accept-weights" for e in state.history)
+
+
+def test_hand_change_during_a_pause_is_detected_on_resume(env: Env) -> None:
+    env.display.answers = [True, False]  # confirm step 1, decline step 2
+    env.traffic_every(30)
+    state = env.runbook(ttl_wait=False).shift([40, 100], 10)
+    assert state.phase == PAUSED and "declined" in state.reason
+    env.set_weights({"blue": 10, "green": 90})
+    code_status = env.runbook().status()
+    assert code_status["hand_changed"] is True
+    with pytest.raises(HandChanged):
+        env.runbook(yes=True).resume()
+
+
+@pytest.mark.parametrize("steps, message", [
+    ("5,25,50", "last step must be 100"),
+    ("50,25,100", "must increase"),
+    ("25,25,100", "must increase"),
+    ("0", "last step must be 100"),
+    ("5,x,100", "whole percentage"),
+    ("50,150", "within 0..100"),
+    ("", "give percentages"),
+])
+def test_invalid_schedules_exit_2(steps: str, message: str, tmp_path) -> None:
+    # refused before any AWS call: no endpoint is needed to prove it
+    result = CliRunner().invoke(upgrade_cli.cli, ["shift", "main", "--account", "prod", "--steps", steps, "--yes",
+                                                  "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_rollback_is_never_blocked(env: Env, cli_clock: FakeClock) -> None:
+    env.set_alarm("prod-main-5xx", "ALARM")
+    env.set_weights({"blue": 40, "green": 60})
+    Lock(LocalStore(env.state_dir), "prod-main", "bob", env.clock.now()).acquire()  # a hung shift elsewhere
+    code, out, _ = invoke(env, "rollback", "main", "--account", "prod", "--reason", "p99", "--output", "json")
+    assert code == 0, out
+    assert json.loads(out)["phase"] == ROLLED_BACK and env.weights() == {"blue": 100, "green": 0}
+    audit = json.loads((env.state_dir / "audit.jsonl").read_text().splitlines()[-1])
+    assert audit["action"] == "rollback" and audit["before"] == {"blue": 40, "green": 60} and audit["reason"] == "p99"
+
+
+def test_a_stolen_lock_stops_a_running_shift(env: Env) -> None:
+    env.traffic_every(30)
+
+    def steal(moment):
+        if len(env.display.steps) == 1:
+            Lock(LocalStore(env.state_dir), "prod-main", "rollback elsewhere", moment, force=True).acquire()
+
+    env.clock.hooks.append(steal)
+    with pytest.raises(FleetformError, match="lock"):
+        env.runbook(yes=True, ttl_wait=False).shift([50, 100], 120)
+    assert env.weights() == {"blue": 50, "green": 50}
+
+
+def test_retire_refuses_while_blue_has_traffic(env: Env) -> None:
+    env.traffic_every(30)
+    runbook = env.runbook(yes=True, ttl_wait=False)
+    assert runbook.shift([50, 100], 10).phase == SHIFTED
+    env.clock.advance(minutes=1441)
+    env.set_weights({"blue": 10, "green": 90})
+    with pytest.raises(FleetformError, match="blue still has traffic weight"):
+        env.runbook().retire("prod-main-blue")
+    env.set_weights({"blue": 0, "green": 100})
+    from test_upgrade_support import put_traffic
+
+    put_traffic(env.aws(), "prod-main-blue", env.clock.now(), 250, 0, 100)  # clients with cached DNS
+    with pytest.raises(FleetformError, match="still served 250 requests"):
+        env.runbook().retire("prod-main-blue")
+    assert "blue:" in (env.config_dir / "prod.yaml").read_text()
+
+
+def test_retire_refuses_before_the_shift_completed(env: Env) -> None:
+    with pytest.raises(FleetformError, match="phase is not-started"):
+        env.runbook().retire("prod-main-blue")
+
+
+def test_caller_in_another_account_changes_nothing(env: Env) -> None:
+    from botocore.stub import Stubber
+
+    runbook = env.runbook(yes=True)
+    sts = runbook.aws.client("sts")
+    with Stubber(sts) as stub:
+        stub.add_response("get_caller_identity", {"Account": "999999999999", "UserId": "AIDA",
+                                                  "Arn": "arn:aws:iam::999999999999:user/mallory"})
+        with pytest.raises(FleetformError, match="999999999999.*123456789012"):
+            runbook.shift([50, 100], 10)
+    assert env.weights() == {"blue": 100, "green": 0}
+    assert not (env.state_dir / "prod-main.json").exists()
+
+
+def test_shift_needs_a_ready_green(env: Env) -> None:
+    prod = env.config_dir / "prod.yaml"
+    prod.write_text(prod.read_text().replace('green: {version: "1.36"}', 'green: {version: "1.35"}'))
+    with pytest.raises(FleetformError, match="not ready.*runs 1.36, expected 1.35"):
+        env.runbook(yes=True).shift([50, 100], 10)
+    assert env.weights() == {"blue": 100, "green": 0}
+
+
+def test_status_json_is_stable(env: Env, cli_clock: FakeClock) -> None:
+    code, out, _ = invoke(env, "status", "main", "--account", "prod", "--output", "json")
+    assert code == 0
+    assert list(json.loads(out)) == [
+        "account", "cluster", "phase", "from_slot", "to_slot", "target_version", "schedule", "step", "step_index",
+        "step_status", "recorded_weights", "actual_weights", "weights_error", "hand_changed", "lock", "state_store",
+        "reason", "history"]
+    assert json.loads(out)["actual_weights"] == {"blue": 100, "green": 0}
