@@ -31,9 +31,14 @@ def _clean(value: Any) -> Any:
 
 
 class AwsProvider(TerraformProvider):
-    """The hashicorp/aws provider block; attributes are passed as Terraform names."""
+    """The hashicorp/aws provider block; attributes are passed as Terraform names.
 
-    def __init__(self, scope: Construct, id: str, **attributes: Any) -> None:
+    ``alias`` makes it an extra provider (``provider = aws.<alias>`` on the resources given it).
+    The core reads ``alias`` from the subclass (it is abstract there), hence the property.
+    """
+
+    def __init__(self, scope: Construct, id: str, *, alias: str | None = None, **attributes: Any) -> None:
+        self._fleetform_alias = alias
         super().__init__(
             scope,
             id,
@@ -42,6 +47,14 @@ class AwsProvider(TerraformProvider):
             terraform_provider_source=AWS_PROVIDER_SOURCE,
         )
         self._attributes = _clean(attributes)
+
+    @property
+    def alias(self) -> str | None:
+        return self._fleetform_alias
+
+    @alias.setter
+    def alias(self, value: str | None) -> None:
+        self._fleetform_alias = value
 
     def _synthesize_attributes(self) -> Mapping[str, Any]:
         return self._attributes

@@ -44,26 +44,39 @@ class FleetStack(TerraformStack):
         else:
             S3Backend(self, bucket=org.state.bucket, key=f"{name}/terraform.tfstate", region=org.state.region,
                       encrypt=True, use_lockfile=True)
-        assume = None
+        self.role_variable: TerraformVariable | None = None
         if target.assume_role is not None:
-            role = TerraformVariable(
+            self.role_variable = TerraformVariable(
                 self, ROLE_VARIABLE, type="string", default=target.assume_role,
                 description=f"role Terraform assumes in account {target.account_id} "
                             f"({PLAN_ROLE} for plans, {APPLY_ROLE} for applies)",
             )
-            assume = [{
-                "role_arn": f"arn:aws:iam::{target.account_id}:role/{role.string_value}",
-                "session_name": f"fleetform-{name}"[:64],
-            }]
-        self.provider = AwsProvider(
-            self, "aws",
-            region=target.region,
-            allowed_account_ids=[target.account_id],
+        self.provider = self.provider_for("aws")
+
+    def provider_for(self, id: str, alias: str | None = None, *, account_id: str | None = None,
+                     region: str | None = None, role_without_variable: str | None = None) -> AwsProvider:
+        """An AWS provider with this stack's settings (role variable, tags, account guard), for the
+        stack's own account and region unless told otherwise; ``alias`` makes it an extra provider.
+
+        ``role_without_variable``: the role to assume in ``account_id`` when this stack runs on the
+        caller's own credentials (no role variable), e.g. OrganizationAccountAccessRole.
+        """
+        account_id = account_id or self.target.account_id
+        role = self.role_variable.string_value if self.role_variable is not None else role_without_variable
+        assume = None
+        if role is not None:
+            assume = [{"role_arn": f"arn:aws:iam::{account_id}:role/{role}",
+                       "session_name": f"fleetform-{self.stack_name}"[:64]}]
+        return AwsProvider(
+            self, id,
+            alias=alias,
+            region=region or self.target.region,
+            allowed_account_ids=[account_id],
             assume_role=assume,
             default_tags=[{"tags": {
                 "ManagedBy": "fleetform",
-                "fleetform:organization": org.name,
-                "fleetform:stack": name,
+                "fleetform:organization": self.config.organization.name,
+                "fleetform:stack": self.stack_name,
             }}],
         )
 

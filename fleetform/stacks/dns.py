@@ -11,18 +11,15 @@ from cdktn import TerraformOutput
 
 from fleetform.config.models import SLOT_NAMES
 from fleetform.constructs.dns import QUERY_LOG_REGION, Certificate, CertificateProps, HostedZone, HostedZoneProps
+from fleetform.engine import AwsProvider
 from fleetform.naming import BOOTSTRAP_STACK, baseline_stack, dns_stack
 from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.context import FleetApp
-from fleetform.stacks.organization import AliasedAwsProvider
 
 
-def us_east_1_provider(stack: FleetStack) -> AliasedAwsProvider:
+def us_east_1_provider(stack: FleetStack) -> AwsProvider:
     """An aliased provider for us-east-1 that assumes the same role as the stack's own provider."""
-    return AliasedAwsProvider(stack, "aws-us-east-1", "us_east_1", region=QUERY_LOG_REGION,
-                       allowed_account_ids=[stack.target.account_id],
-                       assume_role=stack.provider._attributes.get("assume_role"),
-                       default_tags=stack.provider._attributes.get("default_tags"))
+    return stack.provider_for("aws-us-east-1", "us_east_1", region=QUERY_LOG_REGION)
 
 
 def build(fleet: FleetApp) -> None:

@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-from cdktn import TerraformVariable
-from constructs import Construct
 
 from fleetform.config.models import FleetConfig, ScpConfig
 from fleetform.constructs.audit import AuditProps, OrganizationAudit
@@ -21,8 +17,8 @@ from fleetform.constructs.organization import MemberAccount, Organization, Organ
 from fleetform.constructs.scp import ScpProps, ServiceControlPolicy
 from fleetform.constructs.scp_library import BUILTIN, LIBRARY, GuardrailContext
 from fleetform.engine import AwsProvider
-from fleetform.naming import BOOTSTRAP_STACK, ORGANIZATION_ACCESS_ROLE, ORGANIZATION_STACK, role_arn
-from fleetform.stacks.base import ROLE_VARIABLE, FleetStack, StackTarget
+from fleetform.naming import BOOTSTRAP_STACK, ORGANIZATION_ACCESS_ROLE, ORGANIZATION_STACK
+from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.baseline import access_role, first_apply
 from fleetform.stacks.context import FleetApp
 
@@ -91,33 +87,5 @@ def custom_scp(config: FleetConfig, scp: ScpConfig, context: GuardrailContext) -
 
 def _log_archive_provider(stack: FleetStack, account_id: str) -> AwsProvider:
     """The same provider settings as the stack's, for the log-archive account."""
-    variable = stack.node.try_find_child(ROLE_VARIABLE)
-    role = variable.string_value if isinstance(variable, TerraformVariable) else ORGANIZATION_ACCESS_ROLE
-    org = stack.config.organization
-    return AliasedAwsProvider(
-        stack, "aws-log-archive", LOG_ARCHIVE_ALIAS,
-        region=stack.target.region,
-        allowed_account_ids=[account_id],
-        assume_role=[{"role_arn": role_arn(account_id, role), "session_name": f"fleetform-{stack.stack_name}"[:64]}],
-        default_tags=[{"tags": {"ManagedBy": "fleetform", "fleetform:organization": org.name,
-                                "fleetform:stack": stack.stack_name}}],
-    )
-
-
-class AliasedAwsProvider(AwsProvider):
-    """An AWS provider with an alias (``provider = aws.<alias>`` on its resources).
-
-    The core reads ``alias`` from the subclass (it is abstract there), so it is a property here.
-    """
-
-    def __init__(self, scope: Construct, id: str, alias: str, **attributes: Any) -> None:
-        self._fleetform_alias: str | None = alias
-        super().__init__(scope, id, **attributes)
-
-    @property
-    def alias(self) -> str | None:
-        return self._fleetform_alias
-
-    @alias.setter
-    def alias(self, value: str | None) -> None:
-        self._fleetform_alias = value
+    return stack.provider_for("aws-log-archive", LOG_ARCHIVE_ALIAS, account_id=account_id,
+                              role_without_variable=ORGANIZATION_ACCESS_ROLE)
