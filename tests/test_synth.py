@@ -89,7 +89,7 @@ def test_resource_addresses_are_readable_and_stable(stack_json):
 
 def test_synth_command_prints_table_and_json(tmp_path):
     runner = CliRunner()
-    out = tmp_path / "out"
+    out = tmp_path / "nested" / "out"  # parents are created
     result = runner.invoke(cli, ["synth", "--config", str(ROOT / "accounts"), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "stacks synthesized" in result.output and "prod-network" in result.output

@@ -32,6 +32,7 @@ APP_CONTEXT = {
 
 def build_app(config: FleetConfig, outdir: str | Path | None = None) -> FleetApp:
     out = str(outdir or os.environ.get("CDKTF_OUTDIR") or "cdktf.out")
+    Path(out).mkdir(parents=True, exist_ok=True)  # the core creates only the last level
     app = App(outdir=out, context=APP_CONTEXT, skip_validation=False)
     fleet = FleetApp(app=app, config=config)
     for builder in BUILDERS:
