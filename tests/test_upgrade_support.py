@@ -4,6 +4,8 @@ display, and a recorder of every AWS call the runbook makes (for the permissions
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,12 +27,25 @@ from fleetform.upgrade.state import AuditLog, LocalStore, utcnow
 from fleetform.upgrade.target import resolve
 from fleetform.upgrade.weights import WeightedRecords
 
-# every (service, operation) any upgrade test made through the runbook's clients
+# every (service, operation) that the runbook itself called in any upgrade test: calls from inside
+# fleetform.upgrade / the cluster-upgrade command, not from seeding (fleetform.sandbox) or test helpers
 CALLS: set[tuple[str, str]] = set()
-if not any(getattr(o, "__name__", "") == "_record_call" for o in aws_mod.CALL_OBSERVERS):
-    def _record_call(service: str, operation: str) -> None:
+_RUNBOOK = (f"{os.sep}fleetform{os.sep}upgrade{os.sep}", f"{os.sep}scripts{os.sep}upgrade.py")
+_NOT_RUNBOOK = (f"{os.sep}fleetform{os.sep}sandbox{os.sep}", "test_upgrade_support.py")
+
+
+def _record_call(service: str, operation: str) -> None:
+    files = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        files.append(frame.f_code.co_filename)
+        frame = frame.f_back
+    files = [f for f in files if not f.endswith(f"upgrade{os.sep}aws.py")]  # the hook and call() themselves
+    if any(m in f for f in files for m in _RUNBOOK) and not any(m in f for f in files for m in _NOT_RUNBOOK):
         CALLS.add((service, operation))
 
+
+if not any(getattr(o, "__name__", "") == "_record_call" for o in aws_mod.CALL_OBSERVERS):
     aws_mod.CALL_OBSERVERS.append(_record_call)
 
 

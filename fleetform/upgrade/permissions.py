@@ -66,9 +66,14 @@ def policy(scope: PolicyScope | None = None) -> dict[str, Any]:
                 "route53:ChangeResourceRecordSetsNormalizedRecordNames": sorted(scope.hostnames),
                 "route53:ChangeResourceRecordSetsRecordTypes": ["CNAME"],
                 "route53:ChangeResourceRecordSetsActions": ["UPSERT"]}})
+    if scope.hostnames or scope.cluster_prefixes:
+        add("ReadRecordsAndChanges", ["route53:ListResourceRecordSets"], ["arn:aws:route53:::hostedzone/*"])
+        add("FollowChanges", ["route53:GetChange"], ["arn:aws:route53:::change/*"])
     if scope.alarms:
         add("GuardAlarms", ["cloudwatch:DescribeAlarms"],
             [f"arn:aws:cloudwatch:{scope.region}:{scope.account_id}:alarm:{a}" for a in sorted(scope.alarms)])
+    if scope.scoped and not scope.state_bucket:
+        claimed.update(a for a in actions if a.startswith("s3:"))  # local state records: no S3 needed
     if scope.state_bucket:
         add("StateRecordObjects", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
             [f"arn:aws:s3:::{scope.state_bucket}/fleetform/upgrades/*"])
@@ -94,6 +99,10 @@ class PolicyScope:
         self.hostnames = hostnames or []
         self.alarms = alarms or []
         self.state_bucket = state_bucket
+
+    @property
+    def scoped(self) -> bool:
+        return self.account_id != "*"
 
 
 def _load_all() -> None:

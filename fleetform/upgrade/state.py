@@ -25,7 +25,8 @@ S3_PREFIX = "fleetform/upgrades"
 LOCK_MINUTES = 30
 SCHEMA = 1
 
-S3_STATE_ACTIONS = declare("state-record-s3", "s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+# s3:ListBucket: without it a missing record reads as AccessDenied instead of NoSuchKey
+S3_STATE_ACTIONS = declare("state-record-s3", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket")
 
 # phases of a run (status shows them)
 SHIFTING, PAUSED, SHIFTED, ROLLED_BACK, RETIRED = "shifting", "paused", "shifted", "rolled-back", "retired"
