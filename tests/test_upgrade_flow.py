@@ -307,3 +307,16 @@ def test_status_json_is_stable(env: Env, cli_clock: FakeClock) -> None:
         "step_status", "recorded_weights", "actual_weights", "weights_error", "hand_changed", "lock", "state_store",
         "reason", "history"]
     assert json.loads(out)["actual_weights"] == {"blue": 100, "green": 0}
+
+
+def test_a_gate_failing_before_the_first_step_aborts_without_a_change(env: Env, monkeypatch) -> None:
+    changes = []
+    monkeypatch.setattr(WeightedRecords, "change", lambda self, weights, comment: changes.append(weights))
+    env.set_alarm("prod-main-5xx", "ALARM")
+    state = env.runbook(yes=True).shift([5, 100], 10)
+    assert state.phase == "aborted" and "prod-main-5xx" in state.reason
+    assert changes == [] and env.weights() == {"blue": 100, "green": 0}
+    env.set_alarm("prod-main-5xx", "OK")  # fixed: a new run may start
+    env.traffic_every(30)
+    monkeypatch.undo()
+    assert env.runbook(yes=True, ttl_wait=False).shift([5, 100], 10).phase == SHIFTED

@@ -288,6 +288,8 @@ def ec2_quota(ctx: CheckContext) -> Outcome:
         "apply the cluster's DNS (one weighted CNAME per slot, TTL 60) through the pipeline",
         *("route53:ListHostedZonesByName", "route53:ListResourceRecordSets"))
 def weighted_records(ctx: CheckContext) -> Outcome:
+    if not ctx.target.hostname or not ctx.target.zone:
+        return FAIL, f"clusters.{ctx.target.cluster_key} has no hostname (or the account no dns.zone)"
     records = WeightedRecords(ctx.aws, ctx.target).records()
     wanted = sorted(ctx.target.cluster.slots)
     missing = [s for s in wanted if s not in records]

@@ -21,6 +21,7 @@ from fleetform.upgrade.checks import PLAN_CHECKS, VERIFY_CHECKS, CheckContext, C
 from fleetform.upgrade.gates import GateResult, Traffic
 from fleetform.upgrade.permissions import declare
 from fleetform.upgrade.state import (
+    ABORTED,
     APPLIED,
     APPLYING,
     PAUSED,
@@ -270,8 +271,10 @@ class Runbook:
                             results=[r.as_dict() for r in results])
                 verdict = gates_mod.verdict(results)
                 if verdict == gates_mod.FAIL:
-                    return self._rollback(state, "gate failed before step "
-                                          f"{number}: " + _failed(results))
+                    reason = f"gate failed before step {number}: " + _failed(results)
+                    if all(w == 0 for s, w in state.weights.items() if s == state.to_slot):
+                        return self._abort(state, reason)
+                    return self._rollback(state, reason)
                 if verdict == gates_mod.INCONCLUSIVE:
                     return self._pause(state, f"inconclusive gate before step {number}: " + _failed(results))
                 self.display.step(number, total, percent, state.weights, after)
@@ -353,6 +356,14 @@ class Runbook:
                     return self._rollback(state, f"during {label}: {gate.detail}")
         self.display.countdown(label, 0, seconds)
         return None
+
+    def _abort(self, state: RunState, reason: str) -> RunState:
+        state.phase, state.reason = ABORTED, reason
+        state.event(self.clock.now(), "aborted", reason=reason)
+        self.save(state)
+        self._audit("abort", state, before=state.weights, after=state.weights, reason=reason)
+        self.display.note(f"aborted before any traffic moved: {reason}")
+        return state
 
     def _pause(self, state: RunState, reason: str) -> RunState:
         state.phase, state.reason = PAUSED, reason
