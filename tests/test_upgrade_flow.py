@@ -320,3 +320,16 @@ def test_a_gate_failing_before_the_first_step_aborts_without_a_change(env: Env, 
     env.traffic_every(30)
     monkeypatch.undo()
     assert env.runbook(yes=True, ttl_wait=False).shift([5, 100], 10).phase == SHIFTED
+
+
+def test_each_step_asks_unless_yes(env: Env, cli_clock: FakeClock) -> None:
+    env.traffic_every(30)
+    result = CliRunner().invoke(upgrade_cli.cli, [
+        "shift", "main", "--account", "prod", "--steps", "30,100", "--bake", "5", "--config", str(env.config_dir),
+        "--state-dir", str(env.state_dir), "--endpoint-url", env.endpoint], input="y\nn\n")
+    assert result.exit_code == 1
+    assert "step 1/2: set blue=70, green=30?" in result.stderr and "step 2/2" in result.stderr
+    assert "paused: operator declined step 2" in result.stderr
+    assert env.weights() == {"blue": 70, "green": 30}
+    code, out, _ = invoke(env, "status", "main", "--account", "prod", "--output", "json")
+    assert json.loads(out)["phase"] == PAUSED and json.loads(out)["step"] == 100

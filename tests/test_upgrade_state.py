@@ -116,3 +116,24 @@ def test_a_whole_shift_with_state_in_s3(s3_env: Env) -> None:
     body = aws.client("s3").get_object(Bucket=BUCKET, Key="fleetform/upgrades/prod-main.json")["Body"].read()
     assert json.loads(body)["phase"] == SHIFTED
     assert not (s3_env.state_dir / "prod-main.json").exists()
+
+
+def test_the_lock_of_a_killed_process_of_the_same_operator_is_taken_over(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from fleetform.upgrade.state import owner_id
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    store, now = LocalStore(tmp_path), utcnow()
+    me = owner_id("arn:aws:sts::333333333333:assumed-role/ops/alice")
+    ghost = me.rpartition(" pid ")[0] + f" pid {dead.pid}"
+    Lock(store, "prod-main", ghost, now).acquire()
+    Lock(store, "prod-main", me, now).acquire()  # the same operator on this host, its process gone
+    assert store.read_lock("prod-main").owner == me
+    elsewhere = f"arn:aws:sts::333333333333:assumed-role/ops/alice on other-host pid {dead.pid}"
+    store.delete_lock("prod-main")
+    Lock(store, "prod-main", elsewhere, now).acquire()
+    with pytest.raises(LockHeld):  # another host: we cannot know its process is gone
+        Lock(store, "prod-main", me, now).acquire()

@@ -234,6 +234,20 @@ def owner_id(caller_arn: str) -> str:
     return f"{caller_arn} on {socket.gethostname()} pid {os.getpid()}"
 
 
+def _dead_here(owner: str, me: str) -> bool:
+    """The holder is the same caller on this host, and its process is gone (killed mid-run)."""
+    theirs, mine = owner.rpartition(" pid "), me.rpartition(" pid ")
+    if theirs[0] != mine[0] or not theirs[2].isdigit():
+        return False
+    try:
+        os.kill(int(theirs[2]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 class Lock:
     """One operator at a time: ``with Lock(store, key, owner, now):``; expired locks are taken over."""
 
@@ -250,7 +264,8 @@ class Lock:
         info = self._info(self.now)
         if not self.store.create_lock(self.key, info, replace=False):
             held = self.store.read_lock(self.key)
-            if held is not None and held.owner != self.owner and not held.expired(self.now) and not self.force:
+            if (held is not None and held.owner != self.owner and not held.expired(self.now) and not self.force
+                    and not _dead_here(held.owner, self.owner)):
                 raise LockHeld(held, self.key)
             self.store.create_lock(self.key, info, replace=True)
         self.info = info
