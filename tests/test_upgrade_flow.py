@@ -333,3 +333,19 @@ def test_each_step_asks_unless_yes(env: Env, cli_clock: FakeClock) -> None:
     assert env.weights() == {"blue": 70, "green": 30}
     code, out, _ = invoke(env, "status", "main", "--account", "prod", "--output", "json")
     assert json.loads(out)["phase"] == PAUSED and json.loads(out)["step"] == 100
+
+
+def test_shift_refuses_without_a_weighted_record_per_slot(env: Env) -> None:
+    records = env.records()
+    route53 = env.aws().client("route53")
+    green = {"Name": "api.familyalbum.example.", "Type": "CNAME", "SetIdentifier": "green", "Weight": 0, "TTL": 60,
+             "ResourceRecords": [{"Value": "green.api.familyalbum.example"}]}
+    route53.change_resource_record_sets(HostedZoneId=records.zone_id(), ChangeBatch={"Changes": [
+        {"Action": "DELETE", "ResourceRecordSet": green}]})
+    try:
+        with pytest.raises(FleetformError, match="no weighted record for green"):
+            env.runbook(yes=True).shift([50, 100], 10)
+        assert env.weights() == {"blue": 100}
+    finally:
+        route53.change_resource_record_sets(HostedZoneId=records.zone_id(), ChangeBatch={"Changes": [
+            {"Action": "UPSERT", "ResourceRecordSet": green}]})

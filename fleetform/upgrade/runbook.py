@@ -197,6 +197,10 @@ class Runbook:
             version = self.new_version()
             self._require_verified()
             actual = self.records.weights()
+            missing = [s for s in (self.target.live_slot, self.target.new_slot) if s not in actual]
+            if missing:
+                raise FleetformError(f"no weighted record for {', '.join(missing)} at {self.target.hostname}: the "
+                                     "pipeline creates one per slot; apply it first (see `cluster-upgrade plan`)")
             expected = existing.weights if existing else step_weights(self.target.live_slot, self.target.new_slot, 0)
             forced = _differs(expected, actual)
             if forced:
