@@ -349,3 +349,24 @@ def test_shift_refuses_without_a_weighted_record_per_slot(env: Env) -> None:
     finally:
         route53.change_resource_record_sets(HostedZoneId=records.zone_id(), ChangeBatch={"Changes": [
             {"Action": "UPSERT", "ResourceRecordSet": green}]})
+
+
+def test_a_rollback_killed_half_way_is_finished_by_resume(env: Env) -> None:
+    class DiesWhenRollingBack(LocalStore):
+        def save(self, key, data) -> None:
+            super().save(key, data)
+            if data["phase"] == "rolling-back":
+                raise Killed()
+
+    env.traffic_every(30)
+    env.clock.hooks.append(lambda m: env.set_alarm("prod-main-5xx", "ALARM") if len(env.display.steps) == 1 else None)
+    runbook = env.runbook(yes=True, ttl_wait=False)
+    runbook.store = DiesWhenRollingBack(env.state_dir)
+    with pytest.raises(Killed):
+        runbook.shift([50, 100], 60)
+    assert env.weights() == {"blue": 50, "green": 50}  # died before the rollback's change went out
+    with pytest.raises(FleetformError, match="rolling-back"):
+        env.runbook(yes=True).shift([50, 100], 60)
+    state = env.runbook(yes=True).resume()
+    assert state.phase == ROLLED_BACK and "prod-main-5xx" in state.reason
+    assert env.weights() == {"blue": 100, "green": 0}

@@ -28,6 +28,7 @@ from fleetform.upgrade.state import (
     PENDING,
     RETIRED,
     ROLLED_BACK,
+    ROLLING_BACK,
     SHIFTED,
     SHIFTING,
     SYNCED,
@@ -190,7 +191,7 @@ class Runbook:
         self.caller  # noqa: B018 - the account guard runs before anything changes
         with self.lock() as lock:
             existing = self.load()
-            if existing and existing.phase in (SHIFTING, PAUSED):
+            if existing and existing.phase in (SHIFTING, PAUSED, ROLLING_BACK):
                 raise FleetformError(f"a run of {self.target.key} is {existing.phase} at step "
                                      f"{existing.step_index + 1}/{len(existing.schedule)}: use `cluster-upgrade "
                                      "resume` (or `rollback`)")
@@ -225,10 +226,12 @@ class Runbook:
             state = self.load()
             if state is None:
                 raise FleetformError(f"no run of {self.target.key} to resume (state: {self.store.where})")
-            if state.phase not in (SHIFTING, PAUSED):
+            if state.phase not in (SHIFTING, PAUSED, ROLLING_BACK):
                 raise FleetformError(f"the run of {self.target.key} is {state.phase}: nothing to resume")
             self.target = self._slots_from(state)
             self._records = None
+            if state.phase == ROLLING_BACK:  # never leave a rollback half done
+                return self._rollback(state, state.reason or "finishing an interrupted rollback")
             state.phase = SHIFTING
             state.reason = None
             state.event(self.clock.now(), "resume", step=state.step_index + 1, step_status=state.step_status)
@@ -403,7 +406,7 @@ class Runbook:
         before = self.records.weights()
         after = step_weights(state.from_slot, state.to_slot, 0)
         self.display.note(f"rolling back: {reason}")
-        state.pending_weights = after
+        state.pending_weights, state.phase, state.reason = after, ROLLING_BACK, reason
         self.save(state)
         change_id = self.records.change(after, f"fleetform rollback {state.run_id}")
         state.weights, state.pending_weights = after, None

@@ -31,6 +31,7 @@ S3_STATE_ACTIONS = declare("state-record-s3", "s3:GetObject", "s3:PutObject", "s
 # phases of a run (status shows them)
 SHIFTING, PAUSED, SHIFTED, ROLLED_BACK, RETIRED = "shifting", "paused", "shifted", "rolled-back", "retired"
 ABORTED = "aborted"  # a gate failed before any traffic moved: nothing to roll back
+ROLLING_BACK = "rolling-back"  # recorded before the rollback's change: resume finishes it
 # progress inside the current step
 PENDING, APPLYING, APPLIED, SYNCED = "pending", "applying", "applied", "synced"
 
