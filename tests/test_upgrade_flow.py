@@ -370,3 +370,13 @@ def test_a_rollback_killed_half_way_is_finished_by_resume(env: Env) -> None:
     state = env.runbook(yes=True).resume()
     assert state.phase == ROLLED_BACK and "prod-main-5xx" in state.reason
     assert env.weights() == {"blue": 100, "green": 0}
+
+
+def test_an_unreachable_endpoint_is_a_message_not_a_traceback(env: Env) -> None:
+    from conftest import free_port
+
+    result = CliRunner().invoke(upgrade_cli.cli, [
+        "shift", "main", "--account", "prod", "--steps", "50,100", "--yes", "--config", str(env.config_dir),
+        "--state-dir", str(env.state_dir), "--endpoint-url", f"http://127.0.0.1:{free_port()}"])
+    assert result.exit_code == 1 and "cannot reach AWS" in result.stderr
+    assert isinstance(result.exception, SystemExit)

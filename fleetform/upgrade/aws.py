@@ -96,6 +96,8 @@ def call(method: Callable[..., Any], **kwargs: Any) -> Any:
         raise FleetformError("no AWS credentials: use --profile, or for the sandbox --endpoint-url") from exc
     except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as exc:
         raise FleetformError(f"cannot reach AWS: {exc}") from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise FleetformError(f"AWS call failed: {exc}") from exc
 
 
 class AwsError(FleetformError):
