@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from fleetform.config import load_config
     from fleetform.sandbox.seed import emit_traffic, seed
-    from fleetform.upgrade.aws import connect
+    from fleetform.upgrade.aws import Aws, connect
     from fleetform.upgrade.state import utcnow, write_atomic
 
     config = load_config(args.config)
@@ -40,9 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
-    clients: dict[str, object] = {}
+    clients: dict[str, Aws] = {}
 
-    def aws_for(region: str):  # noqa: ANN202
+    def aws_for(region: str) -> Aws:
         if region not in clients:
             clients[region] = connect(None, region, endpoint)
         return clients[region]

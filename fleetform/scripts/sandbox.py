@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, TypeVar
+
 import click
 
 from fleetform.config import load_config
@@ -10,8 +13,10 @@ from fleetform.sandbox import server
 from fleetform.scripts.common import config_option, emit_json, handle_errors, output_option
 from fleetform.upgrade.aws import SANDBOX_ACCOUNT_ID, call, connect
 
+F = TypeVar("F", bound=Callable[..., Any])
 
-def _dir_option(func):  # noqa: ANN001, ANN202
+
+def _dir_option(func: F) -> F:
     return click.option("--dir", "directory", default=server.DEFAULT_DIR, show_default=True,
                         type=click.Path(file_okay=False), help="Where the pid file and server log live.")(func)
 

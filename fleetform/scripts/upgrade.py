@@ -129,11 +129,6 @@ def build(cluster: str, account: str | None, config_dir: str, profile: str | Non
                    options or Options())
 
 
-def runbook_command(func: F) -> F:
-    """Common wrapper: errors become messages and exit codes (never a traceback)."""
-    return handle_errors(func)
-
-
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 def cli() -> None:
     """Blue/green EKS upgrades as a guarded runbook.
@@ -196,7 +191,7 @@ def _slot_note(rb: Runbook) -> None:
 @click.option("--to", "to_version", required=True, help="Target Kubernetes version, e.g. 1.36.")
 @click.option("--strict", is_flag=True, help="Treat unknown checks as blocking.")
 @upgrade_options
-@runbook_command
+@handle_errors
 def plan_command(cluster: str, to_version: str, strict: bool, output: str, **kw: Any) -> None:
     """Read-only preflight: can CLUSTER move to a green cluster at VERSION?
 
@@ -219,7 +214,7 @@ def plan_command(cluster: str, to_version: str, strict: bool, output: str, **kw:
 @click.argument("cluster")
 @click.option("--to", "to_version", required=True, help="Target Kubernetes version for the new slot.")
 @upgrade_options
-@runbook_command
+@handle_errors
 def prepare_command(cluster: str, to_version: str, output: str, config_dir: str, account: str | None,
                     **_: Any) -> None:
     """Add the new slot at VERSION to the account's YAML (comments and layout kept); print the diff.
@@ -263,7 +258,7 @@ def prepare_command(cluster: str, to_version: str, output: str, config_dir: str,
               help="Base URL for the smoke paths (default https://<new slot>.<hostname>).")
 @click.option("--strict", is_flag=True, help="Treat unknown checks as failures.")
 @upgrade_options
-@runbook_command
+@handle_errors
 def verify_command(cluster: str, smoke_base_url: str | None, strict: bool, output: str, **kw: Any) -> None:
     """Is the new slot ready for traffic? ACTIVE at the target version, node groups ACTIVE at their
     desired size, add-ons ACTIVE, HTTP smoke paths (upgrade.smoke_paths) answer on its own hostname.
@@ -314,7 +309,7 @@ def _state_json(state: RunState) -> dict[str, Any]:
               help="Seconds to watch each step before the next.")
 @_shift_options
 @upgrade_options
-@runbook_command
+@handle_errors
 def shift_command(cluster: str, steps: str, bake: int, yes: bool, force: bool, ttl_wait: bool | None, output: str,
                   **kw: Any) -> None:
     """Move traffic to the new slot in weighted steps with health gates.
@@ -341,7 +336,7 @@ def shift_command(cluster: str, steps: str, bake: int, yes: bool, force: bool, t
 @click.argument("cluster")
 @_shift_options
 @upgrade_options
-@runbook_command
+@handle_errors
 def resume_command(cluster: str, yes: bool, force: bool, ttl_wait: bool | None, output: str, **kw: Any) -> None:
     """Continue an interrupted or paused shift from its recorded step (no change is repeated or skipped).
 
@@ -360,7 +355,7 @@ def resume_command(cluster: str, yes: bool, force: bool, ttl_wait: bool | None, 
 @click.argument("cluster")
 @click.option("--reason", default="operator rollback", show_default=True, help="Recorded in the audit log.")
 @upgrade_options
-@runbook_command
+@handle_errors
 def rollback_command(cluster: str, reason: str, output: str, **kw: Any) -> None:
     """All traffic back to the previous live slot in one change, at once; no gate can block it.
 
@@ -381,7 +376,7 @@ def rollback_command(cluster: str, reason: str, output: str, **kw: Any) -> None:
 @cli.command("status")
 @click.argument("cluster")
 @upgrade_options
-@runbook_command
+@handle_errors
 def status_command(cluster: str, output: str, **kw: Any) -> None:
     """Phase, recorded and actual weights, lock holder and history of CLUSTER's upgrade.
 
@@ -419,7 +414,7 @@ def status_command(cluster: str, output: str, **kw: Any) -> None:
 @click.option("--confirm", "confirmation", default=None,
               help="The old slot's cluster name, typed (for scripts); asked for otherwise.")
 @upgrade_options
-@runbook_command
+@handle_errors
 def retire_command(cluster: str, confirmation: str | None, output: str, **kw: Any) -> None:
     """Remove the old slot from the YAML once the new slot has held 100% for upgrade.soak_minutes
     and the old one serves no more than upgrade.retire_max_requests. Typed confirmation.

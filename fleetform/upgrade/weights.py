@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from fleetform import naming
 from fleetform.errors import FleetformError, UsageError
@@ -66,7 +67,7 @@ class WeightedRecords:
         self._zone_id: str | None = None
 
     @property
-    def route53(self):  # noqa: ANN201 - a boto3 client
+    def route53(self) -> Any:
         return self.aws.client("route53")
 
     def zone_id(self) -> str:

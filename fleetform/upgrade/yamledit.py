@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import io
+from collections.abc import Callable
 from pathlib import Path
 
 from ruamel.yaml import YAML
@@ -34,7 +35,7 @@ def _slots(document: CommentedMap, path: Path, cluster: str) -> CommentedMap:
         raise FleetformError(f"{path}: clusters.{cluster}.slots not found") from None
 
 
-def _edit(path: Path, cluster: str, change) -> str:  # noqa: ANN001 - callable(slots) -> None
+def _edit(path: Path, cluster: str, change: Callable[[CommentedMap], None]) -> str:
     yaml = _yaml()
     original = path.read_text(encoding="utf-8")
     document = yaml.load(original)
