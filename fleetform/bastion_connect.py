@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError, ProfileNotFound
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from fleetform.aws_session import session
 from fleetform.config.models import FleetConfig
 from fleetform.errors import FleetformError, UsageError
 from fleetform.naming import BASTION_NAME_TAG, SESSION_DOCUMENT
@@ -82,10 +83,7 @@ def resolve_target(config: FleetConfig, env: str, profile: str | None = None, re
 
 
 def aws_session(target: Target) -> boto3.Session:
-    try:
-        return boto3.Session(profile_name=target.profile, region_name=target.region)
-    except ProfileNotFound as exc:
-        raise UsageError(f"--profile: {exc}") from None
+    return session(target.profile, target.region)
 
 
 def _client(session: boto3.Session, service: str, target: Target) -> Any:

@@ -73,17 +73,15 @@ def first_apply_mode() -> Iterator[None]:
 
 def state_in_bucket(config: FleetConfig, profile: str | None, region: str | None, endpoint_url: str | None) -> bool:
     """Whether the bootstrap state is already in the bucket (an earlier bootstrap finished)."""
-    import boto3
-    from botocore.exceptions import BotoCoreError, ClientError, ProfileNotFound
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from fleetform.aws_session import session
 
     state = config.organization.state
+    s3 = session(profile).client("s3", region_name=region or state.region, endpoint_url=endpoint_url)
     try:
-        session = boto3.Session(profile_name=profile)
-        s3 = session.client("s3", region_name=region or state.region, endpoint_url=endpoint_url)
         s3.head_object(Bucket=state.bucket, Key=state_key())
         return True
-    except ProfileNotFound as exc:
-        raise UsageError(f"--profile: {exc}") from None
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NoSuchBucket"):
             return False

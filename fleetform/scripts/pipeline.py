@@ -90,13 +90,9 @@ def _check_pairs(option: str, values: tuple[str, ...]) -> None:
 
 
 def _session(profile: str | None, region: str | None) -> Any:
-    import boto3
-    from botocore.exceptions import ProfileNotFound
+    from fleetform.aws_session import session
 
-    try:
-        return boto3.session.Session(profile_name=profile, region_name=region)
-    except ProfileNotFound as exc:
-        raise UsageError(f"--profile: {exc}") from None
+    return session(profile, region)
 
 
 def _stacks_to_plan(stacks: tuple[str, ...], synth_dir: str, config_dir: str, affected: bool, base: str | None,

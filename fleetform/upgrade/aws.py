@@ -16,7 +16,8 @@ import boto3
 import botocore.exceptions
 from botocore.config import Config
 
-from fleetform.errors import FleetformError, UsageError
+from fleetform import aws_session
+from fleetform.errors import FleetformError
 from fleetform.upgrade.permissions import declare
 
 # moto serves one fake account; in sandbox mode every configured account maps to it
@@ -70,10 +71,7 @@ def _observer(service: str) -> Callable[..., None]:
 
 
 def connect(profile: str | None, region: str, endpoint_url: str | None) -> Aws:
-    try:
-        session = boto3.Session(profile_name=profile, region_name=region)
-    except botocore.exceptions.ProfileNotFound as exc:
-        raise UsageError(f"--profile: {exc}") from exc
+    session = aws_session.session(profile, region)
     if is_sandbox_endpoint(endpoint_url) and session.get_credentials() is None:
         # the sandbox accepts any key; spare the user an export
         session = boto3.Session(aws_access_key_id="sandbox", aws_secret_access_key="sandbox", region_name=region)
