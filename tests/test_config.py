@@ -68,6 +68,7 @@ def test_example_organization_loads(example_config):
          ["account.region", "not in allowed_regions"]),
         ("dev.yaml", "cidr: 10.30.0.0/16", "cidr: 10.30.0.0/26", ["network.cidr"]),
         ("dev.yaml", "cidr: 10.30.0.0/16", "cidr: 10.30.0.1/16", ["network.cidr"]),
+        ("dev.yaml", "nat: single", "nat: none", ["dev.yaml", "network.nat", "needs outbound HTTPS"]),
         ("dev.yaml", "hostname: api.dev.familyalbum.example", "hostname: api.elsewhere.example",
          ["clusters.main.hostname", "not inside the zone"]),
     ],

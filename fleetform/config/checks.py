@@ -202,6 +202,9 @@ def _networks(config: FleetConfig) -> Iterator[Problem]:
             if spec.bastion is not None:
                 yield Problem(acct.file, "network", "the bastion needs a network section in the same account")
             continue
+        if spec.bastion is not None and spec.network.nat == "none":
+            yield Problem(acct.file, "network.nat", "the bastion downloads kubectl at boot and needs outbound HTTPS: "
+                                                    "use nat: single or per-az")
         try:
             network = ipaddress.ip_network(spec.network.cidr, strict=True)
         except ValueError as exc:
