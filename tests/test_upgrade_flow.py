@@ -49,6 +49,9 @@ def test_whole_flow_through_the_cli(env: Env, cli_clock: FakeClock) -> None:
     status = json.loads(out)
     assert status["phase"] == SHIFTED and status["actual_weights"] == status["recorded_weights"]
     assert status["hand_changed"] is False and status["lock"] is None
+    assert status["step_index"] == len(status["schedule"])
+    code, out, _ = invoke(env, "status", "main", "--account", "prod")
+    assert code == 0 and "all 4 steps done" in out and "(pending)" not in out
     # retire: refused during the soak period, allowed after it, with the typed name
     code, _, err = invoke(env, "retire", "main", "--account", "prod", "--confirm", "prod-main-blue")
     assert code == 1 and "soak period" in err

@@ -393,8 +393,12 @@ def status_command(cluster: str, output: str, **kw: Any) -> None:
     console.print(f"[bold]{rb.target.key}[/bold]: {data['phase']}  ({data['from_slot']} -> {data['to_slot']} "
                   f"at {data['target_version']})")
     if data["schedule"]:
-        console.print(f"  schedule {data['schedule']}, step {min(data['step_index'] + 1, len(data['schedule']))}"
-                      f"/{len(data['schedule'])} ({data['step_status']})")
+        total = len(data["schedule"])
+        if data["step_index"] >= total:  # every step done; step_status is reset for a next step
+            progress = f"all {total} steps done"
+        else:
+            progress = f"step {data['step_index'] + 1}/{total} ({data['step_status']})"
+        console.print(f"  schedule {data['schedule']}, {progress}")
     actual = _weights(data["actual_weights"]) if data["actual_weights"] is not None else data["weights_error"]
     console.print(f"  recorded weights {_weights(data['recorded_weights'])}; actual {actual}")
     if data["hand_changed"]:
