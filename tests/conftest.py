@@ -17,16 +17,21 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_ACCOUNTS = ROOT / "accounts"
 
-# never let a test find real credentials or reach a real endpoint
-for _var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-    os.environ.pop(_var, None)
+LIVE = os.environ.get("FLEETFORM_LIVE") == "1"  # `pytest -m live` with real credentials (README)
+
+# never let a test find real credentials or reach a real endpoint, unless live tests are asked for
+if not LIVE:
+    for _var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        os.environ.pop(_var, None)
+    os.environ.update({
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "ap-northeast-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    })
 os.environ.update({
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "ap-northeast-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "AWS_EC2_METADATA_DISABLED": "true",
     "CHECKPOINT_DISABLE": "1",  # terraform: no version check over the network
     "TF_IN_AUTOMATION": "1",
 })
