@@ -20,7 +20,7 @@ from fleetform.checks.checkov_scan import scan_stacks
 from fleetform.config import load_config
 from fleetform.constructs import bastion as construct
 from fleetform.constructs.bastion import KUBECTL_FUNCTIONS, instance_architecture, kubectl_versions
-from fleetform.constructs.session_logging import cloudwatch_retention
+from fleetform.constructs.logs import cloudwatch_retention
 from fleetform.errors import ConfigurationError
 from fleetform.manifest import read_manifest
 from fleetform.naming import (

@@ -143,3 +143,15 @@ def test_run_time_never_imports_prebuilt_bindings(tmp_path):
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_log_retention_is_rounded_up_to_a_value_cloudwatch_accepts(accounts_copy, tmp_path):
+    dev = accounts_copy / "dev.yaml"
+    dev.write_text(dev.read_text().replace("  azs: 2", "  azs: 2\n  flow_log_retention_days: 500"))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["synth", "--config", str(accounts_copy), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    groups = json.loads((out / "stacks" / "dev-network" / "cdk.tf.json").read_text())["resource"][
+        "aws_cloudwatch_log_group"]
+    flow_logs = next(g for g in groups.values() if g["name"].endswith("/flow-logs"))
+    assert flow_logs["retention_in_days"] == 545  # 500 is not a CloudWatch value; never less than asked

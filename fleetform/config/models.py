@@ -133,7 +133,8 @@ class NetworkConfig(Strict):
     cidr: str
     azs: Annotated[int, Field(ge=1, le=4)] = 3
     nat: Literal["per-az", "single", "none"] = "per-az"
-    flow_log_retention_days: Annotated[int, Field(ge=1)] = 365
+    flow_log_retention_days: Annotated[int, Field(ge=365)] = Field(
+        365, description="days; at least a year, rounded up to a retention CloudWatch Logs accepts")
 
 
 class DnsConfig(Strict):

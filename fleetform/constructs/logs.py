@@ -9,6 +9,17 @@ from constructs import Construct
 from fleetform.engine import Resource
 
 MIN_RETENTION_DAYS = 365
+# the values CloudWatch Logs accepts for retention_in_days from a year up
+CLOUDWATCH_RETENTION_DAYS = (365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
+
+
+def cloudwatch_retention(days: int) -> int:
+    """The smallest retention CloudWatch Logs accepts that keeps logs at least ``days`` (>= 1 year)."""
+    wanted = max(days, MIN_RETENTION_DAYS)
+    for allowed in CLOUDWATCH_RETENTION_DAYS:
+        if allowed >= wanted:
+            return allowed
+    return CLOUDWATCH_RETENTION_DAYS[-1]
 
 
 @dataclass(frozen=True)
@@ -19,13 +30,14 @@ class LogGroupProps:
 
 
 class LogGroup(Construct):
-    """Attributes: ``arn``, ``name``."""
+    """Attributes: ``arn``, ``name``. The retention is rounded up to a value CloudWatch accepts."""
 
     def __init__(self, scope: Construct, id: str, props: LogGroupProps) -> None:
         super().__init__(scope, id)
         if props.retention_days < MIN_RETENTION_DAYS:
             raise ValueError(f"log group {props.name}: retention {props.retention_days} < {MIN_RETENTION_DAYS} days")
         self.group = Resource(self, "group", "aws_cloudwatch_log_group", name=props.name,
-                              retention_in_days=props.retention_days, kms_key_id=props.kms_key_arn)
+                              retention_in_days=cloudwatch_retention(props.retention_days),
+                              kms_key_id=props.kms_key_arn)
         self.arn = self.group.arn
         self.name = props.name

@@ -16,21 +16,10 @@ from constructs import Construct
 
 from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
-from fleetform.constructs.logs import MIN_RETENTION_DAYS, LogGroup, LogGroupProps
+from fleetform.constructs.logs import LogGroup, LogGroupProps
 from fleetform.engine import Resource
 
-# the values CloudWatch Logs accepts for retention_in_days from a year up
-CLOUDWATCH_RETENTION_DAYS = (365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653)
 S3_KEY_PREFIX = "sessions"
-
-
-def cloudwatch_retention(days: int) -> int:
-    """The smallest retention CloudWatch Logs accepts that keeps logs at least ``days`` (>= 1 year)."""
-    wanted = max(days, MIN_RETENTION_DAYS)
-    for allowed in CLOUDWATCH_RETENTION_DAYS:
-        if allowed >= wanted:
-            return allowed
-    return CLOUDWATCH_RETENTION_DAYS[-1]
 
 
 @dataclass(frozen=True)
@@ -87,7 +76,7 @@ class SessionLogging(Construct):
         self.bucket_name = props.bucket_name
         self.log_group = LogGroup(self, "log-group", LogGroupProps(
             name=props.log_group_name, kms_key_arn=self.key.arn,
-            retention_days=cloudwatch_retention(props.retention_days)))
+            retention_days=props.retention_days))
         self.log_group_arn = self.log_group.arn
         self.log_group_name = props.log_group_name
         self.document = Resource(
