@@ -88,3 +88,6 @@ def slot_hostname(hostname: str, slot: str) -> str:
     """The slot-only name (``green.api.example.com``): target of the weighted record for that
     slot, managed by external-dns in the slot's cluster; also used for smoke checks."""
     return f"{slot}.{hostname}"
+
+# Route 53 delivers query logs only to CloudWatch Logs in us-east-1, whatever the zone's account region
+ROUTE53_QUERY_LOG_REGION = "us-east-1"

@@ -69,6 +69,8 @@ def test_example_organization_loads(example_config):
         ("dev.yaml", "cidr: 10.30.0.0/16", "cidr: 10.30.0.0/26", ["network.cidr"]),
         ("dev.yaml", "cidr: 10.30.0.0/16", "cidr: 10.30.0.1/16", ["network.cidr"]),
         ("dev.yaml", "nat: single", "nat: none", ["dev.yaml", "network.nat", "needs outbound HTTPS"]),
+        ("dev.yaml", "  azs: 2", "  azs: 1", ["dev.yaml", "network.azs", "at least 2 AZs"]),
+        ("organization.yaml", "[ap-northeast-1, us-east-1]", "[ap-northeast-1]", ["prod.yaml", "dns", "us-east-1"]),
         ("dev.yaml", "  azs: 2", "  azs: 2\n  flow_log_retention_days: 30",
          ["network.flow_log_retention_days", "greater than or equal to 365"]),
         ("dev.yaml", "hostname: api.dev.familyalbum.example", "hostname: api.elsewhere.example",

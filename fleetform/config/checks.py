@@ -18,6 +18,7 @@ from fleetform.constructs.scp_library import (
     MAX_SCPS_PER_TARGET,
 )
 from fleetform.errors import Problem
+from fleetform.naming import ROUTE53_QUERY_LOG_REGION
 
 # NVIDIA GPU instance families (EKS NVIDIA AMIs support these); AMD/Inferentia/Trainium are not here.
 NVIDIA_GPU_FAMILIES = frozenset(
@@ -229,6 +230,11 @@ def _clusters(config: FleetConfig) -> Iterator[Problem]:
     ops_clusters: list[str] = []
     for acct in config.accounts:
         spec = acct.spec
+        if spec.clusters and spec.network is not None and spec.network.azs < 2:
+            yield Problem(acct.file, "network.azs", "EKS needs subnets in at least 2 AZs: use azs: 2 or more")
+        if spec.dns is not None and ROUTE53_QUERY_LOG_REGION not in config.organization.allowed_regions:
+            yield Problem(acct.file, "dns", f"Route 53 writes query logs to CloudWatch in {ROUTE53_QUERY_LOG_REGION}: "
+                                            f"add {ROUTE53_QUERY_LOG_REGION} to organization.allowed_regions")
         for name, cluster in spec.clusters.items():
             base = f"clusters.{name}"
             if not re.match(r"^[a-z][a-z0-9-]{0,20}$", name):

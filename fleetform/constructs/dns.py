@@ -16,10 +16,10 @@ from constructs import Construct
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
 from fleetform.engine import Resource, policy_json
-from fleetform.naming import WEIGHTED_RECORD_TTL, slot_hostname
+from fleetform.naming import ROUTE53_QUERY_LOG_REGION, WEIGHTED_RECORD_TTL, slot_hostname
 
 # Route 53 writes query logs only to CloudWatch Logs in us-east-1
-QUERY_LOG_REGION = "us-east-1"
+QUERY_LOG_REGION = ROUTE53_QUERY_LOG_REGION
 NO_DNSSEC = ("DNSSEC signing needs a DS record at the parent zone/registrar and an asymmetric KMS key in "
              "us-east-1 whose loss takes the zone offline; enable it deliberately, per zone, outside this default")
 
