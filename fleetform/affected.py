@@ -81,17 +81,24 @@ def resolve_base(root: Path, ref: str) -> str:
     commits that landed on the main branch after the pull request started are not counted.
     ``origin/<branch>`` is fetched when the clone lacks it (CodeBuild's pull request checkouts)."""
     try:
-        commit = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        commit = _commit_of(root, ref)
     except UsageError:
         if not ref.startswith("origin/"):
             raise
         branch = ref.removeprefix("origin/")
         git(root, "fetch", "--no-tags", "--quiet", "origin", f"+refs/heads/{branch}:refs/remotes/{ref}")
-        commit = git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        commit = _commit_of(root, ref)
     try:
         return git(root, "merge-base", commit, "HEAD")
     except UsageError:
         return commit  # unrelated histories or no HEAD: compare with the ref itself
+
+
+def _commit_of(root: Path, ref: str) -> str:
+    try:
+        return git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+    except UsageError:
+        raise UsageError(f"--base {ref!r}: no such commit, branch or tag in {root}") from None
 
 
 def export_revision(root: Path, ref: str, paths: list[str], target: Path) -> list[str]:
