@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from fleetform import __version__
-from fleetform.scripts.bastion import bastion_group
-from fleetform.scripts.bootstrap import bootstrap_command
-from fleetform.scripts.pipeline import affected_command, apply_command, drift_command, plan_command
-from fleetform.scripts.sandbox import sandbox_group
-from fleetform.scripts.synth import stacks_command, synth_command, validate_command
-from fleetform.scripts.upgrade import cli as upgrade_group
+
+# command name -> "module:attribute". Each is imported only when it runs (or for --help), so
+# `fleetform validate` does not pay for boto3, the runbook or the Terraform runner at start-up.
+COMMANDS = {
+    "validate": "fleetform.scripts.synth:validate_command",
+    "synth": "fleetform.scripts.synth:synth_command",
+    "stacks": "fleetform.scripts.synth:stacks_command",
+    "affected": "fleetform.scripts.pipeline:affected_command",
+    "plan": "fleetform.scripts.pipeline:plan_command",
+    "apply": "fleetform.scripts.pipeline:apply_command",
+    "drift": "fleetform.scripts.pipeline:drift_command",
+    "bastion": "fleetform.scripts.bastion:bastion_group",
+    "bootstrap": "fleetform.scripts.bootstrap:bootstrap_command",
+    "sandbox": "fleetform.scripts.sandbox:sandbox_group",
+    "upgrade": "fleetform.scripts.upgrade:cli",
+}
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, attribute = target.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="fleetform")
 def cli() -> None:
     """Define and run an AWS Organizations + EKS estate from the YAML in accounts/.
@@ -24,16 +50,6 @@ def cli() -> None:
       fleetform synth                    # write Terraform JSON to cdktf.out/
       fleetform stacks --json            # stacks in dependency order
     """
-
-
-for command in (synth_command, validate_command, stacks_command):
-    cli.add_command(command)
-for command in (affected_command, plan_command, apply_command, drift_command):
-    cli.add_command(command)
-cli.add_command(bastion_group)
-cli.add_command(bootstrap_command)
-cli.add_command(sandbox_group)
-cli.add_command(upgrade_group, "upgrade")
 
 
 if __name__ == "__main__":
