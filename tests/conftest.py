@@ -87,6 +87,14 @@ def stack_json(synth_out: Path):
     return load
 
 
+@pytest.fixture(scope="session")
+def checkov_scan(synth_out: Path):
+    """One checkov run over every synthesized stack; area tests look at their part with ``.only()``."""
+    from fleetform.checks.checkov_scan import scan_stacks
+
+    return scan_stacks(synth_out)
+
+
 @pytest.fixture
 def accounts_copy(tmp_path: Path) -> Path:
     """A writable copy of the example accounts/ directory."""

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from fleetform.checks.checkov_scan import scan_stacks
 from fleetform.config import load_config
 from fleetform.constructs import bastion as construct
 from fleetform.constructs.bastion import KUBECTL_FUNCTIONS, instance_architecture, kubectl_versions
@@ -303,8 +302,8 @@ def test_operators_can_encrypt_sessions_with_the_session_key(stack_json):
     assert kms["Resource"] == "${aws_kms_key.sessions_key_key.arn}"
 
 
-def test_bastion_stacks_pass_checkov(synth_out):
-    result = scan_stacks(synth_out, [bastion_stack(a) for a in BASTION_ACCOUNTS])
+def test_bastion_stacks_pass_checkov(checkov_scan):
+    result = checkov_scan.only(bastion_stack(a) for a in BASTION_ACCOUNTS)
     assert result.parsing_errors == []
     assert result.failed == [], "\n".join(str(f) for f in result.failed)
     assert result.passed > 50

@@ -19,8 +19,8 @@ from fleetform.engine.resource import add_check_skips
 
 
 @pytest.fixture(scope="module")
-def example_scan(synth_out: Path) -> ScanResult:
-    return scan_stacks(synth_out)
+def example_scan(checkov_scan: ScanResult) -> ScanResult:
+    return checkov_scan
 
 
 def _stacks(out: Path) -> dict[str, dict]:

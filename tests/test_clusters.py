@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from fleetform.checks.checkov_scan import scan_stacks
 from fleetform.config import load_config
 from fleetform.config.checks import instance_family
 from fleetform.errors import ConfigurationError
@@ -384,10 +383,10 @@ def test_bad_cluster_configuration_is_reported(accounts_copy: Path, old: str, ne
     assert result.exit_code == 2 and expected in result.output and "Traceback" not in result.output
 
 
-def test_checkov_passes_on_every_network_dns_and_cluster_stack(synth_out: Path) -> None:
+def test_checkov_passes_on_every_network_dns_and_cluster_stack(synth_out: Path, checkov_scan) -> None:
     names = sorted(p.name for p in (synth_out / "stacks").iterdir()
                    if p.name.endswith(("-network", "-dns", "-shared")) or p.name in SLOTS)
-    result = scan_stacks(synth_out, names)
+    result = checkov_scan.only(names)
     assert result.parsing_errors == []
     assert result.failed == [], "\n".join(map(str, result.failed))
     assert result.passed > 500

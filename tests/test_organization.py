@@ -223,11 +223,9 @@ def test_first_apply_adopts_and_uses_operator_credentials(example_config, tmp_pa
         f"arn:aws:iam::{LOG_ARCHIVE}:role/OrganizationAccountAccessRole"
 
 
-def test_organization_and_baseline_stacks_pass_checkov(synth_out):
-    from fleetform.checks.checkov_scan import scan_stacks
-
+def test_organization_and_baseline_stacks_pass_checkov(synth_out, checkov_scan):
     names = ["organization"] + [p.name for p in (synth_out / "stacks").iterdir() if p.name.endswith("-baseline")]
-    result = scan_stacks(synth_out, names)
+    result = checkov_scan.only(names)
     assert result.parsing_errors == []
     assert result.passed > 50
     assert result.failed == [], "\n".join(map(str, result.failed))

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from ruamel.yaml import YAML
 
-from fleetform.checks.checkov_scan import scan_stacks
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     ACCOUNT_PLAN_ROLE,
@@ -158,8 +157,8 @@ def test_pipeline_follows_the_configuration(accounts_copy, tmp_path):
     assert {"type": "HEAD_REF", "pattern": "^refs/heads/release$"} in hook["filter_group"][0]["filter"]
 
 
-def test_checkov_passes_on_the_pipeline_stack(synth_out):
-    result = scan_stacks(synth_out, [PIPELINE_STACK])
+def test_checkov_passes_on_the_pipeline_stack(checkov_scan):
+    result = checkov_scan.only([PIPELINE_STACK])
     assert result.parsing_errors == []
     assert result.failed == [], "\n".join(map(str, result.failed))
     assert result.passed > 50

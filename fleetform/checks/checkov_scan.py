@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,10 +35,24 @@ class Finding:
 
 @dataclass
 class ScanResult:
-    passed: int = 0
+    passed_by_stack: dict[str, int] = field(default_factory=dict)
     failed: list[Finding] = field(default_factory=list)
     skipped: list[Finding] = field(default_factory=list)
     parsing_errors: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> int:
+        return sum(self.passed_by_stack.values())
+
+    def only(self, stacks: Iterable[str]) -> ScanResult:
+        """The part of this scan about the named stacks (one checkov run can serve many questions)."""
+        names = set(stacks)
+        return ScanResult(
+            passed_by_stack={k: v for k, v in self.passed_by_stack.items() if k in names},
+            failed=[f for f in self.failed if f.stack in names],
+            skipped=[f for f in self.skipped if f.stack in names],
+            parsing_errors=[e for e in self.parsing_errors if Path(e).parent.name in names],
+        )
 
 
 def inline_skips(stack_json: dict) -> dict[str, dict[str, str]]:
@@ -76,7 +91,9 @@ def scan_stacks(out_dir: str | Path, stacks: list[str] | None = None) -> ScanRes
     for report in reports:
         if "results" not in report:
             continue
-        result.passed += len(report["results"].get("passed_checks", []))
+        for check in report["results"].get("passed_checks", []):
+            stack = Path(check["file_path"]).parent.name
+            result.passed_by_stack[stack] = result.passed_by_stack.get(stack, 0) + 1
         result.parsing_errors += report["results"].get("parsing_errors", [])
         for check in report["results"].get("failed_checks", []):
             stack = Path(check["file_path"]).parent.name
