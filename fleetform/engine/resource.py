@@ -168,7 +168,12 @@ def readable_logical_id(scope: Construct, id: str) -> str:
     if path is None:
         path = scope.node.path
         scope.__dict__["_fleet_path"] = path
-    parts = [p for p in f"{path}/{id}".split("/")[1:] if p != "Default"]
+    return logical_id_for_path(f"{path}/{id}")
+
+
+def logical_id_for_path(path: str) -> str:
+    """``prod-network/vpc/subnet-private-1`` -> ``vpc_subnet-private-1`` (the stack name dropped)."""
+    parts = [p for p in path.split("/")[1:] if p != "Default"]
     return re.sub(r"[^A-Za-z0-9_-]", "_", "_".join(parts))
 
 

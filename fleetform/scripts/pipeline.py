@@ -89,12 +89,6 @@ def _check_pairs(option: str, values: tuple[str, ...]) -> None:
             raise UsageError(f"{option} {value!r}: expected KEY=VALUE")
 
 
-def _session(profile: str | None, region: str | None) -> Any:
-    from fleetform.aws_session import session
-
-    return session(profile, region)
-
-
 def _stacks_to_plan(stacks: tuple[str, ...], synth_dir: str, config_dir: str, affected: bool, base: str | None,
                     shard_spec: str | None) -> list:
     from fleetform.manifest import read_manifest
@@ -228,11 +222,12 @@ def _pull_request(github: Any, repository: str, number: int | None, commit: str 
 
 
 def _github(api_url: str, secret: str, profile: str | None, region: str | None, endpoint_url: str | None) -> Any:
+    from fleetform.aws_session import session as aws_session
     from fleetform.github import GitHub, resolve_token
 
     session = None
     if not os.environ.get("GITHUB_TOKEN"):
-        session = _session(profile, region)
+        session = aws_session(profile, region)
         if endpoint_url:
             session = _EndpointSession(session, endpoint_url)
     return GitHub(resolve_token(secret, session), api_url)
@@ -250,7 +245,9 @@ class _EndpointSession:
 
 
 def _client(service: str, profile: str | None, region: str | None, endpoint_url: str | None) -> Any:
-    return _session(profile, region).client(service, endpoint_url=endpoint_url)
+    from fleetform.aws_session import session
+
+    return session(profile, region).client(service, endpoint_url=endpoint_url)
 
 
 @click.command("apply")

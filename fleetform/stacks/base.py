@@ -3,7 +3,6 @@ assumes a role in the target account (DESIGN section 4)."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +11,7 @@ from constructs import Construct
 
 from fleetform.config.models import FleetConfig
 from fleetform.engine import AwsProvider
+from fleetform.engine.resource import logical_id_for_path
 from fleetform.naming import ACCOUNT_APPLY_ROLE as APPLY_ROLE
 from fleetform.naming import ACCOUNT_PLAN_ROLE as PLAN_ROLE
 
@@ -90,5 +90,4 @@ class FleetStack(TerraformStack):
         if known is not None:
             return known
         node = tf_element.node if isinstance(tf_element, TerraformElement) else tf_element
-        parts = [p for p in node.path.split("/")[1:] if p != "Default"]
-        return re.sub(r"[^A-Za-z0-9_-]", "_", "_".join(parts))
+        return logical_id_for_path(node.path)

@@ -365,19 +365,19 @@ class Runbook:
         return None
 
     def _abort(self, state: RunState, reason: str) -> RunState:
-        state.phase, state.reason = ABORTED, reason
-        state.event(self.clock.now(), "aborted", reason=reason)
-        self.save(state)
-        self._audit("abort", state, before=state.weights, after=state.weights, reason=reason)
-        self.display.note(f"aborted before any traffic moved: {reason}")
-        return state
+        return self._stop(state, ABORTED, "aborted", "abort", reason, f"aborted before any traffic moved: {reason}")
 
     def _pause(self, state: RunState, reason: str) -> RunState:
-        state.phase, state.reason = PAUSED, reason
-        state.event(self.clock.now(), "paused", reason=reason)
+        return self._stop(state, PAUSED, "paused", "pause", reason,
+                          f"paused: {reason}\nwhen ready: cluster-upgrade resume {self.target.cluster_key}")
+
+    def _stop(self, state: RunState, phase: str, event: str, action: str, reason: str, note: str) -> RunState:
+        """End this run without moving weights: record, save, audit, tell the operator."""
+        state.phase, state.reason = phase, reason
+        state.event(self.clock.now(), event, reason=reason)
         self.save(state)
-        self._audit("pause", state, before=state.weights, after=state.weights, reason=reason)
-        self.display.note(f"paused: {reason}\nwhen ready: cluster-upgrade resume {self.target.cluster_key}")
+        self._audit(action, state, before=state.weights, after=state.weights, reason=reason)
+        self.display.note(note)
         return state
 
     # ------------------------------------------------------------------ rollback
