@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cdktn import ITerraformDependable, TerraformDataSource, TerraformProvider, TerraformResource
 from constructs import Construct
 
 from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
-from fleetform.engine import Resource, policy_json
+from fleetform.engine import AwsProvider, Dependable, Resource, StackBlocks, policy_json
 
 TRAIL_LOG_TRANSITION_DAYS = 90  # then STANDARD_IA: CloudTrail logs are rarely read after a quarter
 ACCESS_LOG_EXPIRATION_DAYS = 730
@@ -57,8 +56,8 @@ class OrganizationAudit(Construct):
     """Attributes: ``trail``, ``trail_bucket``, ``trail_key``, ``access_logs``, ``detectors`` (region -> resource
     in log-archive), ``analyzers`` (region -> resource)."""
 
-    def __init__(self, scope: Construct, id: str, props: AuditProps, *, log_archive: TerraformProvider,
-                 organization: ITerraformDependable) -> None:
+    def __init__(self, scope: Construct, id: str, props: AuditProps, *, log_archive: AwsProvider,
+                 organization: Dependable) -> None:
         super().__init__(scope, id)
         archive = Construct(self, "log-archive")  # everything below uses the log-archive provider
         self.access_logs = _access_log_bucket(archive, props)
@@ -81,7 +80,7 @@ class OrganizationAudit(Construct):
                                               finding_publishing_frequency="FIFTEEN_MINUTES")
         use_provider(archive, log_archive)
 
-        bucket_policy = self.trail_bucket.node.find_child("policy")
+        bucket_policy = self.trail_bucket.policy
         self.trail = Resource(
             self, "trail", "aws_cloudtrail",
             name=props.trail_name,
@@ -114,8 +113,8 @@ class OrganizationAudit(Construct):
             for region in props.regions
         }
 
-    def _guardduty(self, props: AuditProps, organization: ITerraformDependable,
-                   log_archive: TerraformProvider) -> None:
+    def _guardduty(self, props: AuditProps, organization: Dependable,
+                   log_archive: AwsProvider) -> None:
         for region in props.regions:
             detector = self.detectors[region]
             Resource(self, f"guardduty-management-{region}", "aws_guardduty_detector", region=region, enable=True,
@@ -139,11 +138,10 @@ class OrganizationAudit(Construct):
                          additional_configuration=extra, depends_on=[org_config], provider=log_archive)
 
 
-def use_provider(scope: Construct, provider: TerraformProvider) -> None:
+def use_provider(scope: Construct, provider: AwsProvider) -> None:
     """Put every resource and data source below ``scope`` on ``provider`` (e.g. another account's)."""
-    for node in scope.node.find_all():
-        if isinstance(node, (TerraformResource, TerraformDataSource)):
-            node.provider = provider
+    for block in StackBlocks.of(scope).under(scope):
+        block.provider = provider
 
 
 def _trail_key_statements(props: AuditProps) -> list[dict]:

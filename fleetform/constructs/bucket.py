@@ -31,7 +31,7 @@ class BucketProps:
 
 
 class SecureBucket(Construct):
-    """Attributes: ``arn``, ``name``, ``bucket`` (the aws_s3_bucket resource)."""
+    """Attributes: ``arn``, ``name``, ``bucket`` (the aws_s3_bucket resource), ``policy`` (its bucket policy)."""
 
     def __init__(self, scope: Construct, id: str, props: BucketProps) -> None:
         super().__init__(scope, id)
@@ -91,5 +91,5 @@ class SecureBucket(Construct):
             },
             *props.policy_statements,
         ]
-        Resource(self, "policy", "aws_s3_bucket_policy", bucket=bucket_id, policy=policy_json(statements),
+        self.policy = Resource(self, "policy", "aws_s3_bucket_policy", bucket=bucket_id, policy=policy_json(statements),
                  depends_on=[self.public_access_block])

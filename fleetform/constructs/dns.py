@@ -10,12 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cdktn import TerraformProvider
 from constructs import Construct
 
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import Resource, policy_json
+from fleetform.engine import AwsProvider, Resource, policy_json
 from fleetform.naming import ROUTE53_QUERY_LOG_REGION, WEIGHTED_RECORD_TTL, slot_hostname
 
 # Route 53 writes query logs only to CloudWatch Logs in us-east-1
@@ -37,14 +36,14 @@ class HostedZone(Construct):
     Attributes: ``zone_id``, ``arn``, ``name_servers``."""
 
     def __init__(self, scope: Construct, id: str, props: HostedZoneProps, *,
-                 query_log_provider: TerraformProvider) -> None:
+                 query_log_provider: AwsProvider) -> None:
         super().__init__(scope, id)
         self.zone = Resource(self, "zone", "aws_route53_zone", name=props.zone,
                              comment=f"{props.zone}: managed by fleetform",
                              skip_checks={"CKV2_AWS_38": NO_DNSSEC})
         self.zone_id = self.zone.attr("zone_id")
         self.arn = self.zone.arn
-        self.name_servers = self.zone.get_list_attribute("name_servers")
+        self.name_servers = self.zone.attr("name_servers")
         label = props.zone.replace(".", "-")
         key = KmsKey(self, "query-log-key", KmsKeyProps(
             alias=f"route53-query-logs-{label}", description=f"Route 53 query logs of {props.zone}",
@@ -86,7 +85,7 @@ class Certificate(Construct):
             subject_alternative_names=[slot_hostname(props.hostname, s) for s in props.slots],
             validation_method="DNS", key_algorithm="EC_prime256v1",
             lifecycle={"create_before_destroy": True})
-        options = f"aws_acm_certificate.{self.certificate.friendly_unique_id}.domain_validation_options"
+        options = self.certificate.expr("domain_validation_options")
         record = Resource(self, "validation", "aws_route53_record", zone_id=props.zone_id,
                           name="${each.value.name}", type="${each.value.type}", records=["${each.value.record}"],
                           ttl=300, allow_overwrite=True)
@@ -97,8 +96,7 @@ class Certificate(Construct):
                             "record = o.resource_record_value}}}")
         validation = Resource(self, "validated", "aws_acm_certificate_validation",
                               certificate_arn=self.certificate.arn,
-                              validation_record_fqdns="${[for r in aws_route53_record."
-                                                      f"{record.friendly_unique_id} : r.fqdn]}}")
+                              validation_record_fqdns="${[for r in " + record.address + " : r.fqdn]}")
         self.arn = validation.attr("certificate_arn")
 
 

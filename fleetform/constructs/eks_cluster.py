@@ -9,12 +9,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cdktn import Fn, ITerraformDependable, TerraformLocal
+from cdktn import TerraformLocal
 from constructs import Construct
 
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import Resource, policy_json
+from fleetform.engine import Dependable, Resource, policy_json, resolve
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN = "AmazonEKSClusterAdminPolicy"
@@ -117,7 +117,8 @@ class EksCluster(Construct):
                              client_id_list=["sts.amazonaws.com"], tags={"Name": f"{props.name}-irsa"})
         self.oidc_provider_arn = self.oidc.arn
         # a local keeps quoted literals out of the JSON policy text that refers to it
-        self.oidc_issuer = TerraformLocal(self, "oidc-issuer-host", Fn.replace(issuer, "https://", "")).as_string
+        host = f"${{replace({self.cluster.expr('identity.0.oidc.0.issuer')}, \"https://\", \"\")}}"
+        self.oidc_issuer = TerraformLocal(self, "oidc-issuer-host", resolve(self, host)).as_string
         self.access_entries: dict[str, Resource] = {}
         for grant in props.access:
             self.grant(grant)
@@ -158,7 +159,7 @@ class EksCluster(Construct):
         self.access_entries[grant.key] = entry
         return entry
 
-    def addon(self, name: str, *, depends_on: Sequence[ITerraformDependable] = (),
+    def addon(self, name: str, *, depends_on: Sequence[Dependable] = (),
               service_account_role_arn: str | None = None) -> Resource:
         addon = Resource(self, f"addon-{name}", "aws_eks_addon", cluster_name=self.cluster.attr("name"),
                          addon_name=name, resolve_conflicts_on_create="OVERWRITE",

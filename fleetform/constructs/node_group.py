@@ -8,11 +8,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from cdktn import ITerraformDependable
 from constructs import Construct
 
 from fleetform.config.checks import ARM_FAMILY
-from fleetform.engine import Resource, policy_json
+from fleetform.engine import Dependable, Resource, policy_json
 
 AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/"
 # no AmazonSSMManagedInstanceCore: shell access goes through the recorded bastion, not onto nodes
@@ -91,7 +90,7 @@ class NodeGroup(Construct):
     """Attributes: ``node_group`` and ``launch_template`` (resources), ``ami_type``, ``labels``, ``taints``."""
 
     def __init__(self, scope: Construct, id: str, props: NodeGroupProps, *,
-                 depends_on: Sequence[ITerraformDependable] = ()) -> None:
+                 depends_on: Sequence[Dependable] = ()) -> None:
         super().__init__(scope, id)
         if props.capacity not in ("on-demand", "spot"):
             raise ValueError(f"node group {props.name}: capacity must be on-demand or spot")

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cdktn import Fn
 from constructs import Construct
 
 from fleetform.config.network import PlannedSubnet, subnet_plan
@@ -71,7 +70,7 @@ class Vpc(Construct):
                 self, f"subnet-{planned.key}", "aws_subnet",
                 vpc_id=self.vpc_id,
                 cidr_block=planned.cidr,
-                availability_zone=Fn.element(zones.get_list_attribute("names"), planned.az_index),
+                availability_zone=f"${{element({zones.expr('names')}, {planned.az_index})}}",
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{props.name}-{planned.key}", "fleetform:tier": planned.tier,
                       **self._subnet_tags(planned.tier)},

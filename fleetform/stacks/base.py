@@ -84,10 +84,8 @@ class FleetStack(TerraformStack):
         """Readable, stable addresses: the construct path below the stack, joined by '_'.
 
         ``aws_subnet.vpc_subnet-private-1`` reads better in a plan than a hashed id, and it is
-        keyed by name, so removing one construct never renames another.
+        keyed by name, so removing one construct never renames another. (Resources and data
+        sources are not core elements; engine.Block applies the same rule to them.)
         """
-        known = getattr(tf_element, "_fleet_logical_id", None)  # set by engine.Resource/DataSource
-        if known is not None:
-            return known
         node = tf_element.node if isinstance(tf_element, TerraformElement) else tf_element
         return logical_id_for_path(node.path)

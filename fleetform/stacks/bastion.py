@@ -7,12 +7,10 @@ that lets ``naming.BASTION_ROLE`` into each cluster belongs to the slot stacks.
 
 from __future__ import annotations
 
-from cdktn import TerraformOutput
-
 from fleetform.config.models import Account, FleetConfig
 from fleetform.constructs.bastion import Bastion, BastionProps
 from fleetform.constructs.session_logging import SessionLogging, SessionLoggingProps
-from fleetform.engine import Resource
+from fleetform.engine import Resource, output
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     BASTION_NAME_TAG,
@@ -119,10 +117,10 @@ def _reach_cluster(slot: FleetStack, stack: FleetStack) -> None:
 
 def _outputs(stack: FleetStack, bastion: Bastion, session: SessionLogging) -> None:
     """What people look up after an apply: which policy to attach, where recordings go."""
-    TerraformOutput(stack, "operator_policy_arn", value=bastion.operator_policy_arn,
+    output(stack, "operator_policy_arn", bastion.operator_policy_arn,
                     description="attach to the roles (or permission sets) that may start bastion sessions")
-    TerraformOutput(stack, "bastion_role_arn", value=bastion.role_arn,
+    output(stack, "bastion_role_arn", bastion.role_arn,
                     description="principal of the EKS access entries in the slot stacks")
-    TerraformOutput(stack, "session_bucket", value=session.bucket_name, description="session recordings (S3)")
-    TerraformOutput(stack, "session_log_group", value=session.log_group_name,
+    output(stack, "session_bucket", session.bucket_name, description="session recordings (S3)")
+    output(stack, "session_log_group", session.log_group_name,
                     description="session recordings (CloudWatch Logs)")

@@ -9,8 +9,6 @@
 
 from __future__ import annotations
 
-from cdktn import TerraformOutput
-
 from fleetform.config.models import Account, ClusterConfig, FleetConfig, SlotConfig
 from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.dns import HostedZone, WeightedRecord, WeightedRecordProps
@@ -28,7 +26,7 @@ from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.node_group import NodeGroup, NodeGroupProps, NodeRole, NodeRoleProps, volume_key_statements
 from fleetform.constructs.ops import ARGOCD_NAMESPACE, ARGOCD_SERVICE_ACCOUNTS, OpsCluster, OpsClusterProps
 from fleetform.constructs.workload_identity import SERVICE_ACCOUNTS, WorkloadIdentities, WorkloadIdentityProps
-from fleetform.engine import Resource
+from fleetform.engine import Resource, output
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     AMP_WRITER_ROLE,
@@ -108,10 +106,10 @@ def _shared_stack(fleet: FleetApp, account: Account, name: str, cluster: Cluster
         stack.ops = OpsCluster(stack, "ops", OpsClusterProps(  # type: ignore[attr-defined]
             name=prefix, account_id=account.id, region=region, managed_account_ids=service_accounts,
             metrics_account_ids=cluster_accounts))
-        TerraformOutput(stack, "amp_remote_write_url", value=stack.ops.remote_write_url,  # type: ignore[attr-defined]
+        output(stack, "amp_remote_write_url", stack.ops.remote_write_url,  # type: ignore[attr-defined]
                         description="Prometheus remote_write URL (sigv4, through the AMP writer role)")
-        TerraformOutput(stack, "amp_writer_role_arn", value=stack.ops.amp_writer_role_arn)  # type: ignore[attr-defined]
-    TerraformOutput(stack, "loki_bucket", value=loki.name)
+        output(stack, "amp_writer_role_arn", stack.ops.amp_writer_role_arn)  # type: ignore[attr-defined]
+    output(stack, "loki_bucket", loki.name)
     return fleet.add(stack, depends_on=[network_stack(account.name)])
 
 
@@ -219,12 +217,12 @@ def _zone(fleet: FleetApp, account: Account) -> HostedZone | None:
 
 def _outputs(stack: FleetStack, eks: EksCluster, node_role: NodeRole, identities: WorkloadIdentities) -> None:
     """What Helm values and the runbook look up after an apply."""
-    TerraformOutput(stack, "cluster_name", value=eks.name)
-    TerraformOutput(stack, "cluster_arn", value=eks.arn)
-    TerraformOutput(stack, "cluster_endpoint", value=eks.endpoint)
-    TerraformOutput(stack, "cluster_security_group_id", value=eks.security_group_id)
-    TerraformOutput(stack, "oidc_provider_arn", value=eks.oidc_provider_arn)
-    TerraformOutput(stack, "node_role_name", value=node_role.name,
+    output(stack, "cluster_name", eks.name)
+    output(stack, "cluster_arn", eks.arn)
+    output(stack, "cluster_endpoint", eks.endpoint)
+    output(stack, "cluster_security_group_id", eks.security_group_id)
+    output(stack, "oidc_provider_arn", eks.oidc_provider_arn)
+    output(stack, "node_role_name", node_role.name,
                     description="Karpenter EC2NodeClass spec.role (its access entry comes with the node groups)")
     if identities.interruption_queue is not None:
-        TerraformOutput(stack, "karpenter_interruption_queue", value=identities.interruption_queue.attr("name"))
+        output(stack, "karpenter_interruption_queue", identities.interruption_queue.attr("name"))

@@ -7,11 +7,9 @@ each slot lives in the slot's stack, so adding or retiring a slot never touches 
 
 from __future__ import annotations
 
-from cdktn import TerraformOutput
-
 from fleetform.config.models import SLOT_NAMES
 from fleetform.constructs.dns import QUERY_LOG_REGION, Certificate, CertificateProps, HostedZone, HostedZoneProps
-from fleetform.engine import AwsProvider
+from fleetform.engine import AwsProvider, output
 from fleetform.naming import BOOTSTRAP_STACK, baseline_stack, dns_stack
 from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.context import FleetApp
@@ -42,8 +40,8 @@ def build(fleet: FleetApp) -> None:
                                       CertificateProps(hostname=cluster.hostname, zone_id=zone.zone_id,
                                                        slots=SLOT_NAMES))
             stack.certificates[name] = certificate  # type: ignore[attr-defined]
-            TerraformOutput(stack, f"certificate_arn_{name.replace('-', '_')}", value=certificate.arn)
-        TerraformOutput(stack, "zone_id", value=zone.zone_id)
-        TerraformOutput(stack, "name_servers", value=zone.name_servers,
+            output(stack, f"certificate_arn_{name.replace('-', '_')}", certificate.arn)
+        output(stack, "zone_id", zone.zone_id)
+        output(stack, "name_servers", zone.name_servers,
                         description="delegate the zone to these from its parent (or the registrar)")
         fleet.add(stack, depends_on=[BOOTSTRAP_STACK, baseline_stack(account.name)])

@@ -7,10 +7,9 @@ only adds an access entry for it.
 
 from __future__ import annotations
 
-from cdktn import TerraformOutput
-
 from fleetform.constructs.ops import ArgoCdManagerProps, ArgoCdManagerRole
 from fleetform.constructs.vpc import Vpc, VpcProps
+from fleetform.engine import output
 from fleetform.naming import BOOTSTRAP_STACK, baseline_stack, network_stack
 from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.clusters import find_ops_cluster
@@ -39,7 +38,7 @@ def build(fleet: FleetApp) -> None:
 
 
 def _outputs(stack: FleetStack, vpc: Vpc) -> None:
-    TerraformOutput(stack, "vpc_id", value=vpc.vpc_id)
+    output(stack, "vpc_id", vpc.vpc_id)
     for tier, ids in sorted(vpc.subnet_ids.items()):
-        TerraformOutput(stack, f"{tier}_subnet_ids", value=ids)
-    TerraformOutput(stack, "endpoint_security_group_id", value=vpc.endpoint_security_group_id)
+        output(stack, f"{tier}_subnet_ids", ids)
+    output(stack, "endpoint_security_group_id", vpc.endpoint_security_group_id)
