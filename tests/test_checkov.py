@@ -14,8 +14,7 @@ import pytest
 from cdktn import App, TerraformStack
 
 from fleetform.checks.checkov_scan import SKIP, ScanResult, inline_skips, scan_stacks
-from fleetform.engine import AwsProvider, Resource
-from fleetform.engine.resource import add_check_skips
+from fleetform.engine import AwsProvider, Resource, add_check_skips
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from constructs import Construct
-
 from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
-from fleetform.engine import AwsProvider, Dependable, Resource, StackBlocks, policy_json
+from fleetform.engine import AwsProvider, Construct, Dependable, Resource, StackDocument, policy_json
 
 TRAIL_LOG_TRANSITION_DAYS = 90  # then STANDARD_IA: CloudTrail logs are rarely read after a quarter
 ACCESS_LOG_EXPIRATION_DAYS = 730
@@ -140,7 +138,7 @@ class OrganizationAudit(Construct):
 
 def use_provider(scope: Construct, provider: AwsProvider) -> None:
     """Put every resource and data source below ``scope`` on ``provider`` (e.g. another account's)."""
-    for block in StackBlocks.of(scope).under(scope):
+    for block in StackDocument.of(scope).under(scope):
         block.provider = provider
 
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from constructs import Construct
-
-from fleetform.engine import Resource, policy_json
+from fleetform.engine import Construct, Resource, policy_json
 from fleetform.naming import ACCOUNT_APPLY_ROLE, ACCOUNT_PLAN_ROLE, PIPELINE_APPLY_ROLE, PIPELINE_PLAN_ROLE, role_arn
 
 READ_ONLY_POLICY = "arn:aws:iam::aws:policy/ReadOnlyAccess"

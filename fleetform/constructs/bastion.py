@@ -15,11 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from constructs import Construct
-
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.session_logging import SessionLogging
-from fleetform.engine import Resource, policy_json
+from fleetform.engine import Construct, Resource, policy_json
 
 AMI_PARAMETER = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-{arch}"
 SSM_CORE_POLICY = "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"

@@ -7,9 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from constructs import Construct
-
-from fleetform.engine import Resource, policy_json
+from fleetform.engine import Construct, Resource, policy_json
 
 NO_REPLICATION = "single-region by design; versioning and KMS protect the data, replication is opt-in"
 NO_EVENTS = "no consumer needs object events from this bucket"

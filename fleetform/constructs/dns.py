@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from constructs import Construct
-
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import AwsProvider, Resource, policy_json
+from fleetform.engine import AwsProvider, Construct, Resource, policy_json
 from fleetform.naming import ROUTE53_QUERY_LOG_REGION, WEIGHTED_RECORD_TTL, slot_hostname
 
 # Route 53 writes query logs only to CloudWatch Logs in us-east-1

@@ -9,12 +9,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cdktn import TerraformLocal
-from constructs import Construct
-
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import Dependable, Resource, policy_json, resolve
+from fleetform.engine import Construct, Dependable, Local, Resource, policy_json
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN = "AmazonEKSClusterAdminPolicy"
@@ -118,7 +115,7 @@ class EksCluster(Construct):
         self.oidc_provider_arn = self.oidc.arn
         # a local keeps quoted literals out of the JSON policy text that refers to it
         host = f"${{replace({self.cluster.expr('identity.0.oidc.0.issuer')}, \"https://\", \"\")}}"
-        self.oidc_issuer = TerraformLocal(self, "oidc-issuer-host", resolve(self, host)).as_string
+        self.oidc_issuer = Local(self, "oidc-issuer-host", host).ref
         self.access_entries: dict[str, Resource] = {}
         for grant in props.access:
             self.grant(grant)

@@ -6,9 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from constructs import Construct
-
-from fleetform.engine import Resource, policy_json
+from fleetform.engine import Construct, Resource, policy_json
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from constructs import Construct
-
-from fleetform.engine import Resource
+from fleetform.engine import Construct, Resource
 
 MIN_RETENTION_DAYS = 365
 # the values CloudWatch Logs accepts for retention_in_days from a year up

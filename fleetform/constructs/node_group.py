@@ -8,10 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from constructs import Construct
-
 from fleetform.config.checks import ARM_FAMILY
-from fleetform.engine import Dependable, Resource, policy_json
+from fleetform.engine import Construct, Dependable, Resource, policy_json
 
 AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/"
 # no AmazonSSMManagedInstanceCore: shell access goes through the recorded bastion, not onto nodes

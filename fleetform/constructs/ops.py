@@ -17,11 +17,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from constructs import Construct
-
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import Resource, policy_json
+from fleetform.engine import Construct, Resource, policy_json
 from fleetform.naming import AMP_WRITER_ROLE, ARGOCD_MANAGER_ROLE, ARGOCD_ROLE, PROMETHEUS_ROLE_SUFFIX, role_arn
 
 ACCOUNT_PRINCIPAL_REASON = ("the account principal is narrowed by an aws:PrincipalArn condition to named roles; naming "

@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from constructs import Construct
-
 from fleetform.constructs.scp import target_key
-from fleetform.engine import Resource
+from fleetform.engine import Construct, Resource
 from fleetform.naming import ORGANIZATION_ACCESS_ROLE
 
 # trusted access (AWS service access) that the organization stack turns on

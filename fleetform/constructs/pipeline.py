@@ -23,12 +23,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from constructs import Construct
-
 from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import DataSource, Resource, policy_json
+from fleetform.engine import Construct, DataSource, Resource, policy_json
 from fleetform.naming import ACCOUNT_APPLY_ROLE, ACCOUNT_PLAN_ROLE, PIPELINE_APPLY_ROLE, PIPELINE_PLAN_ROLE, role_arn
 
 PR_EVENTS = "PULL_REQUEST_CREATED, PULL_REQUEST_UPDATED, PULL_REQUEST_REOPENED"

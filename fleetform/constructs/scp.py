@@ -7,10 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from constructs import Construct
-
 from fleetform.constructs.scp_library import MAX_SCP_CHARS, document_text
-from fleetform.engine import Resource
+from fleetform.engine import Construct, Resource
 
 
 @dataclass(frozen=True)

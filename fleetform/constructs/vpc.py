@@ -12,12 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from constructs import Construct
-
 from fleetform.config.network import PlannedSubnet, subnet_plan
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import DataSource, Resource, policy_json
+from fleetform.engine import Construct, DataSource, Resource, policy_json
 
 GATEWAY_ENDPOINTS = ("s3", "dynamodb")
 # what nodes of a private cluster, Karpenter, KEDA, Prometheus remote write (AMP) and a Session

@@ -12,10 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from constructs import Construct
-
 from fleetform.constructs.ops import pod_identity_trust
-from fleetform.engine import Resource, policy_json
+from fleetform.engine import Construct, Resource, policy_json
 from fleetform.naming import PROMETHEUS_ROLE_SUFFIX
 
 AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/"

@@ -1,22 +1,36 @@
-"""The thin resource layer on the cdktn core (DESIGN section 2, decision 0004).
+"""The resource layer on the cdktn core (DESIGN section 2, decision 0004).
 
-Resources are emitted as raw Terraform attributes; the prebuilt provider bindings are never
-imported at run time. tests/test_schema_conformance.py checks every emitted type and
-attribute against hashicorp/aws 6.69.1 instead.
+Resources are emitted as raw Terraform attributes, collected per stack in one document; the
+prebuilt provider bindings are never imported at run time. tests/test_schema_conformance.py
+checks every emitted type and attribute against hashicorp/aws 6.69.1 instead.
 """
 
+from fleetform.engine.document import (
+    Block,
+    Construct,
+    CrossStackExpressionError,
+    Dependable,
+    Local,
+    Provider,
+    Scope,
+    StackDocument,
+    Variable,
+    logical_id_for_path,
+    output,
+    readable_logical_id,
+    resolve,
+)
 from fleetform.engine.resource import (
     AWS_PROVIDER_CONSTRAINT,
     AwsProvider,
-    Block,
     DataSource,
-    Dependable,
     Resource,
-    StackBlocks,
-    output,
+    add_check_skips,
     policy_json,
-    resolve,
 )
 
-__all__ = ["AWS_PROVIDER_CONSTRAINT", "AwsProvider", "Block", "DataSource", "Dependable", "Resource",
-           "StackBlocks", "output", "policy_json", "resolve"]
+__all__ = [
+    "AWS_PROVIDER_CONSTRAINT", "AwsProvider", "Block", "Construct", "CrossStackExpressionError", "DataSource",
+    "Dependable", "Local", "Provider", "Resource", "Scope", "StackDocument", "Variable", "add_check_skips",
+    "logical_id_for_path", "output", "policy_json", "readable_logical_id", "resolve",
+]

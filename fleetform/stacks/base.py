@@ -6,12 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from cdktn import LocalBackend, S3Backend, TerraformElement, TerraformStack, TerraformVariable
+from cdktn import LocalBackend, S3Backend, TerraformStack
 from constructs import Construct
 
 from fleetform.config.models import FleetConfig
-from fleetform.engine import AwsProvider
-from fleetform.engine.resource import logical_id_for_path
+from fleetform.engine import AwsProvider, Variable
 from fleetform.naming import ACCOUNT_APPLY_ROLE as APPLY_ROLE
 from fleetform.naming import ACCOUNT_PLAN_ROLE as PLAN_ROLE
 
@@ -40,13 +39,15 @@ class FleetStack(TerraformStack):
         self.description = description
         org = config.organization
         if local_state_path is not None:
-            LocalBackend(self, path=local_state_path)
+            self.backend: tuple[str, dict[str, Any]] = ("local", {"path": local_state_path})
+            LocalBackend(self, **self.backend[1])
         else:
-            S3Backend(self, bucket=org.state.bucket, key=f"{name}/terraform.tfstate", region=org.state.region,
-                      encrypt=True, use_lockfile=True)
-        self.role_variable: TerraformVariable | None = None
+            self.backend = ("s3", {"bucket": org.state.bucket, "key": f"{name}/terraform.tfstate",
+                                   "region": org.state.region, "encrypt": True, "use_lockfile": True})
+            S3Backend(self, **self.backend[1])
+        self.role_variable: Variable | None = None
         if target.assume_role is not None:
-            self.role_variable = TerraformVariable(
+            self.role_variable = Variable(
                 self, ROLE_VARIABLE, type="string", default=target.assume_role,
                 description=f"role Terraform assumes in account {target.account_id} "
                             f"({PLAN_ROLE} for plans, {APPLY_ROLE} for applies)",
@@ -62,7 +63,7 @@ class FleetStack(TerraformStack):
         caller's own credentials (no role variable), e.g. OrganizationAccountAccessRole.
         """
         account_id = account_id or self.target.account_id
-        role = self.role_variable.string_value if self.role_variable is not None else role_without_variable
+        role = self.role_variable.ref if self.role_variable is not None else role_without_variable
         assume = None
         if role is not None:
             assume = [{"role_arn": f"arn:aws:iam::{account_id}:role/{role}",
@@ -80,12 +81,7 @@ class FleetStack(TerraformStack):
             }}],
         )
 
-    def _allocate_logical_id(self, tf_element: Any) -> str:
-        """Readable, stable addresses: the construct path below the stack, joined by '_'.
-
-        ``aws_subnet.vpc_subnet-private-1`` reads better in a plan than a hashed id, and it is
-        keyed by name, so removing one construct never renames another. (Resources and data
-        sources are not core elements; engine.Block applies the same rule to them.)
-        """
-        node = tf_element.node if isinstance(tf_element, TerraformElement) else tf_element
-        return logical_id_for_path(node.path)
+    def remote_state(self) -> dict[str, Any]:
+        """Where other stacks read this stack's outputs (``terraform_remote_state`` arguments)."""
+        kind, config = self.backend
+        return {"backend": kind, "config": dict(config)}
