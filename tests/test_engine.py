@@ -172,3 +172,17 @@ def test_a_stack_without_a_known_backend_cannot_be_referred_to(app):
     Resource(other, "sg", "aws_security_group", vpc_id=vpc.id_ref)
     with pytest.raises(CrossStackExpressionError, match="stack 'plain' is referred to from another stack"):
         StackDocument.of(other).to_terraform()
+
+
+def test_the_cores_preparing_pass_gets_nothing_but_the_wiring_is_done(app, example_config):
+    network = _stack(app, "network", example_config)
+    cluster = _stack(app, "cluster", example_config)
+    vpc = Resource(network, "vpc", "aws_vpc", cidr_block="10.0.0.0/16")
+    Resource(cluster, "sg", "aws_security_group", vpc_id=vpc.id_ref)
+    consumer, owner = StackDocument.of(cluster), StackDocument.of(network)
+    with consumer.preparing():
+        assert consumer.to_terraform() == {}
+    # what the pass registered: the owner's output, so it is there whichever stack synthesizes first
+    assert owner.to_terraform()["output"] == {
+        "cross-stack-output-aws_vpc_vpc_id": {"sensitive": True, "value": "${aws_vpc.vpc.id}"}}
+    assert "aws_security_group" in consumer.to_terraform()["resource"]
