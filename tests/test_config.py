@@ -165,3 +165,120 @@ def test_subnet_plan_is_stable_when_azs_grow():
     assert all(four[k] == v for k, v in three.items())
     with pytest.raises(ValueError, match="too small"):
         subnet_plan("10.30.0.0/27", 2)
+
+
+# ---------------------------------------------------------------- network.interface_endpoints
+
+DEV_ENDPOINTS = ("interface_endpoints: [ec2, ec2messages, ecr.api, ecr.dkr, eks, eks-auth, logs, sqs, ssm, "
+                 "ssmmessages, sts]")
+NODE_NEEDS = ["ec2", "ecr.api", "ecr.dkr", "sts", "logs", "eks-auth"]
+
+
+def without_bastion(accounts: Path, file: str = "dev.yaml") -> None:
+    edit(accounts / file, "bastion: {instance_type: t3.small}\n", "")
+
+
+def test_interface_endpoints_default_to_the_full_set_and_dev_has_fewer(example_config):
+    from fleetform.config.endpoints import INTERFACE_ENDPOINTS
+
+    assert example_config.account("prod").spec.network.interface_endpoints == list(INTERFACE_ENDPOINTS)
+    assert example_config.account("stg").spec.network.interface_endpoints == list(INTERFACE_ENDPOINTS)
+    dev = example_config.account("dev").spec.network.interface_endpoints
+    assert set(dev) < set(INTERFACE_ENDPOINTS)
+    assert {"aps-workspaces", "autoscaling", "elasticloadbalancing", "kms"}.isdisjoint(dev)
+
+
+def test_unknown_endpoint_service_names_file_path_and_did_you_mean(accounts_copy):
+    edit(accounts_copy / "dev.yaml", DEV_ENDPOINTS, "interface_endpoints: [ec2, ecr-api, ssm-messages, elb]")
+    result = CliRunner().invoke(cli, ["validate", "--config", str(accounts_copy)])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    dev = str(accounts_copy / "dev.yaml")
+    assert (f"{dev}:15: network.interface_endpoints.1: unknown interface endpoint service 'ecr-api'; "
+            "did you mean 'ecr.api'?") in result.output
+    assert "network.interface_endpoints.2: unknown interface endpoint service 'ssm-messages'; did you mean " \
+           "'ssmmessages'?" in result.output
+    # nothing close: the known names instead
+    assert "network.interface_endpoints.3: unknown interface endpoint service 'elb'; known services: " \
+           "aps-workspaces, autoscaling" in result.output
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("[ec2, sts, ec2]", "network.interface_endpoints: listed more than once: ec2"),
+    ("ec2", "network.interface_endpoints: Input should be a valid list"),
+    ("[ec2, 443]", "network.interface_endpoints.1: Input should be a valid string"),
+])
+def test_malformed_endpoint_lists(accounts_copy, value, expected):
+    edit(accounts_copy / "dev.yaml", DEV_ENDPOINTS, f"interface_endpoints: {value}")
+    assert any(expected in p for p in problems_for(accounts_copy)), problems_for(accounts_copy)
+
+
+def test_empty_endpoint_list_is_allowed_with_nat(accounts_copy):
+    edit(accounts_copy / "dev.yaml", DEV_ENDPOINTS, "interface_endpoints: []")
+    assert load_config(accounts_copy).account("dev").spec.network.interface_endpoints == []
+
+
+def test_without_nat_a_cluster_needs_its_node_endpoints(accounts_copy):
+    without_bastion(accounts_copy)
+    edit(accounts_copy / "dev.yaml", "nat: single", "nat: none")
+    edit(accounts_copy / "dev.yaml", DEV_ENDPOINTS, "interface_endpoints: [ec2, ecr.api, sts, ssmmessages]")
+    [problem] = problems_for(accounts_copy)
+    assert problem.startswith(f"{accounts_copy / 'dev.yaml'}: network.interface_endpoints: with nat: none "
+                              "the nodes of cluster main reach AWS only through interface endpoints, and need "
+                              "ec2, ecr.api, ecr.dkr, sts, logs, eks-auth, eks, sqs, ssm; missing: ecr.dkr (")
+    missing = problem.split("missing: ", 1)[1]
+    for service in ("ecr.dkr", "logs", "eks-auth", "eks", "sqs", "ssm"):
+        assert f"{service} (" in missing  # each with why
+    assert "ec2 (" not in missing and "sts (" not in missing
+    assert "Pod Identity" in missing and "interruption queue" in missing
+    assert problem.endswith("Add them, or use nat: single or per-az")
+
+
+def test_without_nat_the_autoscaler_decides_the_rest(accounts_copy):
+    """cluster-autoscaler needs autoscaling and eks, not Karpenter's sqs and ssm."""
+    without_bastion(accounts_copy)
+    edit(accounts_copy / "dev.yaml", "nat: single", "nat: none")
+    edit(accounts_copy / "dev.yaml", "  main:\n", "  main:\n    autoscaler: cluster-autoscaler\n")
+    edit(accounts_copy / "dev.yaml", DEV_ENDPOINTS, f"interface_endpoints: [{', '.join(NODE_NEEDS)}]")
+    [problem] = problems_for(accounts_copy)
+    assert "need ec2, ecr.api, ecr.dkr, sts, logs, eks-auth, autoscaling, eks; missing: autoscaling (" in problem
+    assert "sqs" not in problem and "ssm" not in problem
+    edit(accounts_copy / "dev.yaml", "eks-auth]", "eks-auth, autoscaling, eks]")
+    assert load_config(accounts_copy).account("dev").spec.network.nat == "none"
+
+
+def test_without_nat_the_dev_list_is_enough_for_its_cluster(accounts_copy):
+    without_bastion(accounts_copy)
+    edit(accounts_copy / "dev.yaml", "nat: single", "nat: none")
+    assert load_config(accounts_copy).account("dev").spec.network.nat == "none"
+
+
+def test_without_nat_and_without_clusters_any_list_goes(accounts_copy):
+    edit(accounts_copy / "log-archive.yaml", "budget:",
+         "network: {cidr: 10.40.0.0/16, azs: 2, nat: none, interface_endpoints: []}\nbudget:")
+    assert load_config(accounts_copy).account("log-archive").spec.network.interface_endpoints == []
+
+
+def test_with_nat_no_endpoint_is_required(accounts_copy):
+    edit(accounts_copy / "dev.yaml", DEV_ENDPOINTS, "interface_endpoints: []")
+    edit(accounts_copy / "prod.yaml", "  nat: per-az", "  nat: per-az\n  interface_endpoints: [sts]")
+    config = load_config(accounts_copy)
+    assert config.account("prod").spec.network.interface_endpoints == ["sts"]
+
+
+def test_bastion_without_nat_is_one_rule(accounts_copy):
+    """The bastion needs NAT for kubectl whatever endpoints exist: one problem at network.nat, which
+    names the Session Manager endpoints it would lack without NAT, and never suggests that adding
+    them is enough."""
+    edit(accounts_copy / "dev.yaml", "nat: single", "nat: none")
+    edit(accounts_copy / "dev.yaml", DEV_ENDPOINTS, DEV_ENDPOINTS.replace("ssmmessages, ", ""))
+    [problem] = problems_for(accounts_copy)
+    assert problem == (
+        f"{accounts_copy / 'dev.yaml'}: network.nat: the bastion needs outbound HTTPS through NAT: it downloads "
+        "kubectl from dl.k8s.io at boot, which no VPC endpoint serves; use nat: single or per-az (without NAT, "
+        "Session Manager would also need the interface endpoints ssm, ssmmessages, ec2messages; missing: "
+        "ssmmessages)")
+    edit(accounts_copy / "dev.yaml", "[ec2, ec2messages,", "[ec2, ec2messages, ssmmessages,")
+    [problem] = problems_for(accounts_copy)
+    assert problem.endswith("network.nat: the bastion needs outbound HTTPS through NAT: it downloads kubectl "
+                            "from dl.k8s.io at boot, which no VPC endpoint serves; use nat: single or per-az")

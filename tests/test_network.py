@@ -171,3 +171,49 @@ def test_removing_an_az_changes_no_other_resource(tmp_path: Path, accounts_copy:
     assert changed == []
     for slot in ("prod-main-blue", "prod-main-green", "prod-ops-blue"):
         assert set(flat(stack_json(slot))) == set(flat(after[slot])), slot
+
+
+def interface_services(document: dict) -> set[str]:
+    return {e["service_name"].removeprefix("com.amazonaws.ap-northeast-1.")
+            for e in resources(document, "aws_vpc_endpoint").values() if e["vpc_endpoint_type"] == "Interface"}
+
+
+def test_interface_endpoints_follow_the_configuration(stack_json, example_config) -> None:
+    """prod and stg keep the full default set; dev has exactly its list, each in both private subnets."""
+    assert interface_services(stack_json("prod-network")) == set(INTERFACE_ENDPOINTS)
+    assert interface_services(stack_json("stg-network")) == set(INTERFACE_ENDPOINTS)
+    dev_list = example_config.account("dev").spec.network.interface_endpoints
+    dev = stack_json("dev-network")
+    assert interface_services(dev) == set(dev_list) and len(dev_list) < len(INTERFACE_ENDPOINTS)
+    assert set(resources(dev, "aws_vpc_endpoint_subnet_association")) == {
+        f"vpc_endpoint-{s.replace('.', '-')}-private-{n}" for s in dev_list for n in (1, 2)}
+    assert {"vpc_endpoint-s3", "vpc_endpoint-dynamodb"} <= set(resources(dev, "aws_vpc_endpoint"))
+
+
+def test_removing_an_endpoint_changes_no_other_resource(tmp_path: Path, accounts_copy: Path, stack_json) -> None:
+    """prod without kms (and its list in another order): exactly the kms endpoint and its three
+    subnet associations go; every other address and attribute of every stack stays."""
+    kept = [s for s in reversed(INTERFACE_ENDPOINTS) if s != "kms"]
+    edit(accounts_copy / "prod.yaml", "  nat: per-az", f"  nat: per-az\n  interface_endpoints: [{', '.join(kept)}]")
+    after = synth_stacks(accounts_copy, tmp_path / "out")
+    before_net, after_net = flat(stack_json("prod-network")), flat(after["prod-network"])
+    assert not set(after_net) - set(before_net)
+    assert set(before_net) - set(after_net) == {
+        "aws_vpc_endpoint.vpc_endpoint-kms",
+        *{f"aws_vpc_endpoint_subnet_association.vpc_endpoint-kms-private-{n}" for n in (1, 2, 3)}}
+    assert [a for a in after_net if before_net[a] != after_net[a]] == []
+    for name, document in after.items():
+        if name != "prod-network":
+            assert stack_json(name) == document, name
+
+
+def test_no_interface_endpoints(tmp_path: Path, accounts_copy: Path) -> None:
+    """[]: no interface endpoint and no association; gateway endpoints, the endpoint security group
+    and its output stay (other stacks may read it)."""
+    edit(accounts_copy / "stg.yaml", "  nat: single", "  nat: single\n  interface_endpoints: []")
+    doc = synth_stacks(accounts_copy, tmp_path / "out")["stg-network"]
+    assert interface_services(doc) == set()
+    assert resources(doc, "aws_vpc_endpoint_subnet_association") == {}
+    assert set(resources(doc, "aws_vpc_endpoint")) == {"vpc_endpoint-s3", "vpc_endpoint-dynamodb"}
+    assert "vpc_endpoint-sg" in resources(doc, "aws_security_group")
+    assert "endpoint_security_group_id" in doc["output"]

@@ -8,7 +8,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from fleetform.config.models import ClusterConfig, FleetConfig, NodeGroupConfig
+from fleetform.config.endpoints import BASTION_ENDPOINTS, cluster_endpoints, missing_endpoints
+from fleetform.config.models import Account, ClusterConfig, FleetConfig, NodeGroupConfig
 from fleetform.config.network import subnet_plan
 from fleetform.constructs.scp_library import (
     BUILTIN,
@@ -203,9 +204,7 @@ def _networks(config: FleetConfig) -> Iterator[Problem]:
             if spec.bastion is not None:
                 yield Problem(acct.file, "network", "the bastion needs a network section in the same account")
             continue
-        if spec.bastion is not None and spec.network.nat == "none":
-            yield Problem(acct.file, "network.nat", "the bastion downloads kubectl at boot and needs outbound HTTPS: "
-                                                    "use nat: single or per-az")
+        yield from _without_nat(acct)
         try:
             network = ipaddress.ip_network(spec.network.cidr, strict=True)
         except ValueError as exc:
@@ -224,6 +223,35 @@ def _networks(config: FleetConfig) -> Iterator[Problem]:
             if network.overlaps(other):
                 yield Problem(acct.file, "network.cidr", f"{network} overlaps {other} in {other_file}")
         claimed.append((network, acct.file))
+
+
+def _without_nat(acct: Account) -> Iterator[Problem]:
+    """``nat: none``: private subnets reach AWS only through interface endpoints (S3 through its
+    gateway endpoint) and nothing else at all. The cluster nodes need the endpoints of
+    ``cluster_endpoints``; the bastion needs NAT whatever endpoints there are (kubectl comes from
+    dl.k8s.io), so its Session Manager endpoints are named in that one message, not a second rule."""
+    spec = acct.spec
+    network = spec.network
+    if network is None or network.nat != "none":
+        return
+    if spec.clusters:
+        needed = cluster_endpoints(c.autoscaler for c in spec.clusters.values())
+        missing = missing_endpoints(needed, network.interface_endpoints)
+        if missing:
+            names = ("cluster " if len(spec.clusters) == 1 else "clusters ") + ", ".join(sorted(spec.clusters))
+            yield Problem(acct.file, "network.interface_endpoints",
+                          f"with nat: none the nodes of {names} reach AWS only through interface "
+                          f"endpoints, and need {', '.join(needed)}; missing: "
+                          + "; ".join(f"{service} ({why})" for service, why in missing.items())
+                          + ". Add them, or use nat: single or per-az")
+    if spec.bastion is not None:
+        message = ("the bastion needs outbound HTTPS through NAT: it downloads kubectl from dl.k8s.io at boot, "
+                   "which no VPC endpoint serves; use nat: single or per-az")
+        missing = missing_endpoints(BASTION_ENDPOINTS, network.interface_endpoints)
+        if missing:
+            message += (f" (without NAT, Session Manager would also need the interface endpoints "
+                        f"{', '.join(BASTION_ENDPOINTS)}; missing: {', '.join(missing)})")
+        yield Problem(acct.file, "network.nat", message)
 
 
 def _clusters(config: FleetConfig) -> Iterator[Problem]:

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from fleetform.config.endpoints import INTERFACE_ENDPOINTS, unknown_service_message
+
 ACCOUNT_ID = r"^\d{12}$"
 K8S_VERSION = r"^1\.\d{2}$"
 NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
@@ -31,6 +33,16 @@ def _check_email(value: str) -> str:
 
 
 Email = Annotated[str, AfterValidator(_check_email)]
+
+
+def _check_endpoint_service(value: str) -> str:
+    message = unknown_service_message(value)
+    if message is not None:
+        raise ValueError(message)
+    return value
+
+
+EndpointService = Annotated[str, AfterValidator(_check_endpoint_service)]
 
 
 # ---------------------------------------------------------------- organization.yaml
@@ -135,6 +147,18 @@ class NetworkConfig(Strict):
     nat: Literal["per-az", "single", "none"] = "per-az"
     flow_log_retention_days: Annotated[int, Field(ge=365)] = Field(
         365, description="days; at least a year, rounded up to a retention CloudWatch Logs accepts")
+    interface_endpoints: list[EndpointService] = Field(
+        default_factory=lambda: list(INTERFACE_ENDPOINTS),
+        description="services that get an interface endpoint in the private subnets; default: all of "
+        "fleetform's; [] for none (S3 and DynamoDB gateway endpoints are always there)")
+
+    @field_validator("interface_endpoints")
+    @classmethod
+    def _unique_endpoints(cls, value: list[str]) -> list[str]:
+        repeated = sorted({s for s in value if value.count(s) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        return value
 
 
 class DnsConfig(Strict):

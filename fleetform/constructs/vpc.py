@@ -4,7 +4,9 @@ locked default security group.
 Every per-AZ resource (subnet, NAT gateway, its EIP, the private route table, each association)
 is keyed by ``<tier>-<n>`` or ``<n>``, never by list position, and lists of subnets or route tables
 are never attributes of a shared resource (endpoints get one association resource per subnet or
-route table), so adding or removing an AZ adds or removes only that AZ's resources.
+route table), so adding or removing an AZ adds or removes only that AZ's resources. Interface
+endpoints are keyed by service name (``endpoint-ecr-api``), so removing one from
+``interface_endpoints`` removes only that endpoint and its associations.
 """
 
 from __future__ import annotations
@@ -12,18 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fleetform.config.endpoints import INTERFACE_ENDPOINTS
 from fleetform.config.network import PlannedSubnet, subnet_plan
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
 from fleetform.engine import Construct, DataSource, Resource, policy_json
 
 GATEWAY_ENDPOINTS = ("s3", "dynamodb")
-# what nodes of a private cluster, Karpenter, KEDA, Prometheus remote write (AMP) and a Session
-# Manager bastion call
-INTERFACE_ENDPOINTS = (
-    "aps-workspaces", "autoscaling", "ec2", "ec2messages", "ecr.api", "ecr.dkr", "eks", "eks-auth",
-    "elasticloadbalancing", "kms", "logs", "sqs", "ssm", "ssmmessages", "sts",
-)
 ELB_TAG = "kubernetes.io/role/elb"
 INTERNAL_ELB_TAG = "kubernetes.io/role/internal-elb"
 DISCOVERY_TAG = "karpenter.sh/discovery"
@@ -38,6 +35,7 @@ class VpcProps:
     region: str
     flow_log_retention_days: int = 365
     nat: str = "per-az"  # "per-az", "single" or "none"
+    # services with an interface endpoint (each keyed by its name: removing one touches no other)
     interface_endpoints: Sequence[str] = INTERFACE_ENDPOINTS
     # value of the karpenter.sh/discovery tag on private subnets (Karpenter's subnetSelectorTerms)
     discovery_tag: str | None = None
@@ -150,7 +148,7 @@ class Vpc(Construct):
         self.endpoint_security_group_id = self.endpoint_security_group.id_ref
         self.interface_endpoints: dict[str, Resource] = {}
         private = [p for p in self.plan if p.tier == "private"]
-        for service in props.interface_endpoints:
+        for service in sorted(set(props.interface_endpoints)):
             key = service.replace(".", "-")
             endpoint = Resource(self, f"endpoint-{key}", "aws_vpc_endpoint", vpc_id=self.vpc_id,
                                 service_name=f"com.amazonaws.{props.region}.{service}",

@@ -29,7 +29,7 @@ def build(fleet: FleetApp) -> None:
         stack.vpc = Vpc(stack, "vpc", VpcProps(  # type: ignore[attr-defined]
             name=account.name, cidr=network.cidr, azs=network.azs, account_id=account.id, region=region,
             flow_log_retention_days=network.flow_log_retention_days, nat=network.nat,
-            discovery_tag=account.name))
+            interface_endpoints=tuple(network.interface_endpoints), discovery_tag=account.name))
         _outputs(stack, stack.vpc)  # type: ignore[attr-defined]
         if ops is not None and any(c.role == "service" for c in account.spec.clusters.values()):
             stack.argocd_manager = ArgoCdManagerRole(  # type: ignore[attr-defined]
