@@ -140,7 +140,7 @@ def cli() -> None:
       verify CLUSTER              green ACTIVE at the target, node groups and add-ons ready
       shift CLUSTER --steps 5,25,50,100 --bake 300
       rollback CLUSTER            all traffic back to the previous slot, at once
-      status CLUSTER              phase, recorded and actual weights, history
+      status CLUSTER [--audit]    phase, weights, history; --audit: who moved what, when
       retire CLUSTER              after the soak: remove the old slot from the YAML
       resume CLUSTER              continue an interrupted shift
       permissions                 the least-privilege IAM policy for operators
