@@ -14,6 +14,7 @@ from test_upgrade_state import BUCKET, s3_env_fixture  # noqa: F401 - fixture
 from test_upgrade_support import Env, FakeClock, env_fixture, seeded_fixture  # noqa: F401 - fixtures
 
 from fleetform.config import load_config
+from fleetform.scripts import upgrade as upgrade_cli
 from fleetform.upgrade import state as state_mod
 from fleetform.upgrade.aws import connect
 from fleetform.upgrade.runbook import Options, Runbook
@@ -119,16 +120,22 @@ def test_two_concurrent_writers_lose_nothing(s3_audit: Env) -> None:
         assert [e["reason"] for e in entries if e["caller"]["arn"] == name] == [f"{name} {n}" for n in range(20)]
 
 
-def _failing_audit(env: Env) -> tuple[Runbook, Stubber]:
-    """A runbook with local state whose audit trail's S3 client is a Stubber (AccessDenied where wanted)."""
-    target = resolve(load_config(env.config_dir), "main", "prod")
+def _stubbed_trail(env: Env) -> tuple[S3AuditLog, Stubber]:
+    """An S3 audit trail whose S3 client is a Stubber (AccessDenied where wanted)."""
     audit_aws = connect(None, "ap-northeast-1", env.endpoint)
     stub = Stubber(audit_aws.client("s3"))
     stub.add_response("get_bucket_encryption", {"ServerSideEncryptionConfiguration": {"Rules": [
         {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": KEY_ARN}}]}},
         {"Bucket": BUCKET})
-    runbook = Runbook(target, env.aws(), LocalStore(env.state_dir), S3AuditLog(S3Store(audit_aws, BUCKET)),
-                      env.display, env.clock, Options(yes=True, ttl_wait=False, insync_interval=1))
+    return S3AuditLog(S3Store(audit_aws, BUCKET)), stub
+
+
+def _failing_audit(env: Env) -> tuple[Runbook, Stubber]:
+    """A runbook with local state and a stubbed S3 audit trail."""
+    target = resolve(load_config(env.config_dir), "main", "prod")
+    trail, stub = _stubbed_trail(env)
+    runbook = Runbook(target, env.aws(), LocalStore(env.state_dir), trail, env.display, env.clock,
+                      Options(yes=True, ttl_wait=False, insync_interval=1))
     return runbook, stub
 
 
@@ -153,6 +160,24 @@ def test_a_failed_audit_write_stops_the_step_before_the_weights_change(env: Env)
     assert state.step_index == 0 and state.step_status == PENDING and state.pending_weights is None
     assert [e["event"] for e in state.history if e["event"] == "weights"] == []
     assert LocalStore(env.state_dir).read_lock("prod-main") is None  # the lock is released
+
+
+def test_through_the_cli_a_run_the_trail_cannot_hold_does_not_start(s3_audit: Env, cli_clock: FakeClock,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    s3_audit.traffic_every(30)
+    trail, stub = _stubbed_trail(s3_audit)
+    _denied(stub)  # the "start" entry
+    with stub, monkeypatch.context() as patch:
+        patch.setattr(upgrade_cli, "audit_trail", lambda store, local_path: trail)
+        code, out, err = invoke(s3_audit, "shift", "main", "--account", "prod", "--steps", "50,100", "--bake", "60",
+                                "--yes")
+    assert code == 1 and "Traceback" not in err
+    assert "error: cannot write the audit entry 'start' of prod/main to s3://familyalbum-upgrade-state/fleetform/" \
+           "upgrades/audit/: PutObject: AccessDenied" in " ".join(err.split())
+    assert s3_audit.weights() == {"blue": 100, "green": 0}
+    code, out, _ = invoke(s3_audit, "status", "main", "--account", "prod", "--audit", "--output", "json")
+    status = json.loads(out)
+    assert status["phase"] == "not-started" and status["lock"] is None and status["audit"] == []
 
 
 def test_a_rollback_is_never_blocked_by_the_audit_trail_but_reports_it(env: Env) -> None:

@@ -223,8 +223,9 @@ class Runbook:
             if forced:
                 state.event(now, "force-accept-weights", weights=state.weights, expected=expected)
             state.event(now, "start", schedule=schedule, bake_seconds=bake_seconds, caller=self.caller["arn"])
-            self.save(state)
+            # audited before it is recorded: a run the trail cannot hold does not start
             self._audit("start", state, before=state.weights, reason=f"shift {schedule} bake {bake_seconds}s")
+            self.save(state)
             return self._run(state, lock)
 
     def resume(self) -> RunState:
