@@ -23,8 +23,8 @@ def invoke(env: Env, *args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-@pytest.fixture
-def cli_clock(env: Env, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+@pytest.fixture(name="cli_clock")
+def cli_clock_fixture(env: Env, monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     monkeypatch.setattr(upgrade_cli, "CLOCK_FACTORY", lambda: env.clock)
     return env.clock
 
@@ -68,8 +68,11 @@ def test_whole_flow_through_the_cli(env: Env, cli_clock: FakeClock) -> None:
     code, out, _ = invoke(env, "status", "main", "--account", "prod", "--output", "json")
     assert json.loads(out)["phase"] == RETIRED
     audit = [json.loads(line) for line in (env.state_dir / "audit.jsonl").read_text().splitlines()]
-    assert [a["action"] for a in audit] == ["start", *["shift-step"] * 4, "shifted", "retire"]
-    step = audit[1]
+    assert [a["action"] for a in audit] == ["start", *["shift-step-intent", "shift-step"] * 4, "shifted", "retire"]
+    assert audit[1]["after"] == {"blue": 95, "green": 5} and audit[1]["change_ids"] == []  # before the change
+    code, out, _ = invoke(env, "status", "main", "--account", "prod", "--audit", "--output", "json")
+    assert code == 0 and json.loads(out)["audit"] == audit  # local state: the local audit.jsonl
+    step = audit[2]
     assert step["caller"]["account"] == "123456789012" and step["before"] == {"blue": 100, "green": 0}
     assert step["after"] == {"blue": 95, "green": 5} and step["change_ids"] and step["reason"] == "step 1/4"
 

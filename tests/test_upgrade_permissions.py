@@ -18,7 +18,7 @@ from fleetform.config import load_config
 from fleetform.scripts import upgrade as upgrade_cli
 from fleetform.upgrade.permissions import all_actions, iam_action, policy
 from fleetform.upgrade.runbook import Options, Runbook
-from fleetform.upgrade.state import AuditLog, S3Store
+from fleetform.upgrade.state import S3AuditLog, S3Store
 from fleetform.upgrade.target import resolve
 
 
@@ -52,11 +52,13 @@ def _every_phase(env: Env) -> None:
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"})
     target = resolve(load_config(env.config_dir), "main", "prod")
     aws = env.aws()
-    in_s3 = Runbook(target, aws, S3Store(aws, BUCKET), AuditLog(env.state_dir / "a.jsonl"), env.display, env.clock,
+    store = S3Store(aws, BUCKET)
+    in_s3 = Runbook(target, aws, store, S3AuditLog(store), env.display, env.clock,
                     Options(yes=True, ttl_wait=False, insync_interval=1))
     in_s3.status()
     in_s3.shift([100], 10)
     in_s3.rollback("test")
+    in_s3.audit_entries()
 
     runbook.shift([50, 100], 30)
     runbook.status()
@@ -69,7 +71,8 @@ def test_every_call_the_runbook_makes_is_a_declared_action(env: Env) -> None:
     _every_phase(env)
     called = {iam_action(service, operation) for service, operation in CALLS}
     assert {"route53:ChangeResourceRecordSets", "eks:DescribeClusterVersions", "cloudwatch:GetMetricData",
-            "s3:PutObject", "servicequotas:GetServiceQuota", "sts:GetCallerIdentity"} <= called
+            "s3:PutObject", "s3:ListBucket", "s3:GetEncryptionConfiguration", "servicequotas:GetServiceQuota",
+            "sts:GetCallerIdentity"} <= called
     missing = sorted(called - set(all_actions()))
     assert missing == [], f"called but not declared (add them to the step's declare()): {missing}"
 
@@ -80,8 +83,8 @@ def test_the_policy_is_least_privilege_and_lint_clean() -> None:
     document = json.loads(result.stdout)
     assert document["Version"] == "2012-10-17"
     actions = sorted(a for s in document["Statement"] for a in s["Action"])
-    # every declared action exactly once; S3 only when upgrade.state_bucket is set (prod keeps state locally)
-    assert actions == sorted(a for a in all_actions() if not a.startswith("s3:"))
+    # every declared action exactly once; S3 and KMS only when upgrade.state_bucket is set (prod keeps state locally)
+    assert actions == sorted(a for a in all_actions() if not a.startswith(("s3:", "kms:")))
     assert not [a for a in actions if a.endswith("*") or ":Delete" in a and not a.startswith("s3:")]
     writes = [s for s in document["Statement"] if "route53:ChangeResourceRecordSets" in s["Action"]]
     assert writes[0]["Condition"]["ForAllValues:StringEquals"][
@@ -93,3 +96,26 @@ def test_the_policy_is_least_privilege_and_lint_clean() -> None:
     unscoped = policy()
     assert unscoped["Statement"][-1]["Resource"] == ["*"]
     assert sorted(a for s in unscoped["Statement"] for a in s["Action"]) == sorted(all_actions())
+
+
+def test_with_a_state_bucket_audit_entries_can_be_written_but_never_deleted(accounts_copy) -> None:
+    prod = accounts_copy / "prod.yaml"
+    prod.write_text(prod.read_text().replace("alarms: [prod-main-5xx, prod-main-latency-p99]",
+                                             f"alarms: [prod-main-5xx, prod-main-latency-p99]\n"
+                                             f"      state_bucket: {BUCKET}"))
+    result = CliRunner().invoke(upgrade_cli.cli, ["permissions", "--account", "prod", "--config", str(accounts_copy)])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    statements = {s["Sid"]: s for s in document["Statement"]}
+    assert sorted(a for s in document["Statement"] for a in s["Action"]) == sorted(all_actions())
+    objects = f"arn:aws:s3:::{BUCKET}/fleetform/upgrades"
+    assert statements["StateRecordsAndAuditEntries"]["Action"] == ["s3:GetObject", "s3:PutObject"]
+    assert statements["StateRecordsAndAuditEntries"]["Resource"] == [f"{objects}/*"]  # audit/<account>/... too
+    deletes = [s for s in document["Statement"] if "s3:DeleteObject" in s["Action"]]
+    assert deletes == [statements["ReleaseLocks"]] and deletes[0]["Resource"] == [f"{objects}/*.lock"]
+    assert sorted(statements["StateRecordBucket"]["Action"]) == ["s3:GetEncryptionConfiguration", "s3:ListBucket"]
+    kms = statements["StateBucketKeyThroughS3"]
+    assert kms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"]
+    assert kms["Condition"]["StringLike"]["kms:ViaService"] == "s3.*.amazonaws.com"
+    findings = [(f.issue, f.detail) for f in analyze_policy_string(json.dumps(document)).findings]
+    assert findings == []

@@ -77,8 +77,8 @@ def test_audit_log_is_json_lines(tmp_path: Path) -> None:
 BUCKET = "familyalbum-upgrade-state"
 
 
-@pytest.fixture
-def s3_env(env: Env) -> Env:
+@pytest.fixture(name="s3_env")
+def s3_env_fixture(env: Env) -> Env:
     s3 = env.aws().client("s3")
     if BUCKET not in [b["Name"] for b in s3.list_buckets()["Buckets"]]:
         s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"})

@@ -219,7 +219,7 @@ class UpgradeConfig(Strict):
         0, description="retire only if the old slot served at most this many requests in the window"
     )
     state_bucket: str | None = Field(
-        None, description="S3 bucket for run state records and locks; default: local .fleetform/upgrades/"
+        None, description="S3 bucket for run state records, locks and audit trail; default: local .fleetform/upgrades/"
     )
 
 

@@ -23,7 +23,7 @@ from fleetform.upgrade.aws import connect, is_sandbox_endpoint
 from fleetform.upgrade.gates import GateResult
 from fleetform.upgrade.permissions import PolicyScope, policy
 from fleetform.upgrade.runbook import Clock, Options, Runbook
-from fleetform.upgrade.state import DEFAULT_STATE_DIR, SHIFTED, AuditLog, LocalStore, RunState, S3Store
+from fleetform.upgrade.state import DEFAULT_STATE_DIR, SHIFTED, LocalStore, RunState, S3Store, audit_trail
 from fleetform.upgrade.target import resolve, version_tuple
 from fleetform.upgrade.weights import parse_schedule
 from fleetform.upgrade.yamledit import add_slot
@@ -43,7 +43,7 @@ def upgrade_options(func: F) -> F:
     func = config_option(func)
     func = click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, envvar="FLEETFORM_STATE_DIR",
                         type=click.Path(file_okay=False),
-                        help="Local state records, locks and audit log (S3 when upgrade.state_bucket is set).")(func)
+                        help="Local state records, locks and audit log (in S3 when upgrade.state_bucket is set).")(func)
     func = click.option("--account", default=None,
                         help="Account (by name) that has CLUSTER; needed when several have one of that name.")(func)
     return func
@@ -125,7 +125,7 @@ def build(cluster: str, account: str | None, config_dir: str, profile: str | Non
     bucket = target.cluster.upgrade.state_bucket
     store = S3Store(aws, bucket) if bucket else LocalStore(state_dir)
     display = QuietDisplay() if output == "json" else TextDisplay(Console(stderr=True))
-    return Runbook(target, aws, store, AuditLog(f"{state_dir}/audit.jsonl"), display, CLOCK_FACTORY(),
+    return Runbook(target, aws, store, audit_trail(store, f"{state_dir}/audit.jsonl"), display, CLOCK_FACTORY(),
                    options or Options())
 
 
@@ -140,7 +140,7 @@ def cli() -> None:
       verify CLUSTER              green ACTIVE at the target, node groups and add-ons ready
       shift CLUSTER --steps 5,25,50,100 --bake 300
       rollback CLUSTER            all traffic back to the previous slot, at once
-      status CLUSTER              phase, recorded and actual weights, history
+      status CLUSTER [--audit]    phase, weights, history; --audit: who moved what, when
       retire CLUSTER              after the soak: remove the old slot from the YAML
       resume CLUSTER              continue an interrupted shift
       permissions                 the least-privilege IAM policy for operators
@@ -375,17 +375,27 @@ def rollback_command(cluster: str, reason: str, output: str, **kw: Any) -> None:
 
 @cli.command("status")
 @click.argument("cluster")
+@click.option("--audit", "show_audit", is_flag=True,
+              help="Also show the audit trail: every operator's entries, merged in time order.")
 @upgrade_options
 @handle_errors
-def status_command(cluster: str, output: str, **kw: Any) -> None:
+def status_command(cluster: str, show_audit: bool, output: str, **kw: Any) -> None:
     """Phase, recorded and actual weights, lock holder and history of CLUSTER's upgrade.
+
+    With --audit, also the audit trail (who moved which weights when, with change ids) from where
+    the state is kept: S3 when upgrade.state_bucket is set (entries of every operator), else the
+    local audit.jsonl.
 
     \b
     Example:
       cluster-upgrade status main --account prod --output json | jq .actual_weights
+      cluster-upgrade status main --account prod --audit
+      cluster-upgrade status main --account prod --audit --output json | jq '.audit[] | {at, action, after}'
     """
     rb = build(cluster, output=output, **kw)
     data = rb.status()
+    if show_audit:
+        data["audit"] = rb.audit_entries()
     if output == "json":
         emit_json(data)
         return
@@ -411,6 +421,24 @@ def status_command(cluster: str, output: str, **kw: Any) -> None:
         extra = "  ".join(f"{k}={_weights(v) if isinstance(v, dict) else v}" for k, v in event.items()
                           if k not in ("at", "event", "results"))
         console.print(f"  {event['at']}  {event['event']:<10} {extra}", highlight=False)
+    if show_audit:
+        _print_audit(console, rb, data["audit"])
+
+
+def _print_audit(console: Console, rb: Runbook, entries: list[dict[str, Any]]) -> None:
+    """One line per entry (not wrapped, so that grep finds it): when, action, weights, change ids, who, why."""
+    console.print(f"  audit trail ({rb.audit.where}): {len(entries)} entries", highlight=False, soft_wrap=True)
+    for e in entries:
+        weights = _weights(e.get("before"))
+        if e.get("after") is not None and e.get("after") != e.get("before"):
+            weights += f" -> {_weights(e['after'])}"
+        parts = [e.get("at", "?"), f"{e.get('action', '?'):<18}", weights]
+        if e.get("change_ids"):
+            parts.append("change " + ", ".join(e["change_ids"]))
+        parts.append(f"by {(e.get('caller') or {}).get('arn', '?')}")
+        if e.get("reason"):
+            parts.append(f"({e['reason']})")
+        console.print("  " + "  ".join(parts), highlight=False, soft_wrap=True)
 
 
 @cli.command("retire")

@@ -15,7 +15,8 @@ REGISTRY: dict[str, tuple[str, ...]] = {}
 # boto3 service name -> IAM prefix, where they differ
 _PREFIX = {"service-quotas": "servicequotas"}
 # operations whose IAM action has another name
-_S3_ACTIONS = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "HeadBucket": "ListBucket"}
+_S3_ACTIONS = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "HeadBucket": "ListBucket",
+               "GetBucketEncryption": "GetEncryptionConfiguration"}
 
 
 def declare(name: str, *actions: str) -> tuple[str, ...]:
@@ -73,11 +74,21 @@ def policy(scope: PolicyScope | None = None) -> dict[str, Any]:
         add("GuardAlarms", ["cloudwatch:DescribeAlarms"],
             [f"arn:aws:cloudwatch:{scope.region}:{scope.account_id}:alarm:{a}" for a in sorted(scope.alarms)])
     if scope.scoped and not scope.state_bucket:
-        claimed.update(a for a in actions if a.startswith("s3:"))  # local state records: no S3 needed
+        # local state records and audit log: no S3, no KMS needed
+        claimed.update(a for a in actions if a.startswith(("s3:", "kms:")))
     if scope.state_bucket:
-        add("StateRecordObjects", ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
-            [f"arn:aws:s3:::{scope.state_bucket}/fleetform/upgrades/*"])
-        add("StateRecordBucket", ["s3:ListBucket"], [f"arn:aws:s3:::{scope.state_bucket}"])
+        objects = f"arn:aws:s3:::{scope.state_bucket}/fleetform/upgrades"
+        add("StateRecordsAndAuditEntries", ["s3:GetObject", "s3:PutObject"], [f"{objects}/*"])
+        # only locks are ever deleted: audit entries (fleetform/upgrades/audit/.../*.json) cannot be
+        add("ReleaseLocks", ["s3:DeleteObject"], [f"{objects}/*.lock"])
+        add("StateRecordBucket", ["s3:ListBucket", "s3:GetEncryptionConfiguration"],
+            [f"arn:aws:s3:::{scope.state_bucket}"])
+        # SSE-KMS objects: the bucket's key, through S3 only, for this bucket's objects only
+        add("StateBucketKeyThroughS3", ["kms:Decrypt", "kms:GenerateDataKey"],
+            ["arn:aws:kms:*:*:key/*"],
+            {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com",
+                            "kms:EncryptionContext:aws:s3:arn": [f"arn:aws:s3:::{scope.state_bucket}",
+                                                                 f"{objects}/*"]}})
     # the rest: read-only APIs that take no resource ARN (or none known before the call)
     add("ReadOnlyWithoutResourceScope", [a for a in actions if a not in claimed], ["*"])
     return {"Version": "2012-10-17", "Statement": statements}

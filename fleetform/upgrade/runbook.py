@@ -1,9 +1,11 @@
 """The phases of the blue/green runbook: plan, verify, shift, rollback, status, retire, resume.
 
-``Runbook`` holds what a phase needs (target, AWS, store, audit log, clock, display). The
+``Runbook`` holds what a phase needs (target, AWS, store, audit trail, clock, display). The
 clock (``now``/``sleep``) is injectable so tests bake in no time. Every change of weights is
 preceded by a state write of the intent and followed by one of the outcome, so a killed run
-resumes without repeating or skipping a change.
+resumes without repeating or skipping a change. A shift step's intent is also written to the
+audit trail before its change: if that write fails, the step stops with nothing changed. A
+rollback is never blocked by the audit trail: it notes the failure, finishes, then reports it.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from fleetform.upgrade.state import (
     SHIFTED,
     SHIFTING,
     SYNCED,
-    AuditLog,
+    AuditFailed,
+    AuditTrail,
     Lock,
     RunState,
     Store,
@@ -97,7 +100,7 @@ class Runbook:
     target: Target
     aws: Aws
     store: Store
-    audit: AuditLog
+    audit: AuditTrail
     display: Display
     clock: Clock = field(default_factory=Clock)
     options: Options = field(default_factory=Options)
@@ -186,6 +189,10 @@ class Runbook:
             "history": state.history if state else [],
         }
 
+    def audit_entries(self) -> list[dict[str, Any]]:
+        """This cluster's audit trail, every operator's entries in time order."""
+        return self.audit.entries(self.target.account.name, self.target.cluster_key)
+
     # ------------------------------------------------------------------ shift / resume
     def shift(self, schedule: list[int], bake_seconds: int) -> RunState:
         self.caller  # noqa: B018 - the account guard runs before anything changes
@@ -216,8 +223,9 @@ class Runbook:
             if forced:
                 state.event(now, "force-accept-weights", weights=state.weights, expected=expected)
             state.event(now, "start", schedule=schedule, bake_seconds=bake_seconds, caller=self.caller["arn"])
-            self.save(state)
+            # audited before it is recorded: a run the trail cannot hold does not start
             self._audit("start", state, before=state.weights, reason=f"shift {schedule} bake {bake_seconds}s")
+            self.save(state)
             return self._run(state, lock)
 
     def resume(self) -> RunState:
@@ -288,6 +296,9 @@ class Runbook:
                 if not self.options.yes and not self.display.confirm(
                         f"step {number}/{total}: set {_fmt(after)}?"):
                     return self._pause(state, f"operator declined step {number}")
+                # no unaudited traffic shift: if this entry cannot be written, the step stops here
+                self._audit("shift-step-intent", state, before=state.weights, after=after,
+                            reason=f"step {number}/{total}")
                 state.pending_weights = after
                 state.step_status = APPLYING
                 self.save(state)
@@ -306,8 +317,14 @@ class Runbook:
                 state.event(self.clock.now(), "weights", step=number, before=before, after=after,
                             change_id=state.change_id)
                 self.save(state)
-                self._audit("shift-step", state, before=before, after=after,
-                            change_ids=[state.change_id] if state.change_id else [], reason=f"step {number}/{total}")
+                try:
+                    self._audit("shift-step", state, before=before, after=after,
+                                change_ids=[state.change_id] if state.change_id else [],
+                                reason=f"step {number}/{total}")
+                except AuditFailed as exc:
+                    raise AuditFailed(f"{exc}. The weights did change to {_fmt(after)} (change "
+                                      f"{state.change_id or 'unknown'}); the trail holds the step's intent. Fix "
+                                      f"the access, then `cluster-upgrade resume {self.target.cluster_key}`") from exc
             if state.step_status == APPLIED:
                 if state.change_id:
                     self.records.wait_insync(state.change_id, self.clock.sleep, self.clock.now,
@@ -406,6 +423,7 @@ class Runbook:
         before = self.records.weights()
         after = step_weights(state.from_slot, state.to_slot, 0)
         self.display.note(f"rolling back: {reason}")
+        failed = self._audit_unblocking("rollback-intent", state, before=before, after=after, reason=reason)
         state.pending_weights, state.phase, state.reason = after, ROLLING_BACK, reason
         self.save(state)
         change_id = self.records.change(after, f"fleetform rollback {state.run_id}")
@@ -414,10 +432,26 @@ class Runbook:
         state.step_status = PENDING
         state.event(self.clock.now(), "rollback", before=before, after=after, change_id=change_id, reason=reason)
         self.save(state)
-        self._audit("rollback", state, before=before, after=after, change_ids=[change_id], reason=reason)
+        failed += self._audit_unblocking("rollback", state, before=before, after=after, change_ids=[change_id],
+                                         reason=reason)
+        if failed:
+            self.save(state)  # the audit-failed events
         self.records.wait_insync(change_id, self.clock.sleep, self.clock.now, interval=self.options.insync_interval)
         self.display.note(f"rolled back: {_fmt(after)} (change {change_id})")
+        if failed:
+            raise AuditFailed(f"rolled back to {_fmt(after)} (change {change_id}), but the audit trail is missing "
+                              f"it: {'; '.join(failed)}. The state record's history has the rollback")
         return state
+
+    def _audit_unblocking(self, action: str, state: RunState, **details: Any) -> list[str]:
+        """Audit a rollback: a failure is noted (display, state history) and returned, never raised."""
+        try:
+            self._audit(action, state, **details)
+        except AuditFailed as exc:
+            self.display.note(f"{exc}: rolling back all the same (nothing blocks a rollback)")
+            state.event(self.clock.now(), "audit-failed", action=action, error=str(exc))
+            return [str(exc)]
+        return []
 
     # ------------------------------------------------------------------ retire
     def retire(self, confirmation: str | None) -> dict[str, Any]:

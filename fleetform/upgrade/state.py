@@ -1,14 +1,18 @@
-"""The run's state record, the one-operator lock and the audit log.
+"""The run's state record, the one-operator lock and the audit trail.
 
 The state record is written atomically after every step (temporary file + fsync + rename
 locally; one PutObject on S3), so a killed process resumes from exactly the recorded step.
 The lock carries its owner and an expiry; a second operator is refused with who holds it.
+The audit trail lives where the state lives: JSON lines in a local file, or one S3 object per
+entry (created with If-None-Match, never overwritten) so that operators on several machines
+add to one history without losing an entry.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -25,8 +29,17 @@ S3_PREFIX = "fleetform/upgrades"
 LOCK_MINUTES = 30
 SCHEMA = 1
 
-# s3:ListBucket: without it a missing record reads as AccessDenied instead of NoSuchKey
-S3_STATE_ACTIONS = declare("state-record-s3", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket")
+# s3:ListBucket: without it a missing record reads as AccessDenied instead of NoSuchKey;
+# s3:GetEncryptionConfiguration: objects are written SSE-KMS with the bucket's default key, which
+# S3 uses on the caller's behalf (kms:GenerateDataKey to write, kms:Decrypt to read)
+S3_STATE_ACTIONS = declare("state-record-s3", "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket",
+                           "s3:GetEncryptionConfiguration", "kms:GenerateDataKey", "kms:Decrypt")
+S3_AUDIT_ACTIONS = declare("audit-s3", "s3:PutObject", "s3:GetObject", "s3:ListBucket",
+                           "s3:GetEncryptionConfiguration")
+AUDIT_PREFIX = "audit"
+# an audit key that exists already (a collision of the random part, or a write racing ours) is
+# never overwritten: the entry goes to a new key, at most this many times
+AUDIT_PUT_ATTEMPTS = 5
 
 # phases of a run (status shows them)
 SHIFTING, PAUSED, SHIFTED, ROLLED_BACK, RETIRED = "shifting", "paused", "shifted", "rolled-back", "retired"
@@ -163,14 +176,33 @@ class LocalStore:
 
 
 class S3Store:
-    """Objects under s3://<bucket>/fleetform/upgrades/ (upgrade.state_bucket)."""
+    """Objects under s3://<bucket>/fleetform/upgrades/ (upgrade.state_bucket), written SSE-KMS."""
 
     def __init__(self, aws: Aws, bucket: str) -> None:
         self.aws = aws
         self.bucket = bucket
         self.where = f"s3://{bucket}/{S3_PREFIX}"
+        self._sse: dict[str, str] | None = None
 
-    def _get(self, key: str) -> dict[str, Any] | None:
+    def encryption(self) -> dict[str, str]:
+        """PutObject arguments for SSE-KMS: the bucket's default KMS key when it has one (so the
+        bucket owner's key is kept), else the account's AWS managed key aws/s3. Looked up once."""
+        if self._sse is None:
+            key = None
+            try:
+                config = call(self.aws.client("s3").get_bucket_encryption, Bucket=self.bucket)
+            except AwsError as exc:
+                if exc.code != "ServerSideEncryptionConfigurationNotFoundError":
+                    raise
+            else:
+                for rule in config.get("ServerSideEncryptionConfiguration", {}).get("Rules", []):
+                    default = rule.get("ApplyServerSideEncryptionByDefault", {})
+                    if default.get("SSEAlgorithm", "").startswith("aws:kms") and default.get("KMSMasterKeyID"):
+                        key = default["KMSMasterKeyID"]
+            self._sse = {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": key} if key else {})}
+        return self._sse
+
+    def get_json(self, key: str) -> dict[str, Any] | None:
         try:
             body = call(self.aws.client("s3").get_object, Bucket=self.bucket, Key=f"{S3_PREFIX}/{key}")
         except AwsError as exc:
@@ -179,29 +211,42 @@ class S3Store:
             raise
         return json.loads(body["Body"].read())
 
-    def _put(self, key: str, data: dict[str, Any], only_if_absent: bool = False) -> bool:
+    def put_json(self, key: str, data: dict[str, Any], only_if_absent: bool = False) -> bool:
+        """Write ``key`` (SSE-KMS); with ``only_if_absent`` never over an existing object: False then."""
         extra = {"IfNoneMatch": "*"} if only_if_absent else {}
         try:
             call(self.aws.client("s3").put_object, Bucket=self.bucket, Key=f"{S3_PREFIX}/{key}",
-                 Body=json.dumps(data, indent=2, sort_keys=True).encode(), ContentType="application/json", **extra)
+                 Body=json.dumps(data, indent=2, sort_keys=True).encode(), ContentType="application/json",
+                 **self.encryption(), **extra)
         except AwsError as exc:
             if only_if_absent and exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
                 return False
             raise
         return True
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Keys under ``<S3_PREFIX>/<prefix>`` (relative to S3_PREFIX), in S3's (lexicographic) order."""
+        keys: list[str] = []
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Prefix": f"{S3_PREFIX}/{prefix}"}
+        while True:
+            page = call(self.aws.client("s3").list_objects_v2, **kwargs)
+            keys.extend(item["Key"][len(S3_PREFIX) + 1:] for item in page.get("Contents", []))
+            if not page.get("IsTruncated"):
+                return keys
+            kwargs["ContinuationToken"] = page["NextContinuationToken"]
+
     def load(self, key: str) -> dict[str, Any] | None:
-        return self._get(f"{key}.json")
+        return self.get_json(f"{key}.json")
 
     def save(self, key: str, data: dict[str, Any]) -> None:
-        self._put(f"{key}.json", data)
+        self.put_json(f"{key}.json", data)
 
     def read_lock(self, key: str) -> LockInfo | None:
-        data = self._get(f"{key}.lock")
+        data = self.get_json(f"{key}.lock")
         return LockInfo(**data) if data else None
 
     def create_lock(self, key: str, info: LockInfo, replace: bool) -> bool:
-        return self._put(f"{key}.lock", asdict(info), only_if_absent=not replace)
+        return self.put_json(f"{key}.lock", asdict(info), only_if_absent=not replace)
 
     def delete_lock(self, key: str) -> None:
         call(self.aws.client("s3").delete_object, Bucket=self.bucket, Key=f"{S3_PREFIX}/{key}.lock")
@@ -294,20 +339,109 @@ class Lock:
         self.release()
 
 
-class AuditLog:
-    """JSON lines: when, who (caller identity), action, weights before/after, change ids, reason."""
+class AuditFailed(FleetformError):
+    """An audit entry could not be written: the step that needed it does not happen."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+
+class AuditTrail:
+    """Who moved which weights when: ``record`` builds the entry, ``write`` keeps it, ``entries`` reads
+    the history of one cluster back in time order."""
+
+    where: str
 
     def record(self, moment: datetime, caller: dict[str, str], action: str, *, account: str, cluster: str,
                before: dict[str, int] | None = None, after: dict[str, int] | None = None,
                change_ids: list[str] | None = None, reason: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Write one entry; AuditFailed (naming where and why) if it cannot be kept."""
         entry = {"at": iso(moment), "caller": caller, "action": action, "account": account, "cluster": cluster,
                  "before": before, "after": after, "change_ids": change_ids or [], "reason": reason, **extra}
+        try:
+            self.write(moment, entry)
+        except (OSError, FleetformError) as exc:
+            raise AuditFailed(f"cannot write the audit entry {action!r} of {account}/{cluster} to {self.where}: "
+                              f"{exc}") from exc
+        return entry
+
+    def write(self, moment: datetime, entry: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def entries(self, account: str, cluster: str) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+
+class AuditLog(AuditTrail):
+    """JSON lines in a local file: when, who (caller identity), action, weights before/after, change ids, reason."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.where = str(self.path)
+
+    def write(self, moment: datetime, entry: dict[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, sort_keys=True) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        return entry
+
+    def entries(self, account: str, cluster: str) -> list[dict[str, Any]]:
+        try:
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        found = []
+        for number, line in enumerate(lines, 1):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise FleetformError(f"{self.path}:{number}: unreadable audit entry ({exc})") from exc
+            if entry.get("account") == account and entry.get("cluster") == cluster:
+                found.append(entry)
+        return found  # appended in time order on this machine
+
+
+class S3AuditLog(AuditTrail):
+    """One object per entry: s3://<bucket>/fleetform/upgrades/audit/<account>/<cluster>/<time>-<random>.json.
+
+    Each is created with If-None-Match (an existing key is never overwritten; the entry takes a new
+    key instead), SSE-KMS like the state record. The key starts with the entry's time to the
+    microsecond, so listing the prefix gives the merged history of every operator in time order;
+    one writer's keys strictly increase even when its clock does not move between entries.
+    """
+
+    def __init__(self, store: S3Store) -> None:
+        self.store = store
+        self.where = f"{store.where}/{AUDIT_PREFIX}/"
+        self._last: str = ""
+
+    @staticmethod
+    def prefix(account: str, cluster: str) -> str:
+        return f"{AUDIT_PREFIX}/{account}/{cluster}/"
+
+    def _stamp(self, moment: datetime) -> str:
+        stamp = moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        if stamp <= self._last:
+            stamp = (parse_stamp(self._last) + timedelta(microseconds=1)).strftime("%Y%m%dT%H%M%S.%fZ")
+        self._last = stamp
+        return stamp
+
+    def write(self, moment: datetime, entry: dict[str, Any]) -> None:
+        prefix = self.prefix(entry["account"], entry["cluster"])
+        for _ in range(AUDIT_PUT_ATTEMPTS):
+            if self.store.put_json(f"{prefix}{self._stamp(moment)}-{secrets.token_hex(6)}.json", entry,
+                                   only_if_absent=True):
+                return
+        raise FleetformError(f"{AUDIT_PUT_ATTEMPTS} keys under {prefix} were taken or in conflict; nothing "
+                             "was overwritten")
+
+    def entries(self, account: str, cluster: str) -> list[dict[str, Any]]:
+        return [entry for key in sorted(self.store.list_keys(self.prefix(account, cluster)))
+                if (entry := self.store.get_json(key)) is not None]
+
+
+def parse_stamp(stamp: str) -> datetime:
+    return datetime.strptime(stamp, "%Y%m%dT%H%M%S.%fZ").replace(tzinfo=UTC)
+
+
+def audit_trail(store: Store, local_path: str | Path) -> AuditTrail:
+    """The audit trail that goes with ``store``: in S3 next to an S3 state record, else the local file."""
+    return S3AuditLog(store) if isinstance(store, S3Store) else AuditLog(local_path)
