@@ -32,6 +32,7 @@ from fleetform.terraform.summary import (
 
 RECORD_VERSION = 1
 COMMIT_MARKER = "<!-- fleetform:commit {commit} -->"
+ERROR_LINES = 20  # of a shard's error shown in the comment (every configuration problem, usually)
 
 
 def summary_key(pull_request: int, commit: str, index: int, total: int) -> str:
@@ -103,8 +104,7 @@ class ShardResult:
         if self.state == "missing":
             return "did not report (its build failed before writing a summary, was stopped, or is still running)"
         if self.state == "stopped":
-            first = self.error.strip().splitlines()[0] if self.error.strip() else "no reason given"
-            return f"failed before planning: {first}"
+            return f"failed before planning: {(self.error.strip() or 'no reason given').splitlines()[0]}"
         return {"changes": "changes", "no-changes": "no changes"}.get(self.state, "plan failed")
 
 
@@ -189,7 +189,12 @@ def render_combined(shards: Sequence[ShardResult], commit: str, title: str = "fl
         lines += ["> [!WARNING]", f"> **This plan is INCOMPLETE**: {len(incomplete)} of {len(shards)} shard(s) "
                   "failed before planning or did not report, so their stacks are missing below. Fix the cause "
                   "and run the build again."]
-        lines += [f"> - shard {s.label} {s.describe()}" for s in incomplete]
+        for shard in incomplete:
+            more = shard.error.strip().splitlines()[1:]
+            lines.append(f"> - shard {shard.label} {shard.describe()}")
+            lines += [f">   - {line.strip()}" for line in more[:ERROR_LINES]]
+            if len(more) > ERROR_LINES:
+                lines.append(f">   - ... ({len(more) - ERROR_LINES} more line(s) in its build log)")
         lines.append("")
     reported = [s for s in shards if s.state != "missing" and s.plans]
     lines += caution_lines(plans, bool(reported) and all(s.allow_destroy for s in reported))

@@ -165,3 +165,22 @@ def test_dependency_order_and_size_limit():
     assert "**This plan fails** (shard 1/2)" in text and "INCOMPLETE" not in text
     assert "this plan FAILS until the pull request carries the allow-destroy label" in text
     assert "<details open><summary><code>db</code>: 0 to add, 0 to change, 1 to destroy, 1 PROTECTED" in text
+
+
+def test_a_shard_with_a_bad_configuration_reports_it(github, s3, moto_endpoint, tmp_path):
+    fake, url = github
+    fake.heads[7] = "cafe123"
+    config = tmp_path / "accounts"
+    config.mkdir()
+    (config / "organization.yaml").write_text("organization:\n  name: familyalbum\n  colour: blue\n")
+    synth = three_stacks(tmp_path / "cdktf.out", tmp_path / "state")
+    result = plan_shard(synth, tmp_path / "plan", url, moto_endpoint, "1/1", "cafe123", "--config", str(config),
+                        "--affected", "--base", "HEAD")
+    assert result.exit_code == 2 and "organization.yaml" in result.stderr  # the usual message, no traceback
+    result = plan_comment(url, moto_endpoint, "cafe123", shards=1)
+    assert result.exit_code == 1
+    [state] = [s["state"] for s in json.loads(result.stdout)["shards"]]
+    body = ours(fake)[0]["body"]
+    assert state == "stopped" and f"> - shard 1/1 failed before planning: {config}/organization.yaml:1: " in body
+    assert f">   - {config}/organization.yaml:3: organization.colour: unknown key" in body  # every problem
+    assert "No stacks reported." in body

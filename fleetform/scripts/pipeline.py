@@ -194,15 +194,16 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
     if comment and publish_bucket:
         raise UsageError("--comment and --publish-bucket: choose one (`fleetform plan-comment` comments what "
                          "the shards published)")
-    settings = _pipeline_settings(config_dir, required=affected)
-    github, pull_request, comment_key = None, pull_request, "plan"
-    if comment or publish_bucket:
-        repository = repository or settings.repository
-        github, pull_request, comment_key = _pull_request(
-            _github(api_url, token_secret or settings.github_token_secret, profile, region, endpoint_url),
-            repository, pull_request, commit)
+    # a shard that publishes reports every error from here on, so the comment build can show it
     publisher = _publisher(publish_bucket, pull_request, head_commit, shard_spec, profile, region, endpoint_url)
     try:
+        settings = _pipeline_settings(config_dir, required=affected)
+        github, comment_key = None, "plan"
+        if comment or publish_bucket:
+            repository = repository or settings.repository
+            github, pull_request, comment_key = _pull_request(
+                _github(api_url, token_secret or settings.github_token_secret, profile, region, endpoint_url),
+                repository, pull_request, commit)
         if github is not None and settings.allow_destroy_label in github.labels(repository, pull_request):
             _progress(f"pull request #{pull_request} carries {settings.allow_destroy_label!r}: "
                       "protected destroys allowed")
@@ -240,6 +241,9 @@ def _publisher(bucket: str | None, pull_request: int | None, head_commit: str | 
 
     if not head_commit:
         raise UsageError("--publish-bucket needs --head-commit SHA (or CodeBuild's CODEBUILD_RESOLVED_SOURCE_VERSION)")
+    from fleetform.github import pull_request_from_env
+
+    pull_request = pull_request if pull_request is not None else pull_request_from_env()
     if pull_request is None:
         raise UsageError("--publish-bucket needs the pull request: --pull-request N (or CodeBuild's "
                          "CODEBUILD_WEBHOOK_TRIGGER=pr/N)")
