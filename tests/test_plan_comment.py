@@ -56,10 +56,10 @@ def plan_shard(synth: Path, out: Path, url: str, endpoint: str, shard: str, comm
         "--endpoint-url", endpoint, *extra])
 
 
-def plan_comment(url: str, endpoint: str, commit: str, shards: int = 2):
+def plan_comment(url: str, endpoint: str, commit: str, shards: int = 2, *extra: str):
     return CliRunner().invoke(cli, [
         "plan-comment", "--bucket", BUCKET, "--shards", str(shards), "--pull-request", "7", "--head-commit", commit,
-        "--repository", REPO, "--api-url", url, "--endpoint-url", endpoint, "--output", "json"])
+        "--repository", REPO, "--api-url", url, "--endpoint-url", endpoint, "--output", "json", *extra])
 
 
 def ours(fake: FakeGitHub) -> list[dict]:
@@ -177,8 +177,8 @@ def test_a_shard_with_a_bad_configuration_reports_it(github, s3, moto_endpoint, 
     result = plan_shard(synth, tmp_path / "plan", url, moto_endpoint, "1/1", "cafe123", "--config", str(config),
                         "--affected", "--base", "HEAD")
     assert result.exit_code == 2 and "organization.yaml" in result.stderr  # the usual message, no traceback
-    result = plan_comment(url, moto_endpoint, "cafe123", shards=1)
-    assert result.exit_code == 1
+    result = plan_comment(url, moto_endpoint, "cafe123", 1, "--config", str(config))  # the broken accounts/
+    assert result.exit_code == 1, result.stderr
     [state] = [s["state"] for s in json.loads(result.stdout)["shards"]]
     body = ours(fake)[0]["body"]
     assert state == "stopped" and f"> - shard 1/1 failed before planning: {config}/organization.yaml:1: " in body

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
 
+from fleetform.config.models import PipelineConfig
 from fleetform.errors import UsageError
 from fleetform.scripts.common import aws_options, config_option, emit_json, handle_errors, output_option
 from fleetform.scripts.pipeline import _client, _github, _pipeline_settings, _progress, github_options
@@ -49,7 +51,10 @@ def plan_comment_command(config_dir: str, bucket: str, shards: int | None, pull_
     from fleetform.github import pull_request_from_env
     from fleetform.plan_summaries import collect, combined_exit_code, render_combined
 
-    settings = _pipeline_settings(config_dir, required=False)
+    # the comment must appear even when the pull request breaks accounts/ (the shards report that):
+    # the configuration is read only for what the command line does not give
+    needs_config = not repository or shards is None or not (token_secret or os.environ.get("GITHUB_TOKEN"))
+    settings = _pipeline_settings(config_dir, required=False) if needs_config else PipelineConfig()
     repository = repository or settings.repository
     total = shards or settings.plan_shards
     number = pull_request if pull_request is not None else pull_request_from_env()
