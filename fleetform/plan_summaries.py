@@ -32,6 +32,8 @@ from fleetform.terraform.summary import (
 
 RECORD_VERSION = 1
 COMMIT_MARKER = "<!-- fleetform:commit {commit} -->"
+SHORT_STATUS = {"no-changes": "no changes", "changes": "changes", "failed": "plan failed",
+                "stopped": "failed before planning", "unfinished": "did not finish", "missing": "did not report"}
 ERROR_LINES = 20  # of a shard's error shown in the comment (every configuration problem, usually)
 
 
@@ -74,18 +76,26 @@ class ShardPublisher:
     def publish_error(self, error: str) -> str:
         return self.publish({"exit_code": 1, "headline": "", "allow_destroy": False, "stacks": [], "error": error})
 
+    def publish_started(self) -> str:
+        """Written first, replaced by the result: a shard killed while planning (a timeout) shows as
+        unfinished, never with an older run's summary of the same commit."""
+        return self.publish({"exit_code": None, "headline": "", "allow_destroy": False, "stacks": [],
+                             "started": True})
+
 
 @dataclass
 class ShardResult:
     index: int
     total: int
     # "no-changes", "changes"; "failed" (a stack's plan failed or a protected destroy is not allowed: its
-    # stacks are listed); "stopped" (the command failed before planning: only its error); "missing"
+    # stacks are listed); "stopped" (the command failed before planning: only its error); "unfinished"
+    # (started, never wrote a result); "missing"
     state: str
     plans: list[StackPlan] = field(default_factory=list)
     allow_destroy: bool = False
     error: str = ""
     build_id: str | None = None
+    written_at: str | None = None
 
     @property
     def label(self) -> str:
@@ -98,14 +108,20 @@ class ShardResult:
     @property
     def incomplete(self) -> bool:
         """No stacks to show: the shard stopped before planning or wrote nothing."""
-        return self.state in ("stopped", "missing")
+        return self.state in ("stopped", "unfinished", "missing")
+
+    @property
+    def status(self) -> str:
+        return SHORT_STATUS[self.state]
 
     def describe(self) -> str:
         if self.state == "missing":
             return "did not report (its build failed before writing a summary, was stopped, or is still running)"
+        if self.state == "unfinished":
+            return "started planning but did not finish (its build timed out or was stopped)"
         if self.state == "stopped":
-            return f"failed before planning: {(self.error.strip() or 'no reason given').splitlines()[0]}"
-        return {"changes": "changes", "no-changes": "no changes"}.get(self.state, "plan failed")
+            return f"failed before planning: {(self.error.strip() or 'no reason given').splitlines()[0][:300]}"
+        return self.status
 
 
 def _result(index: int, total: int, record: Any, commit: str) -> ShardResult:
@@ -116,9 +132,14 @@ def _result(index: int, total: int, record: Any, commit: str) -> ShardResult:
     except (KeyError, TypeError) as exc:
         return ShardResult(index, total, "stopped", error=f"its summary is unreadable: {exc}")
     code = record.get("exit_code")
-    state = {0: "no-changes", 2: "changes"}.get(code, "failed") if not record.get("error") else "stopped"
+    if record.get("started"):
+        state = "unfinished"
+    elif record.get("error"):
+        state = "stopped"
+    else:
+        state = {0: "no-changes", 2: "changes"}.get(code, "failed")
     return ShardResult(index, total, state, plans, bool(record.get("allow_destroy")), str(record.get("error") or ""),
-                       record.get("build_id"))
+                       record.get("build_id"), record.get("written_at"))
 
 
 def collect(s3: Any, bucket: str, pull_request: int, commit: str, total: int) -> list[ShardResult]:
@@ -174,11 +195,19 @@ def _details(plan: StackPlan) -> list[str]:
             *detail_lines(plan), "", "</details>", ""]
 
 
+def _shard_table(shards: Sequence[ShardResult]) -> list[str]:
+    rows = [f"| {s.label} | {s.status} | {len(s.plans)} | {s.build_id or ''} | {s.written_at or ''} |"
+            for s in shards]
+    return ["<details><summary>shards</summary>", "", "| shard | result | stacks | build | written |",
+            "|---|---|---:|---|---|", *rows, "", "</details>", ""]
+
+
 def render_combined(shards: Sequence[ShardResult], commit: str, title: str = "fleetform plan") -> str:
     """The one pull-request comment for all shards of ``commit``."""
     plans = dependency_order(shards)
     incomplete = [s for s in shards if s.incomplete]
-    lines = [f"## {title}: {headline(plans)}", "", COMMIT_MARKER.format(commit=commit),
+    flag = f" (INCOMPLETE: {len(incomplete)} of {len(shards)} shards missing)" if incomplete else ""
+    lines = [f"## {title}: {headline(plans)}{flag}", "", COMMIT_MARKER.format(commit=commit),
              f"Plan of commit `{commit[:12]}` in {len(shards)} shard{'s' if len(shards) != 1 else ''}"
              + ("." if incomplete else ", all reported."), ""]
     failing = [s.label for s in shards if s.state == "failed"]
@@ -192,7 +221,7 @@ def render_combined(shards: Sequence[ShardResult], commit: str, title: str = "fl
         for shard in incomplete:
             more = shard.error.strip().splitlines()[1:]
             lines.append(f"> - shard {shard.label} {shard.describe()}")
-            lines += [f">   - {line.strip()}" for line in more[:ERROR_LINES]]
+            lines += [f">   - {line.strip()[:300]}" for line in more[:ERROR_LINES]]
             if len(more) > ERROR_LINES:
                 lines.append(f">   - ... ({len(more) - ERROR_LINES} more line(s) in its build log)")
         lines.append("")
@@ -202,6 +231,7 @@ def render_combined(shards: Sequence[ShardResult], commit: str, title: str = "fl
         lines.append("No stacks to plan." if not incomplete else "No stacks reported.")
     else:
         lines += [*table_lines(plans), ""]
+    lines += _shard_table(shards)
     details = [_details(p) for p in plans if has_details(p)]
     size = sum(len(line) + 1 for line in lines)
     for number, block in enumerate(details):

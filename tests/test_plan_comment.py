@@ -15,7 +15,7 @@ from fixtures.fake_github import REPO, TOKEN, FakeGitHub, serving
 from fixtures.tfstacks import local_backend, stack_body, terraform_data, write_synth
 
 from fleetform.github import marker
-from fleetform.plan_summaries import ShardResult, dependency_order, render_combined, summary_key
+from fleetform.plan_summaries import ShardPublisher, ShardResult, dependency_order, render_combined, summary_key
 from fleetform.scripts.main import cli
 from fleetform.terraform.summary import StackPlan
 
@@ -92,7 +92,8 @@ def test_shards_publish_and_one_comment_shows_the_whole_plan(github, s3, moto_en
     rows = [line for line in body.splitlines() if line.startswith("| `")]
     assert rows == ["| `base` | 1 | 0 | 0 |  |", "| `app` | 2 | 0 | 0 |  |", "| `edge` | 1 | 0 | 0 |  |"]
     assert body.index("| `edge`") < body.index("<details><summary><code>base</code>: 1 to add")  # table first
-    assert "- `+` create `terraform_data.worker`" in body and body.count("</details>") == 3
+    assert "- `+` create `terraform_data.worker`" in body and body.count("<details><summary><code>") == 3
+    assert "| 1/2 | changes | 2 |" in body and "| 2/2 | changes | 1 |" in body  # the shards, collapsed
     assert "INCOMPLETE" not in body
 
 
@@ -125,6 +126,12 @@ def test_missing_or_failed_shard_and_newer_commit(github, s3, moto_endpoint, tmp
     assert result.exit_code == 1
     body = ours(fake)[0]["body"]
     assert "> - shard 2/2 failed before planning: --var nope=1: no stack declares this variable" in body
+
+    # a retry of that shard is killed while planning: its "started" record replaces the older result
+    ShardPublisher(s3, BUCKET, 7, "bbbb222", 2, 2).publish_started()
+    assert plan_comment(url, moto_endpoint, "bbbb222").exit_code == 1
+    body = ours(fake)[0]["body"]
+    assert "> - shard 2/2 started planning but did not finish" in body and "--var nope=1" not in body
 
     # the late build of the older commit must not replace the newer commit's comment
     before = ours(fake)[0]["body"]

@@ -196,6 +196,8 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
                          "the shards published)")
     # a shard that publishes reports every error from here on, so the comment build can show it
     publisher = _publisher(publish_bucket, pull_request, head_commit, shard_spec, profile, region, endpoint_url)
+    if publisher is not None:
+        publisher.publish_started()
     try:
         settings = _pipeline_settings(config_dir, required=affected)
         github, comment_key = None, "plan"
