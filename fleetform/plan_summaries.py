@@ -143,26 +143,31 @@ def _result(index: int, total: int, record: Any, commit: str) -> ShardResult:
 
 
 def collect(s3: Any, bucket: str, pull_request: int, commit: str, total: int) -> list[ShardResult]:
-    """Every shard's result for this commit; a shard without a summary is ``missing``."""
+    """Every shard's result for this commit; a shard without a summary is ``missing``.
+
+    The commit's summaries are listed first (``s3:ListBucket`` on the prefix): without that
+    permission S3 answers a missing key with 403, which could not be told from a real denial.
+    """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    results = []
-    for index in range(1, total + 1):
-        key = summary_key(pull_request, commit, index, total)
-        try:
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+    prefix = summary_key(pull_request, commit, 1, 1).rsplit("/", 1)[0] + "/"
+    try:
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+        present = {item["Key"] for item in listed.get("Contents", [])}
+        results = []
+        for index in range(1, total + 1):
+            key = summary_key(pull_request, commit, index, total)
+            if key not in present:
                 results.append(ShardResult(index, total, "missing"))
                 continue
-            raise FleetformError(f"cannot read the plan summary s3://{bucket}/{key}: {exc}") from None
-        except BotoCoreError as exc:
-            raise FleetformError(f"cannot read the plan summary s3://{bucket}/{key}: {exc}") from None
-        try:
-            record = json.loads(body)
-        except ValueError:
-            record = None
-        results.append(_result(index, total, record, commit))
+            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            try:
+                record = json.loads(body)
+            except ValueError:
+                record = None
+            results.append(_result(index, total, record, commit))
+    except (ClientError, BotoCoreError) as exc:
+        raise FleetformError(f"cannot read the plan summaries s3://{bucket}/{prefix}: {exc}") from None
     return results
 
 

@@ -83,7 +83,9 @@ def test_plan_role_only_assumes_plan_roles_and_reads_state(pipeline, example_con
     artifacts = "${aws_s3_bucket.pipeline_artifacts_bucket.arn}"
     artifact_writes = sorted(r for s in writes for r in as_list(s["Resource"]) if r.startswith(artifacts))
     assert artifact_writes == [f"{artifacts}/{p}*" for p in ("drift/", "plan-summaries/", "plan/")]
-    assert PLAN_SUMMARY_PREFIX == "plan-summaries/"
+    lists = [s for s in plan if s.get("Sid") == "ListPlanSummaries"]
+    assert lists == [{"Sid": "ListPlanSummaries", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": artifacts,
+                      "Condition": {"StringLike": {"s3:prefix": [f"{PLAN_SUMMARY_PREFIX}*"]}}}]
     role = one(pipeline, "aws_iam_role", name=PIPELINE_PLAN_ROLE)
     assert statements(role["assume_role_policy"])[0]["Principal"] == {"Service": "codebuild.amazonaws.com"}
 

@@ -167,6 +167,9 @@ class Pipeline(Construct):
              "Resource": self._state_arn("/*.tflock")},
             self._state_key_statement(["kms:Decrypt", "kms:GenerateDataKey"]),
             {"Sid": "NotifyDrift", "Effect": "Allow", "Action": "sns:Publish", "Resource": self.topic.arn},
+            # the comment build lists which shards wrote a summary (writes: the Artifacts statement)
+            {"Sid": "ListPlanSummaries", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": self.artifacts.arn,
+             "Condition": {"StringLike": {"s3:prefix": [f"{PLAN_SUMMARY_PREFIX}*"]}}},
         ]
 
     def _apply_statements(self) -> list[Mapping[str, Any]]:
