@@ -73,6 +73,21 @@ class GitHub:
         merged = [p for p in pulls if p.get("merged_at")] or pulls
         return int(merged[0]["number"]) if merged else None
 
+    def pull_request_head(self, repository: str, number: int) -> str:
+        """The commit at the head of the pull request now (newer pushes supersede older plans)."""
+        return str(self.request("GET", f"/repos/{repository}/pulls/{number}")["head"]["sha"])
+
+    def delete_comments(self, repository: str, number: int, keys: list[str]) -> list[int]:
+        """Delete our comments that carry one of these markers (e.g. the per-shard comments of old
+        versions); returns their ids."""
+        tags = [marker(key) for key in keys]
+        deleted = []
+        for comment in self.comments(repository, number):
+            if any(tag in (comment.get("body") or "") for tag in tags):
+                self.request("DELETE", f"/repos/{repository}/issues/comments/{comment['id']}")
+                deleted.append(int(comment["id"]))
+        return deleted
+
     def upsert_comment(self, repository: str, number: int, body: str, key: str = "plan") -> dict[str, Any]:
         """Edit the comment that carries our marker, or create it; returns action, id and url."""
         tag = marker(key)

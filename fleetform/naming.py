@@ -13,6 +13,10 @@ ACCOUNT_APPLY_ROLE = "fleetform-apply"
 # roles of the pipeline's CodeBuild projects, in the pipeline account (pipeline stack)
 PIPELINE_PLAN_ROLE = "fleetform-pipeline-plan"
 PIPELINE_APPLY_ROLE = "fleetform-pipeline-apply"
+# key prefix in the pipeline's artifacts bucket where each plan shard of a pull request writes its
+# summary (``<prefix>pr-<N>/<commit>/shard-<i>-of-<n>.json``); the plan role may write only there
+# (besides its builds' own artifacts), the comment build reads them back
+PLAN_SUMMARY_PREFIX = "plan-summaries/"
 # the role AWS Organizations creates in every member account, trusted by the management account:
 # the first apply of a baseline stack goes through it (the fleetform roles do not exist yet)
 ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"

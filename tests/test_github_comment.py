@@ -4,95 +4,26 @@ on 127.0.0.1), updated in place on the next plan, token from GITHUB_TOKEN or Sec
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import boto3
 import pytest
 from click.testing import CliRunner
+from fixtures.fake_github import REPO, TOKEN, FakeGitHub, serving
 from fixtures.tfstacks import edit_stack, two_stacks
 
 from fleetform.errors import FleetformError
 from fleetform.github import GitHub, marker, pull_request_from_env, resolve_token
 from fleetform.scripts.main import cli
 
-REPO = "familyalbum/infrastructure"
-TOKEN = "ghp_test_token"
-
-
-class FakeGitHub:
-    """Issue comments, labels and commit->pulls of one repository, as api.github.com serves them."""
-
-    def __init__(self) -> None:
-        self.comments: dict[int, list[dict]] = {7: [{"id": 1, "body": "LGTM", "user": {"login": "alice"}}]}
-        self.labels: dict[int, list[str]] = {7: ["infra"]}
-        self.merged: dict[str, int] = {}
-        self.requests: list[tuple[str, str]] = []
-        self.next_id = 100
-
-    def handle(self, method: str, path: str, auth: str, body: dict | None) -> tuple[int, object]:
-        self.requests.append((method, path))
-        if auth != f"Bearer {TOKEN}":
-            return 401, {"message": "Bad credentials"}
-        route = path.split("?")[0]
-        if m := re.fullmatch(rf"/repos/{REPO}/issues/(\d+)/comments", route):
-            number = int(m.group(1))
-            if method == "GET":
-                page = int(m2.group(1)) if (m2 := re.search(r"[?&]page=(\d+)", path)) else 1
-                return 200, self.comments.get(number, [])[(page - 1) * 100:page * 100]
-            comment = {"id": self.next_id, "body": body["body"], "html_url": f"https://github.test/c/{self.next_id}"}
-            self.next_id += 1
-            self.comments.setdefault(number, []).append(comment)
-            return 201, comment
-        if (m := re.fullmatch(rf"/repos/{REPO}/issues/comments/(\d+)", route)) and method == "PATCH":
-            for comments in self.comments.values():
-                for comment in comments:
-                    if comment["id"] == int(m.group(1)):
-                        comment["body"] = body["body"]
-                        return 200, {**comment, "html_url": f"https://github.test/c/{comment['id']}"}
-            return 404, {"message": "Not Found"}
-        if m := re.fullmatch(rf"/repos/{REPO}/issues/(\d+)/labels", route):
-            return 200, [{"name": n} for n in self.labels.get(int(m.group(1)), [])]
-        if m := re.fullmatch(rf"/repos/{REPO}/commits/(\w+)/pulls", route):
-            number = self.merged.get(m.group(1))
-            return 200, ([{"number": number, "merged_at": "2026-01-01T00:00:00Z"}] if number else [])
-        return 404, {"message": "Not Found"}
-
 
 @pytest.fixture
 def github() -> Iterator[tuple[FakeGitHub, str]]:
     fake = FakeGitHub()
-
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = json.loads(self.rfile.read(length)) if length else None
-            assert self.headers["Accept"] == "application/vnd.github+json"
-            status, payload = fake.handle(self.command, self.path, self.headers.get("Authorization", ""), body)
-            data = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PATCH = _serve
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(fake) as url:
+        yield fake, url
 
 
 def test_comment_is_created_then_updated_in_place(github):

@@ -14,6 +14,7 @@ from fleetform.naming import (
     PIPELINE_APPLY_ROLE,
     PIPELINE_PLAN_ROLE,
     PIPELINE_STACK,
+    PLAN_SUMMARY_PREFIX,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +79,13 @@ def test_plan_role_only_assumes_plan_roles_and_reads_state(pipeline, example_con
     state_writes = [r for s in writes for r in as_list(s["Resource"]) if "familyalbum-tfstate" in r]
     assert state_writes == ["arn:aws:s3:::familyalbum-tfstate/*.tflock"]  # lock files only, never state
     assert not [s for s in plan if s["Resource"] == "*" or "iam:" in json.dumps(s["Action"])]
+    # the artifacts bucket: only its builds' artifact paths and the plan shards' summaries, never apply/
+    artifacts = "${aws_s3_bucket.pipeline_artifacts_bucket.arn}"
+    artifact_writes = sorted(r for s in writes for r in as_list(s["Resource"]) if r.startswith(artifacts))
+    assert artifact_writes == [f"{artifacts}/{p}*" for p in ("drift/", "plan-summaries/", "plan/")]
+    lists = [s for s in plan if s.get("Sid") == "ListPlanSummaries"]
+    assert lists == [{"Sid": "ListPlanSummaries", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": artifacts,
+                      "Condition": {"StringLike": {"s3:prefix": [f"{PLAN_SUMMARY_PREFIX}*"]}}}]
     role = one(pipeline, "aws_iam_role", name=PIPELINE_PLAN_ROLE)
     assert statements(role["assume_role_policy"])[0]["Principal"] == {"Service": "codebuild.amazonaws.com"}
 
@@ -89,6 +97,8 @@ def test_apply_role_assumes_apply_roles_and_writes_state(pipeline, example_confi
     assert assumes[0]["Resource"] == [f"arn:aws:iam::{i}:role/{ACCOUNT_APPLY_ROLE}" for i in ids]
     state = next(s for s in apply if s.get("Sid") == "ReadWriteState")
     assert "s3:PutObject" in state["Action"]
+    artifacts = next(s for s in apply if s.get("Sid") == "Artifacts")
+    assert artifacts["Resource"] == ["${aws_s3_bucket.pipeline_artifacts_bucket.arn}/apply/*"]
     assert "arn:aws:s3:::familyalbum-tfstate/fleetform-locks/*" in state["Resource"]  # the pipeline lock
 
 
@@ -100,8 +110,10 @@ def test_projects_encrypted_logged_and_batched(pipeline):
         assert project["environment"][0]["privileged_mode"] is False
         assert project["logs_config"][0]["cloudwatch_logs"][0]["status"] == "ENABLED"
         assert (ROOT / project["source"][0]["buildspec"]).is_file(), name
-        token = [v for v in project["environment"][0]["environment_variable"] if v["name"] == "GITHUB_TOKEN"]
-        assert token == [{"name": "GITHUB_TOKEN", "value": "fleetform/github-token", "type": "SECRETS_MANAGER"}]
+        variables = {v["name"]: v for v in project["environment"][0]["environment_variable"]}
+        assert variables["GITHUB_TOKEN"] == {"name": "GITHUB_TOKEN", "value": "fleetform/github-token",
+                                             "type": "SECRETS_MANAGER"}
+        assert variables["FLEETFORM_ARTIFACTS_BUCKET"]["value"] == "familyalbum-pipeline-artifacts-111111111111"
     assert projects["familyalbum-plan"]["build_batch_config"][0]["restrictions"][0]["maximum_builds_allowed"] == 5
     assert projects["familyalbum-apply"]["concurrent_build_limit"] == 1
     assert projects["familyalbum-plan"]["service_role"] == "${aws_iam_role.pipeline_plan-role.arn}"
@@ -127,7 +139,7 @@ def test_drift_schedule_and_notifications(pipeline, example_config):
 
 def test_buildspecs_only_call_fleetform_and_pin_versions(example_config):
     yaml = YAML(typ="safe")
-    for name in ("plan.yml", "apply.yml", "drift.yml"):
+    for name in ("plan.yml", "plan-comment.yml", "apply.yml", "drift.yml"):
         spec = yaml.load((BUILDSPECS / name).read_text())
         phases = spec["phases"]
         for phase in ("pre_build", "build"):
@@ -136,11 +148,29 @@ def test_buildspecs_only_call_fleetform_and_pin_versions(example_config):
         installs = phases["install"]["commands"]
         pip = [c for c in installs if "pip install" in c]
         assert pip and all('==' in c for c in pip), name
-        assert phases["install"]["runtime-versions"] == {"python": "3.11", "nodejs": "20"}
-    graph = yaml.load((BUILDSPECS / "plan.yml").read_text())["batch"]["build-graph"]
-    shards = [g["env"]["variables"]["FLEETFORM_SHARD"] for g in graph]
+        runtimes = {"python": "3.11"} if name == "plan-comment.yml" else {"python": "3.11", "nodejs": "20"}
+        assert phases["install"]["runtime-versions"] == runtimes
+
+
+def test_plan_build_graph_shards_then_one_comment_build(example_config, pipeline):
+    """plan_shards shard builds (failures ignored, so the comment build still runs and reports them),
+    then one build that depends on every shard and combines their summaries into one comment."""
+    yaml = YAML(typ="safe")
+    spec = yaml.load((BUILDSPECS / "plan.yml").read_text())
+    *shards, comment = spec["batch"]["build-graph"]
     total = example_config.organization.pipeline.plan_shards
-    assert shards == [f"{i}/{total}" for i in range(1, total + 1)]
+    assert [g["env"]["variables"]["FLEETFORM_SHARD"] for g in shards] == [f"{i}/{total}" for i in range(1, total + 1)]
+    assert all(g["ignore-failure"] is True and "depend-on" not in g for g in shards)
+    assert comment["depend-on"] == [g["identifier"] for g in shards]
+    assert comment["env"]["variables"]["FLEETFORM_SHARDS"] == str(total)
+    assert not comment.get("ignore-failure")  # a failed or missing shard fails the batch through this build
+    assert (ROOT / comment["buildspec"]).is_file()
+    plan_commands = " ".join(spec["phases"]["build"]["commands"])
+    assert "--publish-bucket" in plan_commands and "--comment" not in plan_commands  # shards never comment
+    comment_commands = yaml.load((ROOT / comment["buildspec"]).read_text())["phases"]["build"]["commands"]
+    assert [c.split()[:2] for c in comment_commands] == [["fleetform", "plan-comment"]]
+    project = one(pipeline, "aws_codebuild_project", name="familyalbum-plan")
+    assert project["build_batch_config"][0]["restrictions"][0]["maximum_builds_allowed"] == len(shards) + 1
 
 
 def test_pipeline_follows_the_configuration(accounts_copy, tmp_path):

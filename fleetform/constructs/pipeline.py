@@ -3,9 +3,11 @@
 Three projects share one GitHub source, one KMS key, one artifacts bucket and one log group:
 
 - plan: webhook on PULL_REQUEST_CREATED/UPDATED/REOPENED against the main branch; a batch build
-  whose build-graph (buildspec/plan.yml) plans shards of the affected stacks in parallel; role
-  ``fleetform-pipeline-plan`` may only assume the accounts' ``fleetform-plan`` roles, read state
-  and write Terraform's lock files.
+  whose build-graph (buildspec/plan.yml) plans shards of the affected stacks in parallel, each
+  writing its summary under ``plan-summaries/`` of the artifacts bucket, and a last build combines
+  them into one pull request comment; role ``fleetform-pipeline-plan`` may only assume the
+  accounts' ``fleetform-plan`` roles, read state, write Terraform's lock files, and write the
+  artifacts bucket only under its builds' prefixes (``plan/``, ``drift/``, ``plan-summaries/``).
 - apply: webhook on PUSH to ``refs/heads/<branch>``; one build at a time; role
   ``fleetform-pipeline-apply`` assumes the accounts' ``fleetform-apply`` roles, reads and writes
   state and the pipeline locks.
@@ -27,7 +29,14 @@ from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
 from fleetform.engine import Construct, DataSource, Resource, policy_json
-from fleetform.naming import ACCOUNT_APPLY_ROLE, ACCOUNT_PLAN_ROLE, PIPELINE_APPLY_ROLE, PIPELINE_PLAN_ROLE, role_arn
+from fleetform.naming import (
+    ACCOUNT_APPLY_ROLE,
+    ACCOUNT_PLAN_ROLE,
+    PIPELINE_APPLY_ROLE,
+    PIPELINE_PLAN_ROLE,
+    PLAN_SUMMARY_PREFIX,
+    role_arn,
+)
 
 PR_EVENTS = "PULL_REQUEST_CREATED, PULL_REQUEST_UPDATED, PULL_REQUEST_REOPENED"
 BUILD_IMAGE = "aws/codebuild/standard:7.0"
@@ -95,10 +104,11 @@ class Pipeline(Construct):
         Resource(self, "source-credential", "aws_codebuild_source_credential", auth_type="SECRETS_MANAGER",
                  server_type="GITHUB", token=self.secret.attr("arn"))
 
+        # each role writes the artifacts bucket only under its projects' paths (and the plan shards' summaries)
         plan_role = self._role("plan-role", PIPELINE_PLAN_ROLE, "terraform plan on pull requests and drift",
-                               self._plan_statements())
+                               self._plan_statements(), ("plan/", "drift/", PLAN_SUMMARY_PREFIX))
         apply_role = self._role("apply-role", PIPELINE_APPLY_ROLE, "terraform apply on merge",
-                                self._apply_statements())
+                                self._apply_statements(), ("apply/",))
         self.roles = {"plan": plan_role, "apply": apply_role}
         self.plan_project = self._project("plan", plan_role, "buildspec/plan.yml", batch=True,
                                           description="fleetform plan of the affected stacks, on pull requests")
@@ -126,11 +136,12 @@ class Pipeline(Construct):
 
     # ------------------------------------------------------------------ IAM
 
-    def _role(self, id: str, name: str, purpose: str, statements: list[Mapping[str, Any]]) -> Resource:
+    def _role(self, id: str, name: str, purpose: str, statements: list[Mapping[str, Any]],
+              artifact_prefixes: Sequence[str]) -> Resource:
         role = Resource(self, id, "aws_iam_role", name=name, description=f"fleetform pipeline: {purpose}",
                         assume_role_policy=codebuild_trust(self.props.account_id), max_session_duration=3600)
         Resource(self, f"{id}-policy", "aws_iam_role_policy", name=name, role=role.attr("name"),
-                 policy=policy_json([*statements, *self._build_statements()]))
+                 policy=policy_json([*statements, *self._build_statements(artifact_prefixes)]))
         return role
 
     def _state_arn(self, path: str = "") -> str:
@@ -156,6 +167,9 @@ class Pipeline(Construct):
              "Resource": self._state_arn("/*.tflock")},
             self._state_key_statement(["kms:Decrypt", "kms:GenerateDataKey"]),
             {"Sid": "NotifyDrift", "Effect": "Allow", "Action": "sns:Publish", "Resource": self.topic.arn},
+            # the comment build lists which shards wrote a summary (writes: the Artifacts statement)
+            {"Sid": "ListPlanSummaries", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": self.artifacts.arn,
+             "Condition": {"StringLike": {"s3:prefix": [f"{PLAN_SUMMARY_PREFIX}*"]}}},
         ]
 
     def _apply_statements(self) -> list[Mapping[str, Any]]:
@@ -171,14 +185,15 @@ class Pipeline(Construct):
             self._state_key_statement(["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"]),
         ]
 
-    def _build_statements(self) -> list[Mapping[str, Any]]:
-        """What every build needs: its logs, its artifacts, the key, the GitHub token."""
+    def _build_statements(self, artifact_prefixes: Sequence[str]) -> list[Mapping[str, Any]]:
+        """What every build needs: its logs, its artifacts (only under its prefixes), the key, the GitHub token."""
         return [
             {"Sid": "Logs", "Effect": "Allow", "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
              "Resource": [self.logs.arn, f"{self.logs.arn}:*"]},
-            {"Sid": "Artifacts", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:GetBucketAcl",
-                                                               "s3:GetBucketLocation"],
-             "Resource": [self.artifacts.arn, f"{self.artifacts.arn}/*"]},
+            {"Sid": "ArtifactsBucket", "Effect": "Allow", "Action": ["s3:GetBucketAcl", "s3:GetBucketLocation"],
+             "Resource": self.artifacts.arn},
+            {"Sid": "Artifacts", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+             "Resource": [f"{self.artifacts.arn}/{prefix}*" for prefix in artifact_prefixes]},
             {"Sid": "PipelineKey", "Effect": "Allow",
              "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:DescribeKey"],
              "Resource": self.key.arn},
@@ -211,6 +226,7 @@ class Pipeline(Construct):
             {"name": "FLEETFORM_BRANCH", "value": p.branch, "type": "PLAINTEXT"},
             {"name": "FLEETFORM_REPOSITORY", "value": p.repository, "type": "PLAINTEXT"},
             {"name": "FLEETFORM_TOPIC_ARN", "value": self.topic.arn, "type": "PLAINTEXT"},
+            {"name": "FLEETFORM_ARTIFACTS_BUCKET", "value": self.artifacts.name, "type": "PLAINTEXT"},
             {"name": "GITHUB_TOKEN", "value": p.github_token_secret, "type": "SECRETS_MANAGER"},
         ]
         return Resource(

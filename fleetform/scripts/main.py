@@ -16,6 +16,7 @@ COMMANDS = {
     "stacks": "fleetform.scripts.synth:stacks_command",
     "affected": "fleetform.scripts.pipeline:affected_command",
     "plan": "fleetform.scripts.pipeline:plan_command",
+    "plan-comment": "fleetform.scripts.plan_comment:plan_comment_command",
     "apply": "fleetform.scripts.pipeline:apply_command",
     "drift": "fleetform.scripts.pipeline:drift_command",
     "bastion": "fleetform.scripts.bastion:bastion_group",

@@ -66,6 +66,17 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def github_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """--repository / --api-url / --token-secret: where the pull request comment goes."""
+    func = click.option("--token-secret", default=None, help="Secrets Manager secret with the GitHub token (default: "
+                        "pipeline.github_token_secret; GITHUB_TOKEN wins).")(func)
+    func = click.option("--api-url", default="https://api.github.com", show_default=True,
+                        help="GitHub API URL.")(func)
+    func = click.option("--repository", default=None, metavar="OWNER/NAME",
+                        help="Default: pipeline.repository.")(func)
+    return func
+
+
 def _pipeline_settings(config_dir: str, required: bool) -> PipelineConfig:
     """The organization's pipeline settings; defaults when accounts/ is absent (fixtures, laptops)."""
     if not required and config_dir == DEFAULT_CONFIG and not Path(config_dir).is_dir():
@@ -146,10 +157,13 @@ def _report(run: Any, out_dir: str, output: str, extra: dict[str, Any] | None = 
               "CODEBUILD_WEBHOOK_TRIGGER=pr/N).")
 @click.option("--commit", default=None, metavar="SHA", help="With --comment and no pull request number: comment on "
               "(and take the labels of) the pull request merged as SHA (the apply build).")
-@click.option("--repository", default=None, metavar="OWNER/NAME", help="Default: pipeline.repository.")
-@click.option("--api-url", default="https://api.github.com", show_default=True, help="GitHub API URL.")
-@click.option("--token-secret", default=None, help="Secrets Manager secret with the GitHub token (default: "
-              "pipeline.github_token_secret; GITHUB_TOKEN wins).")
+@click.option("--publish-bucket", default=None, metavar="BUCKET", help="Instead of commenting, write the summary "
+              "to s3://BUCKET/plan-summaries/pr-N/COMMIT/shard-I-of-N.json for `fleetform plan-comment` (the "
+              "pipeline's plan shards); the pull request's labels still apply.")
+@click.option("--head-commit", default=None, metavar="SHA", envvar="CODEBUILD_RESOLVED_SOURCE_VERSION",
+              help="With --publish-bucket: the pull request commit being planned (default: CodeBuild's "
+                   "CODEBUILD_RESOLVED_SOURCE_VERSION).")
+@github_options
 @aws_options
 @output_option
 @handle_errors
@@ -157,8 +171,8 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
                  terraform_bin: str | None, out_dir: str, affected: bool, base: str | None,
                  variables: tuple[str, ...], allow_destroy: bool, protected_types: tuple[str, ...],
                  shard_spec: str | None, skip_local_state: bool, comment: bool, pull_request: int | None,
-                 commit: str | None, repository: str | None, api_url: str, token_secret: str | None,
-                 profile: str | None, region: str | None,
+                 commit: str | None, publish_bucket: str | None, head_commit: str | None, repository: str | None,
+                 api_url: str, token_secret: str | None, profile: str | None, region: str | None,
                  endpoint_url: str | None, output: str) -> None:
     """Plan stacks in dependency order into saved plans, with a Markdown summary and a JSON report.
 
@@ -170,36 +184,74 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
       fleetform synth && fleetform plan                       # every stack
       fleetform plan prod-network 'stg-*' --out-dir /tmp/plan
       fleetform plan --affected --base origin/main --var fleetform_role=fleetform-plan --comment
+      fleetform plan --affected --base origin/main --shard 2/4 --publish-bucket my-artifacts   # a pipeline shard
     """
     from fleetform.terraform.summary import DEFAULT_PROTECTED_TYPES
     from fleetform.terraform.workflow import PlanOptions, plan_stacks
 
     _check_pairs("--backend-config", backend_config)
     _check_pairs("--var", variables)
-    settings = _pipeline_settings(config_dir, required=affected)
-    github, pull_request, comment_key = None, pull_request, "plan"
-    if comment:
-        repository = repository or settings.repository
-        github, pull_request, comment_key = _pull_request(
-            _github(api_url, token_secret or settings.github_token_secret, profile, region, endpoint_url),
-            repository, pull_request, commit)
-    if github is not None and settings.allow_destroy_label in github.labels(repository, pull_request):
-        _progress(f"pull request #{pull_request} carries {settings.allow_destroy_label!r}: protected destroys allowed")
-        allow_destroy = True
-    chosen = _stacks_to_plan(stacks, synth_dir, config_dir, affected, base, shard_spec)
-    chosen = _remote_only(chosen, skip_local_state)
-    title = "fleetform plan" + (f" (shard {shard_spec})" if shard_spec else "")
-    options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
-                          protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types, *protected_types),
-                          allow_destroy=allow_destroy, title=title)
-    run = plan_stacks(_terraform(terraform_bin), chosen, options, _progress)
+    if comment and publish_bucket:
+        raise UsageError("--comment and --publish-bucket: choose one (`fleetform plan-comment` comments what "
+                         "the shards published)")
+    # a shard that publishes reports every error from here on, so the comment build can show it
+    publisher = _publisher(publish_bucket, pull_request, head_commit, shard_spec, profile, region, endpoint_url)
+    if publisher is not None:
+        publisher.publish_started()
+    try:
+        settings = _pipeline_settings(config_dir, required=affected)
+        github, comment_key = None, "plan"
+        if comment or publish_bucket:
+            repository = repository or settings.repository
+            github, pull_request, comment_key = _pull_request(
+                _github(api_url, token_secret or settings.github_token_secret, profile, region, endpoint_url),
+                repository, pull_request, commit)
+        if github is not None and settings.allow_destroy_label in github.labels(repository, pull_request):
+            _progress(f"pull request #{pull_request} carries {settings.allow_destroy_label!r}: "
+                      "protected destroys allowed")
+            allow_destroy = True
+        chosen = _stacks_to_plan(stacks, synth_dir, config_dir, affected, base, shard_spec)
+        chosen = _remote_only(chosen, skip_local_state)
+        title = "fleetform plan" + (f" (shard {shard_spec})" if shard_spec else "")
+        options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
+                              protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types, *protected_types),
+                              allow_destroy=allow_destroy, title=title)
+        run = plan_stacks(_terraform(terraform_bin), chosen, options, _progress)
+    except FleetformError as exc:
+        if publisher is not None:  # the comment build shows this shard as failed, with the reason
+            _progress(f"plan summary (error) written to {publisher.publish_error(str(exc))}")
+        raise
     extra: dict[str, Any] = {}
-    if github is not None:
+    if publisher is not None:
+        extra["published"] = publisher.publish(run.report)
+        _progress(f"plan summary written to {extra['published']}")
+    elif github is not None:
         key = f"{comment_key}-{shard_spec.replace('/', '-of-')}" if shard_spec else comment_key
         extra["comment"] = github.upsert_comment(repository, pull_request, run.markdown, key=key)
         _progress(f"pull request comment {extra['comment']['action']}: {extra['comment'].get('url')}")
     _report(run, out_dir, output, extra)
     sys.exit(run.exit_code)
+
+
+def _publisher(bucket: str | None, pull_request: int | None, head_commit: str | None, shard_spec: str | None,
+               profile: str | None, region: str | None, endpoint_url: str | None) -> Any:
+    """Where a shard writes its summary (``--publish-bucket``), or None."""
+    if not bucket:
+        return None
+    from fleetform.plan_summaries import ShardPublisher
+    from fleetform.terraform.workflow import parse_shard
+
+    if not head_commit:
+        raise UsageError("--publish-bucket needs --head-commit SHA (or CodeBuild's CODEBUILD_RESOLVED_SOURCE_VERSION)")
+    from fleetform.github import pull_request_from_env
+
+    pull_request = pull_request if pull_request is not None else pull_request_from_env()
+    if pull_request is None:
+        raise UsageError("--publish-bucket needs the pull request: --pull-request N (or CodeBuild's "
+                         "CODEBUILD_WEBHOOK_TRIGGER=pr/N)")
+    index, total = parse_shard(shard_spec) if shard_spec else (1, 1)
+    return ShardPublisher(_client("s3", profile, region, endpoint_url), bucket, pull_request, head_commit,
+                          index, total)
 
 
 def _pull_request(github: Any, repository: str, number: int | None, commit: str | None) -> tuple[Any, Any, str]:
@@ -217,7 +269,8 @@ def _pull_request(github: Any, repository: str, number: int | None, commit: str 
         return github, number, "apply"
     number = pull_request_from_env()
     if number is None:
-        raise UsageError("--comment needs --pull-request N (or CodeBuild's CODEBUILD_WEBHOOK_TRIGGER=pr/N)")
+        raise UsageError("--comment/--publish-bucket need --pull-request N (or CodeBuild's "
+                         "CODEBUILD_WEBHOOK_TRIGGER=pr/N)")
     return github, number, "plan"
 
 

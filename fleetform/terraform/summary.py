@@ -78,6 +78,14 @@ class StackPlan:
                     protected_destroys=[c.address for c in self.protected_destroys])
         return data
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StackPlan:
+        """The inverse of :meth:`as_dict` (a stack of a report.json); computed keys are ignored."""
+        return cls(stack=str(data["stack"]), status=str(data["status"]),
+                   changes=[Change(**c) for c in data.get("changes") or []],
+                   drift=[Change(**c) for c in data.get("drift") or []],
+                   outputs_changed=list(data.get("outputs_changed") or []), error=str(data.get("error") or ""))
+
 
 def _action(actions: Sequence[str]) -> str:
     if "delete" in actions and "create" in actions:
@@ -151,19 +159,22 @@ def headline(plans: Sequence[StackPlan]) -> str:
             f"{errors} error{'s' if errors != 1 else ''}")
 
 
-def render_markdown(plans: Sequence[StackPlan], title: str = "fleetform plan", allow_destroy: bool = False) -> str:
-    lines = [f"## {title}: {headline(plans)}", ""]
+def caution_lines(plans: Sequence[StackPlan], allow_destroy: bool) -> list[str]:
+    """The CAUTION block listing every protected destroy (empty when there is none)."""
     protected = [(p.stack, c) for p in plans for c in p.protected_destroys]
-    if protected:
-        verdict = ("allowed by the allow-destroy label" if allow_destroy
-                   else "this plan FAILS until the pull request carries the allow-destroy label")
-        lines += ["> [!CAUTION]", f"> **{len(protected)} PROTECTED RESOURCE(S) WOULD BE DESTROYED** ({verdict}):"]
-        lines += [f"> - `{stack}`: `{c.address}` ({c.action}{', ' + c.detail if c.detail else ''})"
-                  for stack, c in protected]
-        lines.append("")
-    if not plans:
-        return "\n".join(lines + ["No stacks to plan."]) + "\n"
-    lines += ["| stack | add | change | destroy | notes |", "|---|---:|---:|---:|---|"]
+    if not protected:
+        return []
+    verdict = ("allowed by the allow-destroy label" if allow_destroy
+               else "this plan FAILS until the pull request carries the allow-destroy label")
+    lines = ["> [!CAUTION]", f"> **{len(protected)} PROTECTED RESOURCE(S) WOULD BE DESTROYED** ({verdict}):"]
+    lines += [f"> - `{stack}`: `{c.address}` ({c.action}{', ' + c.detail if c.detail else ''})"
+              for stack, c in protected]
+    return [*lines, ""]
+
+
+def table_lines(plans: Sequence[StackPlan]) -> list[str]:
+    """One row per stack: add / change / destroy counts and notes (errors, protected destroys, drift)."""
+    lines = ["| stack | add | change | destroy | notes |", "|---|---:|---:|---:|---|"]
     for plan in plans:
         notes = []
         if plan.status == "error":
@@ -177,21 +188,38 @@ def render_markdown(plans: Sequence[StackPlan], title: str = "fleetform plan", a
         if plan.status == "no-changes" and not plan.drift:
             notes.append("no changes")
         lines.append(f"| `{plan.stack}` | {plan.adds} | {plan.updates} | {plan.destroys} | {', '.join(notes)} |")
+    return lines
+
+
+def has_details(plan: StackPlan) -> bool:
+    return not (plan.status == "no-changes" and not plan.drift)
+
+
+def detail_lines(plan: StackPlan) -> list[str]:
+    """A stack's changes, outputs, drift and error, one Markdown list item each."""
+    lines: list[str] = []
+    if plan.error:
+        lines += ["```", plan.error.strip()[-2500:], "```"]
+    for change in plan.changes:
+        flag = " **PROTECTED**" if change.protected else ""
+        detail = f" ({change.detail})" if change.detail else ""
+        lines.append(f"- `{SYMBOLS.get(change.action, '?')}` {change.action} `{change.address}`{flag}{detail}")
+    if plan.outputs_changed:
+        lines.append(f"- outputs changed: {', '.join(f'`{o}`' for o in plan.outputs_changed)}")
+    if plan.drift:
+        lines.append("- changed outside Terraform (drift): "
+                     + ", ".join(f"`{c.address}` ({c.action})" for c in plan.drift))
+    return lines
+
+
+def render_markdown(plans: Sequence[StackPlan], title: str = "fleetform plan", allow_destroy: bool = False) -> str:
+    lines = [f"## {title}: {headline(plans)}", "", *caution_lines(plans, allow_destroy)]
+    if not plans:
+        return "\n".join(lines + ["No stacks to plan."]) + "\n"
+    lines += table_lines(plans)
     for plan in plans:
-        if plan.status == "no-changes" and not plan.drift:
-            continue
-        lines += ["", f"### `{plan.stack}`"]
-        if plan.error:
-            lines += ["", "```", plan.error.strip()[-2500:], "```"]
-        for change in plan.changes:
-            flag = " **PROTECTED**" if change.protected else ""
-            detail = f" ({change.detail})" if change.detail else ""
-            lines.append(f"- `{SYMBOLS.get(change.action, '?')}` {change.action} `{change.address}`{flag}{detail}")
-        if plan.outputs_changed:
-            lines.append(f"- outputs changed: {', '.join(f'`{o}`' for o in plan.outputs_changed)}")
-        if plan.drift:
-            lines.append("- changed outside Terraform (drift): "
-                         + ", ".join(f"`{c.address}` ({c.action})" for c in plan.drift))
+        if has_details(plan):
+            lines += ["", f"### `{plan.stack}`", *([""] if plan.error else []), *detail_lines(plan)]
     text = "\n".join(lines) + "\n"
     if len(text) > MARKDOWN_LIMIT:
         text = text[:MARKDOWN_LIMIT] + "\n\n... (truncated; the full report is in the build's artifacts)\n"

@@ -87,16 +87,22 @@ def remote_state_only(stacks: Sequence[StackInfo]) -> tuple[list[StackInfo], lis
     return kept, [s.name for s in stacks if backend_type(s) == "local"]
 
 
-def shard(stacks: Sequence[StackInfo], spec: str | None) -> list[StackInfo]:
-    """``--shard 2/4``: every fourth stack starting at the second (CodeBuild batch builds)."""
-    if not spec:
-        return list(stacks)
+def parse_shard(spec: str) -> tuple[int, int]:
+    """``"2/4"`` -> ``(2, 4)``; anything else is a usage error."""
     try:
         index, total = (int(part) for part in spec.split("/"))
     except ValueError:
         raise UsageError(f"--shard {spec!r}: expected INDEX/TOTAL such as 1/4") from None
     if not 1 <= index <= total:
         raise UsageError(f"--shard {spec!r}: INDEX must be between 1 and TOTAL")
+    return index, total
+
+
+def shard(stacks: Sequence[StackInfo], spec: str | None) -> list[StackInfo]:
+    """``--shard 2/4``: every fourth stack starting at the second (CodeBuild batch builds)."""
+    if not spec:
+        return list(stacks)
+    index, total = parse_shard(spec)
     return [s for i, s in enumerate(stacks) if i % total == index - 1]
 
 
