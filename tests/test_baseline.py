@@ -189,8 +189,10 @@ def test_config_service_linked_role_is_created_before_the_recorders(stack_json):
 
 def test_existing_service_linked_role_is_used_not_created(accounts_copy, tmp_path):
     org = accounts_copy / "organization.yaml"
-    org.write_text(org.read_text()
-                   + "  aws_config: {existing_service_linked_role: [stg], snapshot_frequency: Six_Hours}\n")
+    text = org.read_text()
+    assert "existing_service_linked_role: []" in text and "snapshot_frequency: TwentyFour_Hours" in text
+    org.write_text(text.replace("existing_service_linked_role: []", "existing_service_linked_role: [stg]")
+                   .replace("snapshot_frequency: TwentyFour_Hours", "snapshot_frequency: Six_Hours"))
     synth(load_config(accounts_copy), tmp_path / "out")
     stg = json.loads((tmp_path / "out/stacks/stg-baseline/cdk.tf.json").read_text())
     assert config_service_linked_roles(stg) == []  # never created, so never deleted by fleetform either

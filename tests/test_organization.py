@@ -267,14 +267,12 @@ SCPS = "    - {name: require-imdsv2, library: require-imdsv2, targets: [Workload
     ("stg.yaml", "aws+stg@familyalbum.example", "AWS+prod@familyalbum.example", "account.email", "already used"),
     ("stg.yaml", "ou: Workloads/NonProd", "ou: Staging", "account.ou", "unknown OU 'Staging'"),
     ("log-archive.yaml", "  ou: Security\n", "", "account.ou", "required for every account but the management"),
-    ("organization.yaml", "  log_archive_account: log-archive\n", "  log_archive_account: log-archive\n"
-     "  aws_config: {existing_service_linked_role: [prod, qa]}\n",
+    ("organization.yaml", "existing_service_linked_role: []", "existing_service_linked_role: [prod, qa]",
      "organization.aws_config.existing_service_linked_role.1", "no account named 'qa'"),
-    ("organization.yaml", "  log_archive_account: log-archive\n", "  log_archive_account: log-archive\n"
-     "  aws_config: {enable: false}\n", "organization.aws_config.enable", "did you mean 'enabled'"),
-    ("organization.yaml", "  log_archive_account: log-archive\n", "  log_archive_account: log-archive\n"
-     "  aws_config: {snapshot_frequency: Daily}\n", "organization.aws_config.snapshot_frequency",
-     "'TwentyFour_Hours'"),
+    ("organization.yaml", "    enabled: true", "    enable: true", "organization.aws_config.enable",
+     "did you mean 'enabled'"),
+    ("organization.yaml", "snapshot_frequency: TwentyFour_Hours", "snapshot_frequency: Daily",
+     "organization.aws_config.snapshot_frequency", "'TwentyFour_Hours'"),
 ])
 def test_organization_validation_errors_exit_2(accounts_copy, file, old, new, path, message):
     edit(accounts_copy / file, old, new)
@@ -417,8 +415,7 @@ def test_a_new_account_may_deliver_to_the_config_bucket(accounts_copy, tmp_path)
 
 
 def test_opt_out_removes_all_of_aws_config(accounts_copy, tmp_path):
-    edit(accounts_copy / "organization.yaml", "  log_archive_account: log-archive\n",
-         "  log_archive_account: log-archive\n  aws_config: {enabled: false}\n")
+    edit(accounts_copy / "organization.yaml", "    enabled: true ", "    enabled: false ")
     synth(load_config(accounts_copy), tmp_path / "out")
     leftovers = []
     for path in sorted((tmp_path / "out/stacks").glob("*/cdk.tf.json")):
