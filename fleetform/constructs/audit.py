@@ -2,12 +2,12 @@
 every account with log-archive as delegated administrator, IAM Access Analyzer, and the log-archive
 side of AWS Config (its bucket, key and organization aggregator; ``constructs.aws_config``).
 
-Resources live in two accounts: the trail, the GuardDuty delegation and the analyzers in the
-management account (the scope's default provider), the trail bucket, its key, the access-log
-bucket, the GuardDuty administrator's detector and the AWS Config bucket, key and aggregator in the
-log-archive account (``log_archive``,
-an aliased provider of the same stack). One stack keeps the order right in one apply: the bucket
-policy before the trail, the delegation before the organization-wide GuardDuty settings.
+Resources live in two accounts: the trail, the GuardDuty and Config delegations and the analyzers
+in the management account (the scope's default provider), the trail bucket, its key, the
+access-log bucket, the GuardDuty administrator's detector and the AWS Config bucket, key and
+aggregator in the log-archive account (``log_archive``, an aliased provider of the same stack).
+One stack keeps the order right in one apply: the bucket policy before the trail, the delegations
+before the organization-wide GuardDuty settings and the Config aggregator.
 """
 
 from __future__ import annotations
