@@ -95,3 +95,33 @@ def slot_hostname(hostname: str, slot: str) -> str:
 
 # Route 53 delivers query logs only to CloudWatch Logs in us-east-1, whatever the zone's account region
 ROUTE53_QUERY_LOG_REGION = "us-east-1"
+
+# AWS Config (docs/organization.md#aws-config): every account's baseline records into one bucket in
+# the log-archive account (organization stack), so both sides derive the bucket and key from here.
+# "default" is the name the console and the provider use: an adopted account whose recorder and
+# delivery channel were made in the console is taken over in place (one of each per region).
+CONFIG_RECORDER = "default"
+CONFIG_DELIVERY_CHANNEL = "default"
+CONFIG_SERVICE = "config.amazonaws.com"
+# the aggregator's role in the log-archive account (organization stack)
+CONFIG_AGGREGATOR_ROLE = "fleetform-config-aggregator"
+
+
+def config_bucket(organization: str, log_archive_account_id: str) -> str:
+    """The central AWS Config bucket in the log-archive account (like the trail bucket's name)."""
+    return f"{organization}-config-{log_archive_account_id}"
+
+
+def config_key_alias(organization: str) -> str:
+    """The alias (without ``alias/``) of the Config bucket's KMS key, in the home region."""
+    return f"{organization}-config"
+
+
+def config_key_alias_arn(organization: str, home_region: str, log_archive_account_id: str) -> str:
+    """Delivery channels name the key by alias ARN (Config accepts one): no cross-stack reference."""
+    return f"arn:aws:kms:{home_region}:{log_archive_account_id}:alias/{config_key_alias(organization)}"
+
+
+def config_service_linked_role_arn(account_id: str) -> str:
+    """AWSServiceRoleForConfig: the role every configuration recorder uses, whoever created it."""
+    return f"arn:aws:iam::{account_id}:role/aws-service-role/{CONFIG_SERVICE}/AWSServiceRoleForConfig"

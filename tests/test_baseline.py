@@ -117,3 +117,89 @@ def test_first_apply_goes_through_organization_access_role(example_config, tmp_p
     management = json.loads((stacks / "management-baseline/cdk.tf.json").read_text())
     assert "assume_role" not in management["provider"]["aws"][0]  # no such role in the management account
     assert "variable" not in management
+
+
+# ------------------------------------------------------------------ AWS Config recorders
+
+HOME = "ap-northeast-1"
+CONFIG_BUCKET = "familyalbum-config-222222222222"  # naming.config_bucket: log-archive, made by the organization stack
+CONFIG_KEY = "arn:aws:kms:ap-northeast-1:222222222222:alias/familyalbum-config"
+
+
+def config_role(account_id: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"
+
+
+def by_region(body: dict, tf_type: str) -> dict[str, dict]:
+    instances = resources(body, tf_type).values()
+    regions = [i["region"] for i in instances]
+    assert len(regions) == len(set(regions)), f"more than one {tf_type} in a region: {regions}"
+    return {i["region"]: i for i in instances}
+
+
+def config_service_linked_roles(body: dict) -> list[dict]:
+    return [r for r in resources(body, "aws_iam_service_linked_role").values()
+            if r["aws_service_name"] == "config.amazonaws.com"]
+
+
+def test_config_recorder_in_every_allowed_region_of_every_account(stack_json, example_config):
+    for account in example_config.accounts:
+        body = stack_json(f"{account.name}-baseline")
+        recorders = by_region(body, "aws_config_configuration_recorder")
+        assert set(recorders) == REGIONS, account.name
+        for recorder in recorders.values():
+            assert recorder["name"] == "default"  # an adopted console-made recorder is taken over in place
+            assert recorder["role_arn"] == config_role(account.id)
+            assert recorder["recording_group"][0]["all_supported"] is True
+            assert recorder["recording_mode"] == [{"recording_frequency": "CONTINUOUS"}]
+        channels = by_region(body, "aws_config_delivery_channel")
+        assert set(channels) == REGIONS
+        for region, channel in channels.items():
+            assert channel["s3_bucket_name"] == CONFIG_BUCKET
+            assert channel["s3_kms_key_arn"] == CONFIG_KEY
+            assert channel["snapshot_delivery_properties"] == [{"delivery_frequency": "TwentyFour_Hours"}]
+            # PutDeliveryChannel needs the region's recorder
+            assert channel["depends_on"] == [f"aws_config_configuration_recorder.baseline_config_recorder-{region}"]
+        statuses = by_region(body, "aws_config_configuration_recorder_status")
+        assert set(statuses) == REGIONS
+        for region, status in statuses.items():
+            assert status["is_enabled"] is True
+            assert status["name"] == f"${{aws_config_configuration_recorder.baseline_config_recorder-{region}.name}}"
+            assert status["depends_on"] == [f"aws_config_delivery_channel.baseline_config_delivery-channel-{region}"]
+
+
+def test_global_resource_types_recorded_only_in_the_home_region(stack_json, example_config):
+    for account in example_config.accounts:
+        recorders = by_region(stack_json(f"{account.name}-baseline"), "aws_config_configuration_recorder")
+        recording_global = {region for region, r in recorders.items()
+                            if r["recording_group"][0]["include_global_resource_types"]}
+        assert recording_global == {HOME}, account.name
+        # the other regions say why checkov's "record global types" check does not apply to them
+        for region in REGIONS - {HOME}:
+            assert any(s.startswith("checkov:skip=CKV2_AWS_48:") for s in recorders[region]["//"]["checkov_skip"])
+
+
+def test_config_service_linked_role_is_created_before_the_recorders(stack_json):
+    body = stack_json("dev-baseline")
+    (role,) = config_service_linked_roles(body)
+    assert "custom_suffix" not in role  # Config does not take one: the role is AWSServiceRoleForConfig
+    for recorder in resources(body, "aws_config_configuration_recorder").values():
+        assert recorder["depends_on"] == ["aws_iam_service_linked_role.baseline_config_service-linked-role"]
+
+
+def test_existing_service_linked_role_is_used_not_created(accounts_copy, tmp_path):
+    org = accounts_copy / "organization.yaml"
+    text = org.read_text()
+    assert "existing_service_linked_role: []" in text and "snapshot_frequency: TwentyFour_Hours" in text
+    org.write_text(text.replace("existing_service_linked_role: []", "existing_service_linked_role: [stg]")
+                   .replace("snapshot_frequency: TwentyFour_Hours", "snapshot_frequency: Six_Hours"))
+    synth(load_config(accounts_copy), tmp_path / "out")
+    stg = json.loads((tmp_path / "out/stacks/stg-baseline/cdk.tf.json").read_text())
+    assert config_service_linked_roles(stg) == []  # never created, so never deleted by fleetform either
+    for recorder in resources(stg, "aws_config_configuration_recorder").values():
+        assert recorder["role_arn"] == config_role("444444444444")
+        assert "depends_on" not in recorder
+    assert {c["snapshot_delivery_properties"][0]["delivery_frequency"]
+            for c in resources(stg, "aws_config_delivery_channel").values()} == {"Six_Hours"}
+    prod = json.loads((tmp_path / "out/stacks/prod-baseline/cdk.tf.json").read_text())
+    assert len(config_service_linked_roles(prod)) == 1

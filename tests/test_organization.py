@@ -267,6 +267,12 @@ SCPS = "    - {name: require-imdsv2, library: require-imdsv2, targets: [Workload
     ("stg.yaml", "aws+stg@familyalbum.example", "AWS+prod@familyalbum.example", "account.email", "already used"),
     ("stg.yaml", "ou: Workloads/NonProd", "ou: Staging", "account.ou", "unknown OU 'Staging'"),
     ("log-archive.yaml", "  ou: Security\n", "", "account.ou", "required for every account but the management"),
+    ("organization.yaml", "existing_service_linked_role: []", "existing_service_linked_role: [prod, qa]",
+     "organization.aws_config.existing_service_linked_role.1", "no account named 'qa'"),
+    ("organization.yaml", "    enabled: true", "    enable: true", "organization.aws_config.enable",
+     "did you mean 'enabled'"),
+    ("organization.yaml", "snapshot_frequency: TwentyFour_Hours", "snapshot_frequency: Daily",
+     "organization.aws_config.snapshot_frequency", "'TwentyFour_Hours'"),
 ])
 def test_organization_validation_errors_exit_2(accounts_copy, file, old, new, path, message):
     edit(accounts_copy / file, old, new)
@@ -310,3 +316,120 @@ def test_too_many_scps_on_one_target_exits_2(accounts_copy):
     assert result.exit_code == 2, result.output
     assert "organization.scps.2.targets.1: Workloads would have 6 SCPs attached, AWS allows 5" in result.output
     assert "Workloads/Prod would have" not in result.output  # FullAWSAccess + 3: within the quota
+
+
+# ------------------------------------------------------------------ AWS Config: bucket, key, aggregator
+
+CONFIG = "audit_log-archive_config_"
+ALL_ACCOUNTS = ["111111111111", "222222222222", "333333333333", "444444444444", "555555555555"]
+
+
+def test_config_bucket_in_log_archive_for_the_organization_only(org):
+    bucket = resources(org, "aws_s3_bucket")[f"{CONFIG}bucket_bucket"]
+    assert bucket["bucket"] == f"familyalbum-config-{LOG_ARCHIVE}"  # fleetform.naming.config_bucket
+    assert bucket["provider"] == "aws.log_archive"
+    assert bucket["lifecycle"]["prevent_destroy"] is True
+    bucket_policy = json.loads(resources(org, "aws_s3_bucket_policy")[f"{CONFIG}bucket_policy"]["policy"])
+    statements = {s["Sid"]: s for s in bucket_policy["Statement"]}
+    assert statements["DenyInsecureTransport"]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    allows = [s for s in bucket_policy["Statement"] if s["Effect"] == "Allow"]
+    assert {s["Sid"] for s in allows} == {"ConfigChecksBucketAcl", "ConfigChecksBucketExists", "ConfigDelivers"}
+    for statement in allows:  # Config's service principal, and only on behalf of the organization's accounts
+        assert statement["Principal"] == {"Service": "config.amazonaws.com"}
+        assert statement["Condition"]["StringEquals"]["aws:SourceAccount"] == ALL_ACCOUNTS
+    arn = f"arn:aws:s3:::familyalbum-config-{LOG_ARCHIVE}"
+    deliver = statements["ConfigDelivers"]
+    assert deliver["Action"] == "s3:PutObject"
+    assert deliver["Resource"] == [f"{arn}/AWSLogs/{a}/Config/*" for a in ALL_ACCOUNTS]
+    assert deliver["Condition"]["StringEquals"]["s3:x-amz-acl"] == "bucket-owner-full-control"
+    assert statements["ConfigChecksBucketAcl"]["Resource"] == arn
+    encryption = resources(org, "aws_s3_bucket_server_side_encryption_configuration")[f"{CONFIG}bucket_encryption"]
+    default = encryption["rule"][0]["apply_server_side_encryption_by_default"][0]
+    assert default == {"sse_algorithm": "aws:kms", "kms_master_key_id": f"${{aws_kms_key.{CONFIG}key_key.arn}}"}
+    assert resources(org, "aws_s3_bucket_versioning")[f"{CONFIG}bucket_versioning"][
+        "versioning_configuration"] == [{"status": "Enabled"}]
+    rules = resources(org, "aws_s3_bucket_lifecycle_configuration")[f"{CONFIG}bucket_lifecycle"]["rule"]
+    assert any(r.get("transition", [{}])[0].get("storage_class") == "STANDARD_IA" for r in rules)
+    assert not any("expiration" in r for r in rules)  # current versions are kept, as the trail's
+    logging = resources(org, "aws_s3_bucket_logging")[f"{CONFIG}bucket_logging"]
+    assert logging["target_bucket"] == "${aws_s3_bucket.audit_log-archive_access-logs.id}"
+    key = resources(org, "aws_kms_key")[f"{CONFIG}key_key"]
+    assert key["enable_key_rotation"] is True and key["provider"] == "aws.log_archive"
+    encrypt = next(s for s in json.loads(key["policy"])["Statement"] if s["Sid"] == "ConfigEncryptsDeliveries")
+    assert encrypt["Principal"] == {"Service": "config.amazonaws.com"}
+    assert encrypt["Condition"] == {"StringEquals": {"aws:SourceAccount": ALL_ACCOUNTS}}
+
+
+def test_baselines_deliver_to_the_bucket_and_key_this_stack_makes(org, stack_json, example_config):
+    """The baselines name the bucket and key without a cross-stack reference: both sides must agree."""
+    bucket = resources(org, "aws_s3_bucket")[f"{CONFIG}bucket_bucket"]["bucket"]
+    alias = resources(org, "aws_kms_alias")[f"{CONFIG}key_alias"]["name"]
+    key_arn = f"arn:aws:kms:ap-northeast-1:{LOG_ARCHIVE}:{alias}"  # the log-archive provider's region
+    assert next(p for p in org["provider"]["aws"] if p.get("alias") == "log_archive")["region"] == "ap-northeast-1"
+    for account in example_config.accounts:
+        baseline = stack_json(f"{account.name}-baseline")
+        for channel in resources(baseline, "aws_config_delivery_channel").values():
+            assert (channel["s3_bucket_name"], channel["s3_kms_key_arn"]) == (bucket, key_arn)
+        assert "data" not in baseline or "terraform_remote_state" not in baseline["data"]
+
+
+def test_config_aggregator_in_log_archive_as_delegated_administrator(org):
+    (organization,) = resources(org, "aws_organizations_organization").values()
+    assert {"config.amazonaws.com", "config-multiaccountsetup.amazonaws.com"} <= \
+        set(organization["aws_service_access_principals"])
+    admins = resources(org, "aws_organizations_delegated_administrator")
+    config_admins = {a["service_principal"]: (key, a) for key, a in admins.items() if key.startswith("audit_config")}
+    assert set(config_admins) == {"config.amazonaws.com", "config-multiaccountsetup.amazonaws.com"}
+    for _, admin in config_admins.values():
+        assert admin["account_id"] == LOG_ARCHIVE
+        assert "provider" not in admin  # the management account delegates
+        assert admin["depends_on"] == ["aws_organizations_organization.org_organization"]
+    (aggregator,) = resources(org, "aws_config_configuration_aggregator").values()
+    assert aggregator["provider"] == "aws.log_archive" and aggregator["region"] == "ap-northeast-1"
+    (source,) = aggregator["organization_aggregation_source"]
+    assert source == {"regions": ["ap-northeast-1", "us-east-1"],
+                      "role_arn": f"${{aws_iam_role.{CONFIG}aggregator-role.arn}}"}
+    assert {f"aws_organizations_delegated_administrator.{key}" for key, _ in config_admins.values()} <= \
+        set(aggregator["depends_on"])
+    role = resources(org, "aws_iam_role")[f"{CONFIG}aggregator-role"]
+    assert role["name"] == "fleetform-config-aggregator"  # fleetform-*: the protect-fleetform SCP covers it
+    (trust,) = json.loads(role["assume_role_policy"])["Statement"]
+    assert trust["Principal"] == {"Service": "config.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": LOG_ARCHIVE}}
+    attachment = resources(org, "aws_iam_role_policy_attachment")[f"{CONFIG}aggregator-policy"]
+    assert attachment["policy_arn"] == "arn:aws:iam::aws:policy/service-role/AWSConfigRoleForOrganizations"
+
+
+def test_a_new_account_may_deliver_to_the_config_bucket(accounts_copy, tmp_path):
+    (accounts_copy / "qa.yaml").write_text(
+        'account: {name: qa, id: "666666666666", email: aws+qa@familyalbum.example, ou: Workloads/NonProd}\n')
+    synth(load_config(accounts_copy), tmp_path / "out")
+    body = json.loads((tmp_path / "out/stacks/organization/cdk.tf.json").read_text())
+    bucket_policy = json.loads(resources(body, "aws_s3_bucket_policy")[f"{CONFIG}bucket_policy"]["policy"])
+    deliver = next(s for s in bucket_policy["Statement"] if s.get("Sid") == "ConfigDelivers")
+    assert "666666666666" in deliver["Condition"]["StringEquals"]["aws:SourceAccount"]
+    assert f"arn:aws:s3:::familyalbum-config-{LOG_ARCHIVE}/AWSLogs/666666666666/Config/*" in deliver["Resource"]
+    qa = json.loads((tmp_path / "out/stacks/qa-baseline/cdk.tf.json").read_text())
+    assert {r["region"] for r in resources(qa, "aws_config_configuration_recorder").values()} == \
+        {"ap-northeast-1", "us-east-1"}
+
+
+def test_opt_out_removes_all_of_aws_config(accounts_copy, tmp_path):
+    edit(accounts_copy / "organization.yaml", "    enabled: true ", "    enabled: false ")
+    synth(load_config(accounts_copy), tmp_path / "out")
+    leftovers = []
+    for path in sorted((tmp_path / "out/stacks").glob("*/cdk.tf.json")):
+        body = json.loads(path.read_text())
+        for tf_type, instances in body.get("resource", {}).items():
+            for name, resource in instances.items():
+                if tf_type.startswith("aws_config_") or "config" in name.split("_") or \
+                        resource.get("aws_service_name") == "config.amazonaws.com" or \
+                        resource.get("service_principal", "").startswith("config"):
+                    leftovers.append(f"{path.parent.name}: {tf_type}.{name}")
+        leftovers += [f"{path.parent.name}: {json.dumps(resource)[:80]}"
+                      for instances in body.get("resource", {}).values()
+                      for resource in instances.values() if "familyalbum-config" in json.dumps(resource)]
+    assert leftovers == []
+    # the trail, GuardDuty and the trusted access stay
+    body = json.loads((tmp_path / "out/stacks/organization/cdk.tf.json").read_text())
+    assert resources(body, "aws_cloudtrail") and resources(body, "aws_guardduty_detector")

@@ -102,6 +102,10 @@ def _organization(config: FleetConfig, partial: bool) -> Iterator[Problem]:
             problem = _policy_file_problem(Path(config.directory) / scp.file)
             if problem:
                 yield Problem(org_file, f"organization.scps.{i}.file", problem)
+    for i, name in enumerate(org.aws_config.existing_service_linked_role):
+        if names and name not in names:
+            yield Problem(org_file, f"organization.aws_config.existing_service_linked_role.{i}",
+                          f"no account named {name!r} (accounts: {', '.join(sorted(names))})")
     if org.break_glass_principal and not IAM_ARN.match(org.break_glass_principal):
         yield Problem(org_file, "organization.break_glass_principal",
                       f"{org.break_glass_principal!r} is not an IAM role, user or root ARN")

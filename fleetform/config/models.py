@@ -86,6 +86,21 @@ class PipelineConfig(Strict):
     plan_shards: Annotated[int, Field(ge=1, le=16)] = 4
 
 
+SnapshotFrequency = Literal["One_Hour", "Three_Hours", "Six_Hours", "Twelve_Hours", "TwentyFour_Hours"]
+
+
+class AwsConfigConfig(Strict):
+    """AWS Config in every account and allowed region, into one bucket in the log-archive account,
+    with an organization aggregator there (docs/organization.md#aws-config)."""
+
+    enabled: bool = Field(True, description="false removes the recorders, the bucket, the key and the aggregator")
+    snapshot_frequency: SnapshotFrequency = Field(
+        "TwentyFour_Hours", description="how often each recorder delivers a configuration snapshot to the bucket")
+    existing_service_linked_role: list[str] = Field(
+        default_factory=list, description="accounts (by name) that already have AWSServiceRoleForConfig: "
+        "fleetform uses that role there and never creates or deletes it")
+
+
 class OrganizationConfig(Strict):
     name: Annotated[str, Field(pattern=NAME)]
     home_region: str
@@ -102,6 +117,7 @@ class OrganizationConfig(Strict):
     )
     scps: list[ScpConfig] = Field(default_factory=list)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
+    aws_config: AwsConfigConfig = Field(default_factory=AwsConfigConfig)
 
     @field_validator("organizational_units")
     @classmethod

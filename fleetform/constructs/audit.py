@@ -1,11 +1,13 @@
 """Organization-wide audit: the organization CloudTrail into the log-archive account, GuardDuty for
-every account with log-archive as delegated administrator, and IAM Access Analyzer.
+every account with log-archive as delegated administrator, IAM Access Analyzer, and the log-archive
+side of AWS Config (its bucket, key and organization aggregator; ``constructs.aws_config``).
 
-Resources live in two accounts: the trail, the GuardDuty delegation and the analyzers in the
-management account (the scope's default provider), the trail bucket, its key, the access-log
-bucket and the GuardDuty administrator's detector in the log-archive account (``log_archive``,
-an aliased provider of the same stack). One stack keeps the order right in one apply: the bucket
-policy before the trail, the delegation before the organization-wide GuardDuty settings.
+Resources live in two accounts: the trail, the GuardDuty and Config delegations and the analyzers
+in the management account (the scope's default provider), the trail bucket, its key, the
+access-log bucket, the GuardDuty administrator's detector and the AWS Config bucket, key and
+aggregator in the log-archive account (``log_archive``, an aliased provider of the same stack).
+One stack keeps the order right in one apply: the bucket policy before the trail, the delegations
+before the organization-wide GuardDuty settings and the Config aggregator.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fleetform.constructs.aws_config import ConfigArchive, ConfigArchiveProps, config_delegations
 from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.engine import AwsProvider, Construct, Dependable, Resource, StackDocument, policy_json
@@ -32,6 +35,7 @@ class AuditProps:
     regions: Sequence[str]  # GuardDuty and Access Analyzer run in each
     organization_id: str  # reference to the organization's id (the trail writes under AWSLogs/<org id>/)
     data_event_buckets: Sequence[str] = ()  # S3 buckets whose object access the trail records (the state)
+    config: ConfigArchiveProps | None = None  # AWS Config's bucket and aggregator; None: no AWS Config
 
     @property
     def trail_name(self) -> str:
@@ -52,7 +56,7 @@ class AuditProps:
 
 class OrganizationAudit(Construct):
     """Attributes: ``trail``, ``trail_bucket``, ``trail_key``, ``access_logs``, ``detectors`` (region -> resource
-    in log-archive), ``analyzers`` (region -> resource)."""
+    in log-archive), ``analyzers`` (region -> resource), ``config`` (a ConfigArchive, or None)."""
 
     def __init__(self, scope: Construct, id: str, props: AuditProps, *, log_archive: AwsProvider,
                  organization: Dependable) -> None:
@@ -71,6 +75,11 @@ class OrganizationAudit(Construct):
             access_log_bucket=self.access_logs.id_ref,  # a reference: the access-log bucket comes first
             prevent_destroy=True,
         ))
+        self.config: ConfigArchive | None = None
+        if props.config is not None:
+            delegations = config_delegations(self, props.log_archive_account_id, organization)  # management
+            self.config = ConfigArchive(archive, "config", props.config, access_log_bucket=self.access_logs.id_ref,
+                                        delegations=delegations)
         self.detectors: dict[str, Resource] = {}
         for region in props.regions:
             self.detectors[region] = Resource(archive, f"guardduty-{region}", "aws_guardduty_detector",

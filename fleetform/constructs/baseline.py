@@ -1,5 +1,6 @@
 """The baseline every account gets: fleetform's own roles, encryption and public-access defaults,
-a strict password policy and a monthly budget.
+a strict password policy, AWS Config recorders (unless the organization opted out) and a monthly
+budget.
 
 ``fleetform-plan`` (read-only) and ``fleetform-apply`` (administrator) trust only the pipeline's
 CodeBuild roles in the pipeline account, plan to plan and apply to apply, plus the optional
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fleetform.constructs.aws_config import ConfigRecorderProps, ConfigRecorders
 from fleetform.engine import Construct, Resource, policy_json
 from fleetform.naming import ACCOUNT_APPLY_ROLE, ACCOUNT_PLAN_ROLE, PIPELINE_APPLY_ROLE, PIPELINE_PLAN_ROLE, role_arn
 
@@ -43,6 +45,7 @@ class BaselineProps:
     break_glass_principal: str | None = None
     budget: BudgetProps | None = None
     max_session_seconds: int = 3600
+    config: ConfigRecorderProps | None = None  # AWS Config recorders; None: the organization opted out
 
 
 def trust_policy(pipeline_role_arn: str, break_glass_principal: str | None) -> str:
@@ -63,13 +66,14 @@ TRUST_SKIP = {"CKV_AWS_61": "the account is the principal so IAM accepts the pol
 
 
 class AccountBaseline(Construct):
-    """Attributes: ``plan_role``, ``apply_role``, ``budget`` (or None)."""
+    """Attributes: ``plan_role``, ``apply_role``, ``config`` (ConfigRecorders or None), ``budget`` (or None)."""
 
     def __init__(self, scope: Construct, id: str, props: BaselineProps) -> None:
         super().__init__(scope, id)
         self.props = props
         self._roles(props)
         self._account_defaults(props)
+        self.config = ConfigRecorders(self, "config", props.config) if props.config else None
         self.budget = self._budget(props) if props.budget else None
 
     def _roles(self, props: BaselineProps) -> None:

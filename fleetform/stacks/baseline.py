@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 
-from fleetform.config.models import FleetConfig
+from fleetform.config.models import Account, FleetConfig
+from fleetform.constructs.aws_config import ConfigRecorderProps
 from fleetform.constructs.baseline import AccountBaseline, BaselineProps, BudgetProps
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
@@ -19,6 +20,8 @@ from fleetform.naming import (
     ORGANIZATION_ACCESS_ROLE,
     ORGANIZATION_STACK,
     baseline_stack,
+    config_bucket,
+    config_key_alias_arn,
 )
 from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.context import FleetApp
@@ -52,5 +55,23 @@ def build(fleet: FleetApp) -> None:
             pipeline_account_id=pipeline_account,
             break_glass_principal=org.break_glass_principal,
             budget=BudgetProps(budget.monthly_usd, budget.alert_email, budget.threshold_percent) if budget else None,
+            config=config_recorder_props(config, account),
         ))
         fleet.add(stack, depends_on=[BOOTSTRAP_STACK, ORGANIZATION_STACK])
+
+
+def config_recorder_props(config: FleetConfig, account: Account) -> ConfigRecorderProps | None:
+    """AWS Config for ``account`` (organization.aws_config), delivering to the log-archive bucket."""
+    org = config.organization
+    if not org.aws_config.enabled:
+        return None
+    log_archive = config.account(org.log_archive_account).id
+    return ConfigRecorderProps(
+        account_id=account.id,
+        regions=org.allowed_regions,
+        home_region=org.home_region,
+        bucket=config_bucket(org.name, log_archive),
+        kms_key_arn=config_key_alias_arn(org.name, org.home_region, log_archive),
+        snapshot_frequency=org.aws_config.snapshot_frequency,
+        create_service_linked_role=account.name not in org.aws_config.existing_service_linked_role,
+    )

@@ -1,6 +1,7 @@
 """The organization stack (management account): the organization, OUs, accounts, SCPs and audit.
 
-The log-archive account's part of the audit (trail bucket, key, GuardDuty administrator) is in
+The log-archive account's part of the audit (trail bucket, key, GuardDuty administrator, the AWS
+Config bucket, key and aggregator) is in
 this stack too, through a second, aliased provider: one Terraform graph orders the bucket policy
 before the trail and the GuardDuty delegation before the organization-wide GuardDuty settings,
 which separate stacks could only do with a cycle or a third stack (docs/organization.md).
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from fleetform.config.models import FleetConfig, ScpConfig
 from fleetform.constructs.audit import AuditProps, OrganizationAudit
+from fleetform.constructs.aws_config import ConfigArchiveProps
 from fleetform.constructs.organization import MemberAccount, Organization, OrganizationProps
 from fleetform.constructs.scp import ScpProps, ServiceControlPolicy
 from fleetform.constructs.scp_library import BUILTIN, LIBRARY, GuardrailContext
@@ -65,6 +67,13 @@ def build(fleet: FleetApp) -> None:
         regions=org.allowed_regions,
         organization_id=organization.organization_id,
         data_event_buckets=[org.state.bucket],
+        config=ConfigArchiveProps(
+            organization_name=org.name,
+            log_archive_account_id=log_archive_id,
+            home_region=org.home_region,
+            regions=org.allowed_regions,
+            account_ids=[a.id for a in config.accounts],
+        ) if org.aws_config.enabled else None,
     ), log_archive=log_archive, organization=organization.organization)
     fleet.add(stack, depends_on=[BOOTSTRAP_STACK])
 
