@@ -89,10 +89,12 @@ def test_an_expression_across_stacks_is_refused_with_both_stacks_named(app, exam
     network = _stack(app, "network", example_config)
     cluster = _stack(app, "cluster", example_config)
     zones = DataSource(network, "azs", "aws_availability_zones")
-    Resource(cluster, "subnet", "aws_subnet", availability_zone=f"${{element({zones.expr('names')}, 0)}}")
     with pytest.raises(CrossStackExpressionError, match=r"data.aws_availability_zones.azs of stack 'network', "
                                                         r"used in stack 'cluster'"):
-        StackDocument.of(cluster).to_terraform()
+        Resource(cluster, "subnet", "aws_subnet", availability_zone=f"${{element({zones.expr('names')}, 0)}}")
+    with pytest.raises(CrossStackExpressionError, match="cluster/sg: depends_on data.aws_availability_zones.azs "
+                                                        "of stack 'network'"):
+        Resource(cluster, "sg", "aws_security_group", depends_on=[zones])
 
 
 def test_meta_arguments_providers_variables_locals_and_outputs(app, tmp_path, example_config):
@@ -153,36 +155,40 @@ def test_names_must_be_unique_in_their_scope(app, example_config):
 def test_a_resource_where_a_reference_belongs_is_refused(app):
     stack = TerraformStack(app, "s")
     vpc = Resource(stack, "vpc", "aws_vpc", cidr_block="10.0.0.0/16")
-    Resource(stack, "subnet", "aws_subnet", vpc_id=vpc, cidr_block="10.0.0.0/24")
     with pytest.raises(TypeError, match=r"aws_vpc.vpc: pass a reference \(.attr\(...\), .ref\), not the object"):
-        StackDocument.of(stack).to_terraform()
+        Resource(stack, "subnet", "aws_subnet", vpc_id=vpc, cidr_block="10.0.0.0/24")
 
 
 def test_depends_on_takes_resources_or_addresses_only(app):
     stack = TerraformStack(app, "s")
-    Resource(stack, "vpc", "aws_vpc", cidr_block="10.0.0.0/16", depends_on=[42])  # type: ignore[list-item]
-    with pytest.raises(TypeError, match="depends_on takes fleetform resources or addresses, not int"):
-        StackDocument.of(stack).to_terraform()
+    with pytest.raises(TypeError, match="s/vpc: depends_on takes fleetform resources or addresses, not int"):
+        Resource(stack, "vpc", "aws_vpc", cidr_block="10.0.0.0/16", depends_on=[42])  # type: ignore[list-item]
 
 
 def test_a_stack_without_a_known_backend_cannot_be_referred_to(app):
     plain = TerraformStack(app, "plain")
     other = TerraformStack(app, "other")
     vpc = Resource(plain, "vpc", "aws_vpc", cidr_block="10.0.0.0/16")
-    Resource(other, "sg", "aws_security_group", vpc_id=vpc.id_ref)
     with pytest.raises(CrossStackExpressionError, match="stack 'plain' is referred to from another stack"):
-        StackDocument.of(other).to_terraform()
+        Resource(other, "sg", "aws_security_group", vpc_id=vpc.id_ref)
 
 
-def test_the_cores_preparing_pass_gets_nothing_but_the_wiring_is_done(app, example_config):
+def test_a_reference_is_wired_when_it_is_made(app, example_config):
+    """The owner's output exists as soon as the consumer refers to it, so it is written whichever
+    stack the core synthesizes first."""
     network = _stack(app, "network", example_config)
     cluster = _stack(app, "cluster", example_config)
     vpc = Resource(network, "vpc", "aws_vpc", cidr_block="10.0.0.0/16")
+    assert "output" not in StackDocument.of(network).to_terraform()
     Resource(cluster, "sg", "aws_security_group", vpc_id=vpc.id_ref)
-    consumer, owner = StackDocument.of(cluster), StackDocument.of(network)
-    with consumer.preparing():
-        assert consumer.to_terraform() == {}
-    # what the pass registered: the owner's output, so it is there whichever stack synthesizes first
-    assert owner.to_terraform()["output"] == {
+    assert StackDocument.of(network).to_terraform()["output"] == {
         "cross-stack-output-aws_vpc_vpc_id": {"sensitive": True, "value": "${aws_vpc.vpc.id}"}}
-    assert "aws_security_group" in consumer.to_terraform()["resource"]
+
+
+def test_an_attribute_changed_after_the_fact_is_caught_before_it_is_written(app, tmp_path):
+    stack = TerraformStack(app, "s")
+    vpc = Resource(stack, "vpc", "aws_vpc", cidr_block="10.0.0.0/16")
+    subnet = Resource(stack, "subnet", "aws_subnet", cidr_block="10.0.0.0/24")
+    subnet.attributes["vpc_id"] = vpc.id_ref  # bypasses resolution
+    with pytest.raises(Exception, match="stack 's' holds a reference that was never resolved"):
+        app.synth()

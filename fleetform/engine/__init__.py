@@ -18,7 +18,6 @@ from fleetform.engine.document import (
     logical_id_for_path,
     output,
     readable_logical_id,
-    resolve,
 )
 from fleetform.engine.resource import (
     AWS_PROVIDER_CONSTRAINT,
@@ -32,5 +31,5 @@ from fleetform.engine.resource import (
 __all__ = [
     "AWS_PROVIDER_CONSTRAINT", "AwsProvider", "Block", "Construct", "CrossStackExpressionError", "DataSource",
     "Dependable", "Local", "Provider", "Resource", "Scope", "StackDocument", "Variable", "add_check_skips",
-    "logical_id_for_path", "output", "policy_json", "readable_logical_id", "resolve",
+    "logical_id_for_path", "output", "policy_json", "readable_logical_id",
 ]

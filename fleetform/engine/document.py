@@ -1,41 +1,42 @@
-"""A stack's Terraform document, built in Python and handed to the cdktn core as one element.
+"""A stack's Terraform document, built in Python and written next to what the cdktn core writes.
 
-Resources, data sources, constructs and outputs are plain Python objects. Each stack gives all
-of them to the core as ONE element (``StackDocument``); the App, the stacks, their backends and
-providers stay cdktn constructs, and the core still writes ``cdktf.out/`` and its manifest.
-Why: a jsii round trip costs about 0.6 ms, and a resource made through the core used to cost
-eight of them (docs/decisions/0004-one-element-per-stack.md).
+Resources, data sources, providers, variables, locals, outputs and constructs are plain Python
+objects collected per stack in a ``StackDocument``. The App, the stacks and their backends stay
+cdktn constructs, and the core still synthesizes each stack (validations, annotations, backend,
+``cdktf.out/`` and the manifest with stack dependencies); the stack's synthesizer then merges the
+document into the same ``cdk.tf.json`` (``fleetform.engine.synthesizer``). Why: a jsii round trip
+costs about 0.6 ms, and a resource made through the core cost eight of them; passing the
+documents through jsii instead cost a third of the synth (docs/decisions/0004-one-element-per-stack.md).
 
-References are strings with a placeholder for the resource (``${__ffr12__.arn}``), resolved
-when the stack is synthesized: to ``${aws_x.name.arn}`` in the resource's own stack, and in any
-other stack to remote state, exactly as the core does it: an output ``cross-stack-output-...``
-in the owning stack, a ``terraform_remote_state`` ``cross-stack-reference-input-<stack>`` in the
-consuming one, and a dependency between the two stacks in the manifest.
+References are strings with a placeholder for their target (``${__ffr12__.arn}``), resolved when
+the object that holds them is made (its stack is known then): to ``${aws_x.name.arn}`` in the
+target's own stack; in any other stack to remote state, exactly as the core does it: a sensitive
+output ``cross-stack-output-<expression>`` in the owning stack, a ``terraform_remote_state``
+``cross-stack-reference-input-<stack>`` in the consuming one, and a dependency between the two
+stacks in the manifest.
 """
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import re
 import weakref
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from cdktn import TerraformElement, TerraformStack
+from cdktn import TerraformStack
 from constructs import Construct as CoreConstruct
 
 # a reference is "${__ffr<serial>__.<attribute path>}"; an expression may hold "__ffr<serial>__.<path>"
 _PLACEHOLDER = re.compile(r"__ffr(\d+)__")
 _WHOLE_REFERENCE = re.compile(r"\$\{__ffr(\d+)__((?:\.[A-Za-z0-9_\-\[\]\*\"]+)*)\}")
+PLACEHOLDER_MARK = "__ffr"
 _serials = itertools.count(1)
 _BY_SERIAL: weakref.WeakValueDictionary[int, Addressable] = weakref.WeakValueDictionary()
 
-Resolver = Callable[[Any], Any]
-
 
 class CrossStackExpressionError(ValueError):
-    """A reference to another stack's resource inside a larger Terraform expression."""
+    """A reference to another stack that cannot travel through remote state."""
 
 
 def clean(value: Any) -> Any:
@@ -68,18 +69,14 @@ Scope = Construct | CoreConstruct
 
 
 class Addressable:
-    """Something other Terraform can refer to by an address (``aws_x.name``, ``var.x``, ``local.x``).
-
-    References to it are strings with a placeholder (``${__ffr12__.arn}``) that the document of
-    the stack they end up in resolves (see the module's docstring).
-    """
+    """Something other Terraform can refer to by an address (``aws_x.name``, ``var.x``, ``local.x``)."""
 
     def __init__(self, document: StackDocument, address: str) -> None:
         self.document = document
         self.address = address
         document.members.append(self)  # references find it by serial (weakly): the document keeps it
         serial = next(_serials)
-        self._placeholder = f"__ffr{serial}__"
+        self._placeholder = f"{PLACEHOLDER_MARK}{serial}__"
         _BY_SERIAL[serial] = self
 
     @property
@@ -95,7 +92,7 @@ class Variable(Addressable):
         document = StackDocument.of(stack)
         _claim(stack, name)
         super().__init__(document, f"var.{name}")
-        document.add_section_entry("variable", name, clean(body))
+        document.add_section_entry("variable", name, document.resolve(clean(body)))
 
 
 class Local(Addressable):
@@ -106,7 +103,7 @@ class Local(Addressable):
         name = readable_logical_id(scope, id)
         document = StackDocument.of(scope)
         super().__init__(document, f"local.{name}")
-        document.add_section_entry("locals", name, expression)
+        document.add_section_entry("locals", name, document.resolve(expression))
 
 
 class Provider:
@@ -119,20 +116,24 @@ class Provider:
         self.source = source
         self.version = version
         self.alias = alias
-        self.attributes = clean(attributes)
         self.document = StackDocument.of(scope)
+        self.attributes = self.document.resolve(clean(attributes))
         self.document.add_provider(self)
 
     @property
     def address(self) -> str:
         return f"{self.terraform_type}.{self.alias}" if self.alias else self.terraform_type
 
-    def to_terraform(self, resolve: Resolver) -> dict[str, Any]:
-        return {**({"alias": self.alias} if self.alias else {}), **resolve(self.attributes)}
+    def to_terraform(self) -> dict[str, Any]:
+        return {**({"alias": self.alias} if self.alias else {}), **self.attributes}
 
 
 class Block(Addressable):
-    """A resource or data source: an address in a stack, its arguments and meta-arguments."""
+    """A resource or data source: an address in a stack, its arguments and meta-arguments.
+
+    Arguments are resolved when given (the constructor, ``add_override``); change them through
+    those, not by editing ``attributes`` afterwards.
+    """
 
     section: ClassVar[str]  # "resource" or "data"
 
@@ -145,9 +146,9 @@ class Block(Addressable):
         self.logical_id = logical_id_for_path(self.path)
         prefix = "data." if self.section == "data" else ""
         super().__init__(StackDocument.of(scope), f"{prefix}{terraform_type}.{self.logical_id}")
-        self.depends_on: list[Dependable] = list(depends_on or ())
+        self.depends_on = [self._dependency_address(d) for d in depends_on or ()]
         self.provider = provider
-        self.attributes: dict[str, Any] = clean(attributes)
+        self.attributes: dict[str, Any] = self.document.resolve(clean(attributes))
         self.overrides: dict[str, Any] = {}
         self.document.add(self)
 
@@ -175,49 +176,61 @@ class Block(Addressable):
 
     def add_override(self, path: str, value: Any) -> None:
         """Set a raw key of the emitted block, e.g. ``for_each`` or ``//.checkov_skip``."""
-        self.overrides[path] = value
+        self.overrides[path] = self.document.resolve(value)
 
-    def to_terraform(self, resolve: Resolver) -> dict[str, Any]:
+    def to_terraform(self) -> dict[str, Any]:
         body: dict[str, Any] = {"//": {"metadata": {"path": self.path, "uniqueId": self.logical_id}}}
-        body.update(resolve(self.attributes))
+        body.update(self.attributes)
         if self.depends_on:
-            body["depends_on"] = [_dependency_address(d) for d in self.depends_on]
+            body["depends_on"] = list(self.depends_on)
         if self.provider is not None:
             body["provider"] = self.provider.address
-        body.update(self.meta_arguments(resolve))
+        body.update(self.meta_arguments())
         for path, value in self.overrides.items():
-            _set_path(body, path.split("."), resolve(value))
+            _set_path(body, path.split("."), value)
         return body
 
-    def meta_arguments(self, resolve: Resolver) -> dict[str, Any]:
+    def meta_arguments(self) -> dict[str, Any]:
         return {}
 
     def import_block(self) -> dict[str, Any] | None:
         return None
 
+    def _dependency_address(self, dependency: Dependable) -> str:
+        if isinstance(dependency, str):
+            return dependency
+        if not isinstance(dependency, Block):
+            raise TypeError(f"{self.path}: depends_on takes fleetform resources or addresses, "
+                            f"not {type(dependency).__name__}")
+        if dependency.document is not self.document:
+            raise CrossStackExpressionError(
+                f"{self.path}: depends_on {dependency.address} of stack {dependency.document.name!r}: "
+                f"Terraform orders only within a stack; a reference to it orders the stacks")
+        return dependency.address
+
 
 Dependable = Block | str
 
 
-class StackDocument(TerraformElement):
-    """The one core element that carries a stack's resources, data sources and outputs."""
-
-    ID = "fleetform-document"
+class StackDocument:
+    """What fleetform writes for one stack: resources, data sources, providers, variables, locals,
+    outputs, imports, and the remote state and outputs that carry references between stacks."""
 
     def __init__(self, stack: TerraformStack) -> None:
-        super().__init__(stack, self.ID)
+        from fleetform.engine.synthesizer import DocumentSynthesizer  # it needs this module
+
         self.stack = stack
         self.name = construct_path(stack)
         self.blocks: list[Block] = []
         self.outputs: dict[str, dict[str, Any]] = {}
+        self.providers: list[Provider] = []
+        self.members: list[Addressable] = []
+        self._sections: dict[str, dict[str, Any]] = {}  # variable, locals: name -> body
         self._addresses: dict[str, str] = {}
         self._outgoing: dict[str, str] = {}  # cross-stack output id -> expression it exports
         self._incoming: dict[str, dict[str, Any]] = {}  # remote state name -> its arguments
         self._depends_on: set[str] = set()
-        self.providers: list[Provider] = []
-        self.members: list[Addressable] = []
-        self._preparing = False
-        self._sections: dict[str, dict[str, Any]] = {}  # variable, locals: name -> body
+        stack.synthesizer = DocumentSynthesizer(stack.synthesizer, self)
 
     @classmethod
     def of(cls, scope: Scope) -> StackDocument:
@@ -244,7 +257,7 @@ class StackDocument(TerraformElement):
                    sensitive: bool | None = None) -> None:
         if name in self.outputs:
             raise ValueError(f"output {name!r} is defined twice in stack {self.name!r}")
-        self.outputs[name] = clean({"value": value, "description": description, "sensitive": sensitive})
+        self.outputs[name] = self.resolve(clean({"value": value, "description": description, "sensitive": sensitive}))
 
     def add_provider(self, provider: Provider) -> None:
         if any(p.address == provider.address for p in self.providers):
@@ -262,55 +275,39 @@ class StackDocument(TerraformElement):
         prefix = construct_path(scope) + "/"
         return (b for b in self.blocks if b.path.startswith(prefix))
 
-    @contextlib.contextmanager
-    def preparing(self) -> Iterator[None]:
-        """The core's preparing pass (``TerraformStack.prepare_stack``) resolves every element to
-        discover the core tokens in it, and throws the result away. This document holds none (its
-        references, variables and locals are its own), so during that pass it only does its own
-        wiring (cross-stack outputs and remote state) and hands the core nothing: that saves
-        sending every stack's document through jsii twice (a third of the synth time)."""
-        self._preparing = True
-        try:
-            yield
-        finally:
-            self._preparing = False
-
-    def to_terraform(self) -> Any:  # called by the core for each synthesis pass
-        document = self._document()
-        return {} if self._preparing else document
-
-    def _document(self) -> dict[str, Any]:
-        document: dict[str, Any] = {section: self.resolve(entries) for section, entries in self._sections.items()}
+    def to_terraform(self) -> dict[str, Any]:
+        """The document as Terraform JSON (merged by the synthesizer with what the core writes)."""
+        document: dict[str, Any] = {section: dict(entries) for section, entries in self._sections.items()}
         if self.providers:
             document["terraform"] = {"required_providers": {
                 p.terraform_type: {"source": p.source, "version": p.version} for p in self.providers}}
             document["provider"] = {}
             for provider in self.providers:
-                document["provider"].setdefault(provider.terraform_type, []).append(provider.to_terraform(self.resolve))
+                document["provider"].setdefault(provider.terraform_type, []).append(provider.to_terraform())
         imports = []
         for block in self.blocks:
             document.setdefault(block.section, {}).setdefault(block.terraform_type, {})[block.logical_id] = \
-                block.to_terraform(self.resolve)
+                block.to_terraform()
             entry = block.import_block()
             if entry is not None:
                 imports.append(entry)
         if imports:
             document["import"] = imports
-        outputs = {name: self.resolve(body) for name, body in self.outputs.items()}
+        outputs = dict(self.outputs)
         for output_id, expression in self._outgoing.items():
             outputs[output_id] = {"sensitive": True, "value": "${" + expression + "}"}
         if outputs:
             document["output"] = {logical_id_for_path(f"{self.name}/{k}"): v for k, v in outputs.items()}
-            # the core lists its outputs in the stack's comment: construct id -> Terraform name
+            # the core lists outputs in the stack's comment: construct id -> Terraform name
             document["//"] = {"outputs": {self.name: {k: logical_id_for_path(f"{self.name}/{k}") for k in outputs}}}
-        if self._incoming:  # after the blocks: resolving them is what registers remote state
+        if self._incoming:
             document.setdefault("data", {})["terraform_remote_state"] = dict(self._incoming)
         return document
 
     def resolve(self, value: Any) -> Any:
         """``value`` with every fleetform reference made valid in this stack."""
         if isinstance(value, str):
-            return self._resolve_string(value) if "__ffr" in value else value
+            return self._resolve_string(value) if PLACEHOLDER_MARK in value else value
         if isinstance(value, Mapping):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
@@ -365,12 +362,6 @@ class StackDocument(TerraformElement):
         return reader()
 
 
-def resolve(scope: Scope, value: Any) -> Any:
-    """``value`` with fleetform references resolved for ``scope``'s stack: for arguments of the
-    core's own constructs (a ``TerraformLocal``), which do not know them."""
-    return StackDocument.of(scope).resolve(value)
-
-
 def output(scope: Scope, id: str, value: Any, *, description: str | None = None,
            sensitive: bool | None = None) -> None:
     """A stack output (``id`` below a construct is prefixed with its path, as for resources)."""
@@ -389,18 +380,10 @@ def _claim(scope: Scope, id: str) -> None:
 
 
 def _addressable(serial: int) -> Addressable:
-    block = _BY_SERIAL.get(serial)
-    if block is None:
-        raise ValueError(f"reference __ffr{serial}__ points to a resource of an app that no longer exists")
-    return block
-
-
-def _dependency_address(dependency: Dependable) -> str:
-    if isinstance(dependency, Block):
-        return dependency.address
-    if isinstance(dependency, str):
-        return dependency
-    raise TypeError(f"depends_on takes fleetform resources or addresses, not {type(dependency).__name__}")
+    target = _BY_SERIAL.get(serial)
+    if target is None:
+        raise ValueError(f"reference {PLACEHOLDER_MARK}{serial}__ points to an object of an app that no longer exists")
+    return target
 
 
 def _set_path(body: dict[str, Any], keys: list[str], value: Any) -> None:

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fleetform.engine.document import Block, Dependable, Provider, Resolver, Scope, clean
+from fleetform.engine.document import Block, Dependable, Provider, Scope, clean
 
 AWS_PROVIDER_SOURCE = "hashicorp/aws"
 AWS_PROVIDER_CONSTRAINT = "~> 6.69"
@@ -51,7 +51,7 @@ class Resource(Block):
         **attributes: Any,
     ) -> None:
         super().__init__(scope, id, terraform_type, depends_on=depends_on, provider=provider, **attributes)
-        self.lifecycle: dict[str, Any] | None = clean(dict(lifecycle)) if lifecycle else None
+        self.lifecycle: dict[str, Any] | None = self.document.resolve(clean(dict(lifecycle))) if lifecycle else None
         self.import_id: str | None = None
         self.check_skips: dict[str, str] = {}
         if skip_checks:
@@ -61,8 +61,8 @@ class Resource(Block):
         """Adopt an existing object: an ``import`` block to this resource's address."""
         self.import_id = import_id
 
-    def meta_arguments(self, resolve: Resolver) -> dict[str, Any]:
-        return {"lifecycle": resolve(self.lifecycle)} if self.lifecycle else {}
+    def meta_arguments(self) -> dict[str, Any]:
+        return {"lifecycle": self.lifecycle} if self.lifecycle else {}
 
     def import_block(self) -> dict[str, Any] | None:
         if self.import_id is None:

@@ -81,14 +81,6 @@ class FleetStack(TerraformStack):
             }}],
         )
 
-    def prepare_stack(self) -> None:  # the core calls this before synthesizing any stack
-        document = self.__dict__.get("_fleet_document")
-        if document is None:
-            super().prepare_stack()
-            return
-        with document.preparing():
-            super().prepare_stack()
-
     def remote_state(self) -> dict[str, Any]:
         """Where other stacks read this stack's outputs (``terraform_remote_state`` arguments)."""
         kind, config = self.backend
