@@ -1,8 +1,8 @@
-"""Synth benchmark: fleetform's thin resource layer against the official prebuilt provider bindings.
+"""Synth benchmark: fleetform's resource layer against the official prebuilt provider bindings.
 
 Both paths produce the same Terraform JSON for the example organization:
 
-* fleetform: ``fleetform.stacks.app.synth`` (generic resources on the cdktn core, DESIGN section 2);
+* fleetform: ``fleetform.stacks.app.synth`` (resources as one document per stack on the cdktn core, decision 0004);
 * bindings: every stack, backend, provider, variable, output, resource and data source that the
   fleetform synth emitted, rebuilt through ``cdktn_provider_aws.<module>.<Class>(stack, id, **kwargs)``
   with nested blocks as the binding's struct classes, and synthesized by the same cdktn core.
@@ -201,6 +201,11 @@ class Rebuilder:
 def run_bindings(plan_file: str, source_dir: str, out_dir: str) -> None:
     """Rebuild every stack of ``source_dir`` (a fleetform synth) through the prebuilt bindings."""
     started = time.perf_counter()
+    # the same exit as fleetform's synth (fleetform.stacks.app freezes the garbage collector at exit)
+    import atexit
+    import gc
+
+    atexit.register(gc.freeze)
     import cdktn_provider_aws  # noqa: F401  (loads the whole assembly, as any user of the bindings does)
     from cdktn import (
         App,
