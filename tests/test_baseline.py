@@ -4,16 +4,28 @@ account defaults, budgets; how the first apply reaches the accounts."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import botocore.loaders
+import botocore.session
 import pytest
+from botocore.validate import validate_parameters
 
 from fleetform.config import load_config
+from fleetform.config.models import CONFIG_RESOURCE_TYPE, CONTINUOUS_ONLY_TYPES, DAILY_RECORDING_DEFAULT
+from fleetform.constructs.aws_config import recording_mode
 from fleetform.manifest import read_manifest
 from fleetform.naming import FIRST_APPLY_ENV
 from fleetform.stacks.app import synth
 
 PIPELINE = "111111111111"  # organization.pipeline.account: management
 REGIONS = {"ap-northeast-1", "us-east-1"}
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
 
 
 def resources(body: dict, tf_type: str) -> dict[str, dict]:
@@ -126,6 +138,10 @@ CONFIG_BUCKET = "familyalbum-config-222222222222"  # naming.config_bucket: log-a
 CONFIG_KEY = "arn:aws:kms:ap-northeast-1:222222222222:alias/familyalbum-config"
 
 
+# accounts/organization.yaml: organization.aws_config.daily_recording (the default, spelled out)
+EXAMPLE_DAILY = ["AWS::EC2::Instance", "AWS::EC2::NetworkInterface", "AWS::EC2::Volume"]
+
+
 def config_role(account_id: str) -> str:
     return f"arn:aws:iam::{account_id}:role/aws-service-role/config.amazonaws.com/AWSServiceRoleForConfig"
 
@@ -151,7 +167,9 @@ def test_config_recorder_in_every_allowed_region_of_every_account(stack_json, ex
             assert recorder["name"] == "default"  # an adopted console-made recorder is taken over in place
             assert recorder["role_arn"] == config_role(account.id)
             assert recorder["recording_group"][0]["all_supported"] is True
-            assert recorder["recording_mode"] == [{"recording_frequency": "CONTINUOUS"}]
+            assert recorder["recording_mode"] == [{"recording_frequency": "CONTINUOUS", "recording_mode_override": [
+                {"description": "fleetform: organization.aws_config.daily_recording", "recording_frequency": "DAILY",
+                 "resource_types": EXAMPLE_DAILY}]}]
         channels = by_region(body, "aws_config_delivery_channel")
         assert set(channels) == REGIONS
         for region, channel in channels.items():
@@ -203,3 +221,73 @@ def test_existing_service_linked_role_is_used_not_created(accounts_copy, tmp_pat
             for c in resources(stg, "aws_config_delivery_channel").values()} == {"Six_Hours"}
     prod = json.loads((tmp_path / "out/stacks/prod-baseline/cdk.tf.json").read_text())
     assert len(config_service_linked_roles(prod)) == 1
+
+
+def config_resource_types() -> list[str]:
+    """The ResourceType enum of the AWS Config API model that botocore ships (test-only reference)."""
+    model = botocore.loaders.Loader().load_service_model("config", "service-2")
+    return model["shapes"]["ResourceType"]["enum"]
+
+
+def test_daily_recording_default_is_the_example_and_names_real_types(example_config, accounts_copy):
+    assert example_config.organization.aws_config.daily_recording == EXAMPLE_DAILY
+    edit(accounts_copy / "organization.yaml", "    daily_recording: [AWS::EC2::Instance, AWS::EC2::NetworkInterface, "
+         "AWS::EC2::Volume]\n", "")
+    assert load_config(accounts_copy).organization.aws_config.daily_recording == list(DAILY_RECORDING_DEFAULT)
+    assert sorted(DAILY_RECORDING_DEFAULT) == EXAMPLE_DAILY
+    known = set(config_resource_types())
+    assert set(DAILY_RECORDING_DEFAULT) <= known
+    # the names AWS documents as continuous-only are spelled right; AWS::Config::ConfigurationRecorder is
+    # newer than this enum, which is why fleetform checks the shape of a name and keeps no catalogue
+    assert CONTINUOUS_ONLY_TYPES - known <= {"AWS::Config::ConfigurationRecorder"}
+
+
+def test_every_config_resource_type_passes_the_name_check():
+    # the shape check must never refuse a real type, e.g. AWS::WAFv2::WebACL or AWS::ApiGatewayV2::Api
+    types = config_resource_types()
+    assert len(types) > 400
+    assert [t for t in types if not CONFIG_RESOURCE_TYPE.match(t)] == []
+
+
+def test_recording_mode_matches_the_config_api_model():
+    # the Terraform provider sends recording_mode as PutConfigurationRecorder's recordingMode
+    mode = recording_mode([*EXAMPLE_DAILY, "AWS::IAM::Role"], global_types=True)
+    (override,) = mode["recording_mode_override"]
+    request = {"ConfigurationRecorder": {"name": "default", "recordingMode": {
+        "recordingFrequency": mode["recording_frequency"],
+        "recordingModeOverrides": [{"description": override["description"],
+                                    "recordingFrequency": override["recording_frequency"],
+                                    "resourceTypes": override["resource_types"]}]}}}
+    model = botocore.session.get_session().get_service_model("config")
+    validate_parameters(request, model.operation_model("PutConfigurationRecorder").input_shape)
+    assert set(override["resource_types"]) <= set(config_resource_types())
+
+
+def synth_baseline(accounts: Path, out: Path, daily: str) -> dict:
+    edit(accounts / "organization.yaml",
+         "daily_recording: [AWS::EC2::Instance, AWS::EC2::NetworkInterface, AWS::EC2::Volume]",
+         f"daily_recording: {daily}")
+    synth(load_config(accounts), out)
+    return by_region(json.loads((out / "stacks/prod-baseline/cdk.tf.json").read_text()),
+                     "aws_config_configuration_recorder")
+
+
+def test_empty_daily_recording_records_everything_continuously(accounts_copy, tmp_path):
+    recorders = synth_baseline(accounts_copy, tmp_path / "out", "[]")
+    assert set(recorders) == REGIONS
+    for recorder in recorders.values():
+        assert recorder["recording_mode"] == [{"recording_frequency": "CONTINUOUS"}]
+
+
+def test_global_types_are_recorded_daily_only_where_they_are_recorded(accounts_copy, tmp_path):
+    recorders = synth_baseline(accounts_copy, tmp_path / "out",
+                               "[AWS::IAM::Role, AWS::EC2::Volume, AWS::Lambda::Function]")
+
+    def daily(region: str) -> list[str]:
+        return recorders[region]["recording_mode"][0]["recording_mode_override"][0]["resource_types"]
+    # sorted: reordering the YAML list changes nothing in the plan
+    assert daily(HOME) == ["AWS::EC2::Volume", "AWS::IAM::Role", "AWS::Lambda::Function"]
+    (other,) = REGIONS - {HOME}
+    assert daily(other) == ["AWS::EC2::Volume", "AWS::Lambda::Function"]  # IAM is recorded in the home region only
+    # only global types in the list: the other regions have nothing to override
+    assert "recording_mode_override" not in recording_mode(["AWS::IAM::User"], global_types=False)

@@ -3,6 +3,7 @@ and field named, all problems at once, no traceback."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -282,3 +283,46 @@ def test_bastion_without_nat_is_one_rule(accounts_copy):
     [problem] = problems_for(accounts_copy)
     assert problem.endswith("network.nat: the bastion needs outbound HTTPS through NAT: it downloads kubectl "
                             "from dl.k8s.io at boot, which no VPC endpoint serves; use nat: single or per-az")
+
+
+DAILY = "daily_recording: [AWS::EC2::Instance, AWS::EC2::NetworkInterface, AWS::EC2::Volume]"
+
+
+@pytest.mark.parametrize(("value", "path", "message"), [
+    ("[AWS::EC2::Instance, EC2::NetworkInterface]", "organization.aws_config.daily_recording.1",
+     "'EC2::NetworkInterface' is not an AWS Config resource type of the form AWS::Service::Type"),
+    ("[aws::ec2::instance]", "organization.aws_config.daily_recording.0", "case-sensitive"),
+    ("[AWS::EC2::Instance, 'AWS::EC2::Volume ']", "organization.aws_config.daily_recording.1",
+     "'AWS::EC2::Volume ' is not an AWS Config resource type"),
+    ("[AWS::EC2::Instance, AWS::Config::ResourceCompliance]", "organization.aws_config.daily_recording.1",
+     "AWS Config records AWS::Config::ResourceCompliance only continuously; remove it from the list"),
+    ("[AWS::EC2::Volume, AWS::EC2::Instance, AWS::EC2::Volume]", "organization.aws_config.daily_recording.2",
+     "AWS::EC2::Volume is already listed (item 0)"),
+    ("AWS::EC2::Instance", "organization.aws_config.daily_recording", "valid list"),
+    ("", "organization.aws_config.daily_recording", "valid list"),
+])
+def test_bad_daily_recording_names_file_and_field_exit_2(accounts_copy, value, path, message):
+    edit(accounts_copy / "organization.yaml", DAILY, f"daily_recording: {value}")
+    result = CliRunner().invoke(cli, ["validate", "--config", str(accounts_copy), "--output", "json"])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    problems = json.loads(result.output)["problems"]
+    assert [p["path"] for p in problems] == [path], problems
+    (problem,) = problems
+    assert problem["file"] == str(accounts_copy / "organization.yaml")
+    assert message in problem["message"], problem
+
+
+def test_bad_daily_recording_points_at_its_line(accounts_copy):
+    edit(accounts_copy / "organization.yaml", DAILY,
+         "daily_recording:\n      - AWS::EC2::Instance\n      - EC2::Volume")
+    (problem,) = problems_for(accounts_copy)
+    line = int(problem.split(":")[1])
+    assert (accounts_copy / "organization.yaml").read_text().splitlines()[line - 1].strip() == "- EC2::Volume"
+
+
+def test_any_well_formed_type_may_be_recorded_daily(accounts_copy):
+    # no catalogue: a type newer than fleetform (or botocore) is accepted; AWS itself refuses unknown names
+    edit(accounts_copy / "organization.yaml", DAILY, "daily_recording: [AWS::EC2::SecurityGroup, AWS::Foo2::BarBaz]")
+    assert load_config(accounts_copy).organization.aws_config.daily_recording == [
+        "AWS::EC2::SecurityGroup", "AWS::Foo2::BarBaz"]

@@ -106,6 +106,11 @@ def _organization(config: FleetConfig, partial: bool) -> Iterator[Problem]:
         if names and name not in names:
             yield Problem(org_file, f"organization.aws_config.existing_service_linked_role.{i}",
                           f"no account named {name!r} (accounts: {', '.join(sorted(names))})")
+    daily = org.aws_config.daily_recording
+    for i, resource_type in enumerate(daily):
+        if resource_type in daily[:i]:
+            yield Problem(org_file, f"organization.aws_config.daily_recording.{i}",
+                          f"{resource_type} is already listed (item {daily.index(resource_type)})")
     if org.break_glass_principal and not IAM_ARN.match(org.break_glass_principal):
         yield Problem(org_file, "organization.break_glass_principal",
                       f"{org.break_glass_principal!r} is not an IAM role, user or root ARN")

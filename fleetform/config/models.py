@@ -87,6 +87,27 @@ class PipelineConfig(Strict):
 
 
 SnapshotFrequency = Literal["One_Hour", "Three_Hours", "Six_Hours", "Twelve_Hours", "TwentyFour_Hours"]
+# AWS Config resource type names: AWS::<Service>::<Type>, both parts starting upper case (every type in the
+# Config API's ResourceType list has this form; names are case-sensitive)
+CONFIG_RESOURCE_TYPE = re.compile(r"^AWS::[A-Z][A-Za-z0-9]*::[A-Z][A-Za-z0-9]*$")
+# the types AWS Config refuses to record daily (RecordingModeOverride in the Config API reference)
+CONTINUOUS_ONLY_TYPES = frozenset(
+    {"AWS::Config::ResourceCompliance", "AWS::Config::ConformancePackCompliance", "AWS::Config::ConfigurationRecorder"})
+# recorded daily unless organization.aws_config.daily_recording says otherwise: the types that node churn
+# (spot, Karpenter, the VPC CNI's IP assignments) changes many times a day; docs/organization.md has the why
+DAILY_RECORDING_DEFAULT = ("AWS::EC2::Instance", "AWS::EC2::NetworkInterface", "AWS::EC2::Volume")
+
+
+def _check_config_resource_type(value: str) -> str:
+    if not CONFIG_RESOURCE_TYPE.match(value):
+        raise ValueError(f"{value!r} is not an AWS Config resource type of the form AWS::Service::Type "
+                         "(case-sensitive, e.g. AWS::EC2::NetworkInterface)")
+    if value in CONTINUOUS_ONLY_TYPES:
+        raise ValueError(f"AWS Config records {value} only continuously; remove it from the list")
+    return value
+
+
+ConfigResourceType = Annotated[str, AfterValidator(_check_config_resource_type)]
 
 
 class AwsConfigConfig(Strict):
@@ -99,6 +120,10 @@ class AwsConfigConfig(Strict):
     existing_service_linked_role: list[str] = Field(
         default_factory=list, description="accounts (by name) that already have AWSServiceRoleForConfig: "
         "fleetform uses that role there and never creates or deletes it")
+    daily_recording: list[ConfigResourceType] = Field(
+        default_factory=lambda: list(DAILY_RECORDING_DEFAULT), description="resource types recorded at most once "
+        "a day (their changes within a day collapse into one configuration item) instead of continuously; "
+        "[] records everything continuously")
 
 
 class OrganizationConfig(Strict):

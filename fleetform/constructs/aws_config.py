@@ -33,6 +33,9 @@ AGGREGATOR_POLICY = "arn:aws:iam::aws:policy/service-role/AWSConfigRoleForOrgani
 # delegated administration in the log-archive account: the aggregator (config) and organization
 # rules and conformance packs (config-multiaccountsetup)
 DELEGATED_SERVICES = (CONFIG_SERVICE, "config-multiaccountsetup.amazonaws.com")
+# the global resource types that include_global_resource_types switches on (home region only)
+GLOBAL_IAM_TYPES = frozenset({"AWS::IAM::User", "AWS::IAM::Group", "AWS::IAM::Role", "AWS::IAM::Policy"})
+DAILY_OVERRIDE_DESCRIPTION = "fleetform: organization.aws_config.daily_recording"
 GLOBAL_TYPES_ONCE = ("global resource types (IAM users, roles, groups, policies) are recorded once per account, "
                      "by the home region's recorder; recording them in every region duplicates each item and "
                      "its cost")
@@ -47,6 +50,7 @@ class ConfigRecorderProps:
     kms_key_arn: str  # naming.config_key_alias_arn(...): Config accepts an alias ARN
     snapshot_frequency: str = DEFAULT_SNAPSHOT_FREQUENCY
     create_service_linked_role: bool = True  # False: AWSServiceRoleForConfig exists; use it, never own it
+    daily_recording: Sequence[str] = ()  # resource types recorded daily; everything else continuously
 
 
 class ConfigRecorders(Construct):
@@ -73,7 +77,7 @@ class ConfigRecorders(Construct):
                 self, f"recorder-{region}", "aws_config_configuration_recorder", region=region,
                 name=CONFIG_RECORDER, role_arn=role_arn,
                 recording_group=[{"all_supported": True, "include_global_resource_types": home}],
-                recording_mode=[{"recording_frequency": "CONTINUOUS"}],
+                recording_mode=[recording_mode(props.daily_recording, global_types=home)],
                 depends_on=role or None, skip_checks=None if home else {"CKV2_AWS_48": GLOBAL_TYPES_ONCE})
             # a delivery channel needs its region's recorder; recording starts once both exist
             channel = Resource(
@@ -85,6 +89,18 @@ class ConfigRecorders(Construct):
                 self, f"recorder-status-{region}", "aws_config_configuration_recorder_status", region=region,
                 name=recorder.attr("name"), is_enabled=True, depends_on=[channel])
             self.recorders[region], self.channels[region] = recorder, channel
+
+
+def recording_mode(daily_recording: Sequence[str], *, global_types: bool) -> dict:
+    """Continuous recording, with the ``daily_recording`` types overridden to DAILY (at most one
+    configuration item per resource a day). ``global_types``: the recorder records the global IAM
+    types; where it does not, they are left out of the override (nothing there to record daily)."""
+    types = sorted({t for t in daily_recording if global_types or t not in GLOBAL_IAM_TYPES})
+    mode: dict = {"recording_frequency": "CONTINUOUS"}
+    if types:
+        mode["recording_mode_override"] = [{"description": DAILY_OVERRIDE_DESCRIPTION, "recording_frequency": "DAILY",
+                                            "resource_types": types}]
+    return mode
 
 
 @dataclass(frozen=True)

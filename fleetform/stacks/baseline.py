@@ -74,4 +74,5 @@ def config_recorder_props(config: FleetConfig, account: Account) -> ConfigRecord
         kms_key_arn=config_key_alias_arn(org.name, org.home_region, log_archive),
         snapshot_frequency=org.aws_config.snapshot_frequency,
         create_service_linked_role=account.name not in org.aws_config.existing_service_linked_role,
+        daily_recording=org.aws_config.daily_recording,
     )
