@@ -259,7 +259,12 @@ def test_recording_mode_matches_the_config_api_model():
                                     "recordingFrequency": override["recording_frequency"],
                                     "resourceTypes": override["resource_types"]}]}}}
     model = botocore.session.get_session().get_service_model("config")
-    validate_parameters(request, model.operation_model("PutConfigurationRecorder").input_shape)
+    validate_parameters(request, model.operation_model("PutConfigurationRecorder").input_shape)  # names, required
+    # what botocore's validator leaves to the service: enums and maximums
+    assert {mode["recording_frequency"], override["recording_frequency"]} <= set(
+        model.shape_for("RecordingFrequency").enum)
+    assert len(mode["recording_mode_override"]) <= model.shape_for("RecordingModeOverrides").metadata["max"]
+    assert len(override["description"]) <= model.shape_for("Description").metadata["max"]
     assert set(override["resource_types"]) <= set(config_resource_types())
 
 
