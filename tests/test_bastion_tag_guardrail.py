@@ -43,7 +43,6 @@ OTHER_GROUP = f"arn:aws:autoscaling:{REGION}:{PROD}:autoScalingGroup:4567cdef:au
 DEVELOPER = f"arn:aws:iam::{PROD}:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Developer_0123456789abcdef"
 ADMIN = f"arn:aws:iam::{PROD}:role/Admin"
 EXEMPT = [f"arn:aws:iam::{PROD}:role/fleetform-apply", f"arn:aws:iam::{PROD}:role/OrganizationAccountAccessRole"]
-BASTION_TAGGED = {"Name": BASTION_NAME_TAG}
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +73,7 @@ def tag_request(action: str, principal: str, tags: dict[str, str], resource: str
     return Request(action, principal, resource, {"aws:RequestedRegion": REGION, **keys, **context})
 
 
-NAME = {"Name": BASTION_NAME_TAG}
+NAME = BASTION_TAGGED = {"Name": BASTION_NAME_TAG}  # as request tags, as the target's tags
 # what someone other than fleetform must not be able to do, with the statement that refuses it
 FORBIDDEN = {
     "tag another instance as the bastion": ("DenyBastionNameTagOnRequests", tag_request(
