@@ -315,7 +315,8 @@ def test_too_many_scps_on_one_target_exits_2(accounts_copy):
     result = CliRunner().invoke(cli, ["validate", "--config", str(accounts_copy)])
     assert result.exit_code == 2, result.output
     assert "organization.scps.2.targets.1: Workloads would have 6 SCPs attached, AWS allows 5" in result.output
-    assert "Workloads/Prod would have" not in result.output  # FullAWSAccess + 3: within the quota
+    # FullAWSAccess, fleetform-protect-bastion-tag (prod has a bastion) and the two: within the quota
+    assert "Workloads/Prod would have" not in result.output
 
 
 # ------------------------------------------------------------------ AWS Config: bucket, key, aggregator

@@ -17,6 +17,8 @@ from fleetform.constructs.scp_library import (
     LIBRARY,
     MAX_SCP_CHARS,
     MAX_SCPS_PER_TARGET,
+    ROOT_TARGET,
+    builtin_targets,
 )
 from fleetform.errors import Problem
 from fleetform.naming import ROUTE53_QUERY_LOG_REGION
@@ -96,7 +98,7 @@ def _organization(config: FleetConfig, partial: bool) -> Iterator[Problem]:
                           f"unknown OU {ou!r}; organization.yaml defines: {', '.join(sorted(ous))}")
     for i, scp in enumerate(org.scps):
         for j, target in enumerate(scp.targets):
-            if target != "Root" and target not in ous:
+            if target != ROOT_TARGET and target not in ous:
                 yield Problem(org_file, f"organization.scps.{i}.targets.{j}", f"unknown OU {target!r}")
         if scp.file is not None:
             problem = _policy_file_problem(Path(config.directory) / scp.file)
@@ -144,10 +146,9 @@ def _scps(config: FleetConfig, partial: bool) -> Iterator[Problem]:
     """organization.scps: known library names, unique names, AWS quotas; log-archive is a member."""
     org = config.organization
     org_file = str(Path(config.directory) / "organization.yaml")
-    top_level = [p for p in org.ou_tree if "/" not in p]
-    attached: dict[str, list[str]] = {"Root": [FULL_AWS_ACCESS], **{p: [FULL_AWS_ACCESS] for p in org.ou_tree}}
+    attached: dict[str, list[str]] = {ROOT_TARGET: [FULL_AWS_ACCESS], **{p: [FULL_AWS_ACCESS] for p in org.ou_tree}}
     for guardrail in BUILTIN.values():
-        for target in (["Root"] if guardrail.attach == "root" else top_level):
+        for target in builtin_targets(guardrail, org.ou_tree, config.bastion_ous):
             attached[target].append(guardrail.name)
     names = set(BUILTIN)
     for i, scp in enumerate(org.scps):
@@ -164,7 +165,7 @@ def _scps(config: FleetConfig, partial: bool) -> Iterator[Problem]:
             if size is not None and size > MAX_SCP_CHARS:
                 yield Problem(org_file, f"{base}.file", f"{scp.file} is {size} characters without white space; "
                                                         f"AWS allows {MAX_SCP_CHARS} per SCP")
-        for j, target in enumerate(scp.targets or ["Root"]):
+        for j, target in enumerate(scp.targets or [ROOT_TARGET]):
             if target in attached:
                 attached[target].append(scp.name)
                 if len(attached[target]) == MAX_SCPS_PER_TARGET + 1:

@@ -359,6 +359,11 @@ class FleetConfig(BaseModel):
         return account.spec.account.region or self.organization.home_region
 
     @property
+    def bastion_ous(self) -> list[str]:
+        """The OU paths of the accounts that have a bastion (the management account has none: no OU)."""
+        return sorted({a.spec.account.ou for a in self.accounts if a.spec.bastion is not None and a.spec.account.ou})
+
+    @property
     def management(self) -> Account | None:
         for acct in self.accounts:
             if acct.id == self.organization.management_account_id:

@@ -254,6 +254,8 @@ class Bastion(Construct):
             ).decode(),
             tag_specifications=[{"resource_type": kind, "tags": tags}
                                 for kind in ("instance", "volume", "network-interface")],
+            # the template carries the tag too: the protect-bastion-tag SCP lets only fleetform change it
+            tags=tags,
         )
         lifetime = props.max_instance_lifetime_days * 86400 or None
         self.asg = Resource(

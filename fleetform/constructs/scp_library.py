@@ -1,8 +1,9 @@
 """fleetform's service control policies as plain documents (no Terraform here, so validation can use it).
 
 Each guardrail is a function of the organization's settings that returns a readable policy
-document with a ``Sid`` per statement. The built-in guardrails are always attached; the ones
-in ``LIBRARY`` are added by name through ``organization.scps`` in organization.yaml.
+document with a ``Sid`` per statement. The built-in guardrails are always attached (where:
+``builtin_targets``); the ones in ``LIBRARY`` are added by name through ``organization.scps``
+in organization.yaml.
 
 Exemptions use ``aws:PrincipalArn`` and name fleetform's own roles only: the pipeline roles,
 ``fleetform-apply`` (what the pipeline acts through in each account), OrganizationAccountAccessRole
@@ -13,12 +14,13 @@ principal. SCPs never restrict the management account itself (an AWS rule).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
+    BASTION_NAME_TAG,
     ORGANIZATION_ACCESS_ROLE,
     PIPELINE_APPLY_ROLE,
     PIPELINE_PLAN_ROLE,
@@ -28,6 +30,7 @@ from fleetform.naming import (
 MAX_SCP_CHARS = 5120  # AWS quota on an SCP document, white space included
 MAX_SCPS_PER_TARGET = 5  # AWS quota on SCPs attached directly to a root, OU or account
 FULL_AWS_ACCESS = "FullAWSAccess"  # attached by AWS to every target once SCPs are enabled
+ROOT_TARGET = "Root"  # the organization root, as a target name next to OU paths
 
 Document = dict[str, Any]
 
@@ -64,8 +67,9 @@ class Guardrail:
     name: str
     description: str
     document: Callable[[GuardrailContext], Document]
-    # where a built-in guardrail is attached: the organization root or every top-level OU
-    attach: Literal["root", "top-level-ous"] = "root"
+    # where a built-in guardrail is attached: the organization root, every top-level OU, or the OUs
+    # of the accounts that have a bastion (see builtin_targets)
+    attach: Literal["root", "top-level-ous", "bastion-ous"] = "root"
 
 
 def _doc(*statements: Mapping[str, Any]) -> Document:
@@ -144,6 +148,58 @@ def protect_fleetform(ctx: GuardrailContext) -> Document:
     )
 
 
+# Session Manager access to the bastion is granted by the tag Name=fleetform-bastion (the operator
+# policy, constructs/bastion.py), so only fleetform may put that tag on anything, take it off or
+# change what the tagged launch template and Auto Scaling group launch.
+#
+# Why the bastion itself still works: fleetform-apply (exempt) creates the tagged launch template,
+# security group and Auto Scaling group; the instances are then launched, tagged and replaced by
+# Auto Scaling through its service-linked role (AWSServiceRoleForAutoScaling_fleetform-bastion),
+# and SCPs never apply to service-linked roles (AWS Organizations documents that SCPs do not
+# affect them, so that services can act for the organization).
+# That exemption is also why a deny on launches alone is not enough: whoever could create or update
+# an Auto Scaling group with the tag (group tags propagated at launch, or a launch template that
+# tags instances) would have the service launch an impostor for them. Those requests are checked
+# with the caller's identity, where the SCP applies: the group's tags as aws:RequestTag on
+# autoscaling:CreateAutoScalingGroup / CreateOrUpdateTags, and a launch template's instance tags as
+# aws:RequestTag on the ec2:RunInstances authorization that Auto Scaling makes for the caller when a
+# group is created or updated with a template. A template's contents cannot be checked when it is
+# created (IAM has no condition key for a template's data), so the guard sits where they are used:
+# RunInstances, CreateFleet, and ec2:CreateTags, which EC2 also authorizes for every tag applied at
+# creation (with ec2:CreateAction).
+
+_NAME_TAG_KEY = "Name"
+
+
+def protect_bastion_tag(ctx: GuardrailContext) -> Document:
+    unless = _unless(ctx.administrators)
+    tagged = {"StringEquals": {f"aws:ResourceTag/{_NAME_TAG_KEY}": BASTION_NAME_TAG}}
+    return _doc(
+        # new tags: tagging anything, launching or creating something with the tag
+        {"Sid": "DenyBastionNameTagOnRequests", "Effect": "Deny", "Resource": "*",
+         "Action": ["ec2:CreateTags", "ec2:RunInstances", "ec2:CreateFleet", "ec2:CreateLaunchTemplate",
+                    "autoscaling:CreateAutoScalingGroup", "autoscaling:CreateOrUpdateTags"],
+         "Condition": {"StringEquals": {f"aws:RequestTag/{_NAME_TAG_KEY}": BASTION_NAME_TAG}, **unless}},
+        # changing or removing the Name tag of what carries it (instance, volume, interface, template)
+        {"Sid": "DenyChangingBastionNameTag", "Effect": "Deny", "Resource": "*",
+         "Action": ["ec2:CreateTags", "ec2:DeleteTags"],
+         "Condition": {**tagged, "ForAnyValue:StringEquals": {"aws:TagKeys": [_NAME_TAG_KEY]}, **unless}},
+        # DeleteTags without tag keys removes every tag
+        {"Sid": "DenyRemovingAllBastionTags", "Effect": "Deny", "Resource": "*", "Action": "ec2:DeleteTags",
+         "Condition": {**tagged, "Null": {"aws:TagKeys": "true"}, **unless}},
+        # what the bastion group launches: its launch template and the group itself
+        {"Sid": "ProtectBastionLaunchTemplate", "Effect": "Deny", "Resource": "*",
+         "Action": ["ec2:CreateLaunchTemplateVersion", "ec2:DeleteLaunchTemplate", "ec2:DeleteLaunchTemplateVersions",
+                    "ec2:ModifyLaunchTemplate"],
+         "Condition": {**tagged, **unless}},
+        {"Sid": "ProtectBastionGroup", "Effect": "Deny", "Resource": "*",
+         "Action": ["autoscaling:AttachInstances", "autoscaling:CreateOrUpdateTags",
+                    "autoscaling:DeleteAutoScalingGroup", "autoscaling:DeleteTags",
+                    "autoscaling:UpdateAutoScalingGroup"],
+         "Condition": {**tagged, **unless}},
+    )
+
+
 BUILTIN: dict[str, Guardrail] = {g.name: g for g in (
     Guardrail("fleetform-deny-leave-organization", "Member accounts cannot leave the organization",
               deny_leave_organization),
@@ -154,7 +210,24 @@ BUILTIN: dict[str, Guardrail] = {g.name: g for g in (
               protect_security_services, attach="top-level-ous"),
     Guardrail("fleetform-protect-fleetform", "State bucket and fleetform roles: pipeline only",
               protect_fleetform, attach="top-level-ous"),
+    Guardrail("fleetform-protect-bastion-tag", "Only fleetform tags anything Name=fleetform-bastion or changes "
+                                               "the bastion's launch template and group",
+              protect_bastion_tag, attach="bastion-ous"),
 )}
+
+
+def builtin_targets(guardrail: Guardrail, ou_paths: Sequence[str], bastion_ous: Collection[str]) -> list[str]:
+    """Where a built-in guardrail is attached: ``[ROOT_TARGET]`` or OU paths out of ``ou_paths``.
+
+    ``bastion_ous``: the OU of every account with a bastion (an account's own OU, so the SCP
+    reaches it whatever else sits higher in the tree).
+    """
+    if guardrail.attach == "root":
+        return [ROOT_TARGET]
+    if guardrail.attach == "top-level-ous":
+        return [path for path in ou_paths if "/" not in path]
+    return [path for path in ou_paths if path in bastion_ous]
+
 
 # ----------------------------------------------------------------------- library (opt-in by name)
 

@@ -17,14 +17,14 @@ from fleetform.constructs.audit import AuditProps, OrganizationAudit
 from fleetform.constructs.aws_config import ConfigArchiveProps
 from fleetform.constructs.organization import MemberAccount, Organization, OrganizationProps
 from fleetform.constructs.scp import ScpProps, ServiceControlPolicy
-from fleetform.constructs.scp_library import BUILTIN, LIBRARY, GuardrailContext
+from fleetform.constructs.scp_library import BUILTIN, LIBRARY, ROOT_TARGET, GuardrailContext, builtin_targets
 from fleetform.engine import AwsProvider
 from fleetform.naming import BOOTSTRAP_STACK, ORGANIZATION_ACCESS_ROLE, ORGANIZATION_STACK
 from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.baseline import access_role, first_apply
 from fleetform.stacks.context import FleetApp
 
-ROOT = "Root"
+ROOT = ROOT_TARGET
 LOG_ARCHIVE_ALIAS = "log_archive"
 
 
@@ -47,12 +47,11 @@ def build(fleet: FleetApp) -> None:
         organization_id=org.id,
     ))
     targets = {ROOT: organization.root_id, **organization.ou_ids}
-    top_level = {path: ou_id for path, ou_id in organization.ou_ids.items() if "/" not in path}
     context = guardrail_context(config)
     for guardrail in BUILTIN.values():
         ServiceControlPolicy(stack, f"scp-{guardrail.name}", ScpProps(
             name=guardrail.name, description=guardrail.description, document=guardrail.document(context),
-            targets={ROOT: organization.root_id} if guardrail.attach == "root" else top_level))
+            targets={t: targets[t] for t in builtin_targets(guardrail, org.ou_tree, config.bastion_ous)}))
     for scp in org.scps:
         description, document = custom_scp(config, scp, context)
         ServiceControlPolicy(stack, f"scp-{scp.name}", ScpProps(
