@@ -22,8 +22,12 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP) install --quiet -e '.[test]'
 	touch $@ $(VENV)/.installed
 
+# bytecode for fleetform itself (the editable install has none, and PYTHONDONTWRITEBYTECODE, common
+# in containers and set on our build machines, stops Python from writing it): ~0.1 s per command
 install: $(VENV)/.installed
+	@$(BIN)/python -m compileall -q fleetform
 install-test: $(VENV)/.installed-test
+	@$(BIN)/python -m compileall -q fleetform
 
 demo: install
 	$(BIN)/fleetform validate
