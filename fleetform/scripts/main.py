@@ -21,6 +21,7 @@ COMMANDS = {
     "drift": "fleetform.scripts.pipeline:drift_command",
     "bastion": "fleetform.scripts.bastion:bastion_group",
     "bootstrap": "fleetform.scripts.bootstrap:bootstrap_command",
+    "preflight": "fleetform.scripts.preflight:preflight_command",
     "sandbox": "fleetform.scripts.sandbox:sandbox_group",
     "upgrade": "fleetform.scripts.upgrade:cli",
 }

@@ -1,0 +1,306 @@
+"""Read-only checks before the first apply (``fleetform preflight``, docs/organization.md#first-apply).
+
+Each account is reached the way the first apply reaches it -- the management account with the
+caller's credentials, every other account through OrganizationAccountAccessRole assumed from
+there -- and asked, one call each, what would make its first-apply stacks fail:
+
+* ``access``: the first apply's way in works (sts:GetCallerIdentity, sts:AssumeRole);
+* ``service-linked role``: AWSServiceRoleForConfig exists (iam:GetRole) exactly where
+  ``organization.aws_config.existing_service_linked_role`` says so;
+* ``config recorders``: no configuration recorder other than ``default`` in any allowed region
+  (config:DescribeConfigurationRecorders), since Config allows one per region;
+* ``organization``: the account is a member of the organization in ``organization.id``, managed
+  by ``management_account_id`` (organizations:DescribeOrganization).
+
+A check that cannot be made (access denied, an API error) is ``unknown`` with the reason; nothing
+here raises for one account's answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+from fleetform.config.loader import ORGANIZATION_FILE
+from fleetform.config.models import Account, FleetConfig
+from fleetform.errors import FleetformError, UsageError
+from fleetform.naming import CONFIG_RECORDER, ORGANIZATION_ACCESS_ROLE, role_arn
+
+OK = "ok"
+ACTION = "action needed"
+UNKNOWN = "unknown"
+STATUS_ORDER = (OK, UNKNOWN, ACTION)  # a row shows its worst finding
+
+ACCESS = "access"
+SERVICE_LINKED_ROLE = "service-linked role"
+RECORDERS = "config recorders"
+ORGANIZATION = "organization"
+CHECKS = (ACCESS, SERVICE_LINKED_ROLE, RECORDERS, ORGANIZATION)
+
+CONFIG_ROLE_NAME = "AWSServiceRoleForConfig"
+SESSION_NAME = "fleetform-preflight"
+SLR_FIELD = "organization.aws_config.existing_service_linked_role"
+# what the command calls, for docs/organization.md and the operator's policy (all read-only)
+PERMISSIONS = ("sts:GetCallerIdentity", f"sts:AssumeRole (on {ORGANIZATION_ACCESS_ROLE})", "iam:GetRole",
+               "config:DescribeConfigurationRecorders", "organizations:DescribeOrganization")
+
+# (target account id, session, service, region) -> a boto3 client; tests wrap it to put a Stubber in
+ClientFactory = Callable[[str, boto3.Session, str, str], Any]
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    status: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"check": self.check, "status": self.status, "detail": self.detail}
+
+
+@dataclass
+class AccountReport:
+    name: str
+    account_id: str
+    via: str  # how the first apply reaches the account
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        return worst(f.status for f in self.findings)
+
+    def finding(self, check: str) -> Finding | None:
+        return next((f for f in self.findings if f.check == check), None)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"account": self.name, "id": self.account_id, "via": self.via, "status": self.status,
+                "checks": [f.as_dict() for f in self.findings]}
+
+
+@dataclass(frozen=True)
+class Fix:
+    """YAML to paste into ``file`` so that the configuration matches the accounts."""
+
+    file: str
+    path: str
+    yaml: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"file": self.file, "path": self.path, "yaml": self.yaml}
+
+
+@dataclass
+class PreflightResult:
+    accounts: list[AccountReport]
+    fixes: list[Fix]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        findings = [f for r in self.accounts for f in r.findings]
+        return {status: sum(1 for f in findings if f.status == status) for status in STATUS_ORDER}
+
+    @property
+    def action_needed(self) -> bool:
+        return any(r.status == ACTION for r in self.accounts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ok": not self.action_needed, "counts": self.counts,
+                "accounts": [r.as_dict() for r in self.accounts], "fixes": [f.as_dict() for f in self.fixes]}
+
+
+def worst(statuses: Iterator[str] | Sequence[str]) -> str:
+    return max(statuses, key=STATUS_ORDER.index, default=OK)
+
+
+def reason(exc: Exception) -> str:
+    """A one-line reason for an answer AWS gave (or could not give)."""
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
+    return str(exc)
+
+
+def default_client(account_id: str, session: boto3.Session, service: str, region: str,
+                   endpoint_url: str | None = None) -> Any:
+    return session.client(service, region_name=region, endpoint_url=endpoint_url)
+
+
+class Preflight:
+    """The checks of every account in ``config`` (``run``), from the caller's ``session``."""
+
+    def __init__(self, config: FleetConfig, session: boto3.Session, region: str | None = None,
+                 endpoint_url: str | None = None, client: ClientFactory | None = None) -> None:
+        self.config = config
+        self.session = session
+        self.region = region or config.organization.home_region
+        self.endpoint_url = endpoint_url
+        self.client: ClientFactory = client or (
+            lambda account_id, sess, service, region: default_client(account_id, sess, service, region, endpoint_url))
+
+    # ------------------------------------------------------------------ reaching accounts
+    def caller_account(self) -> str:
+        """The caller's account id; no credentials at all is a usage error, not a finding."""
+        org = self.config.organization
+        sts = self.client(org.management_account_id, self.session, "sts", self.region)
+        try:
+            return sts.get_caller_identity()["Account"]
+        except NoCredentialsError:
+            raise UsageError("no AWS credentials: pass --profile (management-account administrator) or set "
+                             "AWS_PROFILE / AWS_ACCESS_KEY_ID") from None
+        except (ClientError, BotoCoreError) as exc:
+            raise FleetformError(f"cannot tell who the credentials belong to (sts:GetCallerIdentity): "
+                                 f"{reason(exc)}") from None
+
+    def reach(self, account: Account, caller: str) -> tuple[boto3.Session | None, Finding]:
+        """The session the first apply would use in ``account``, and the ``access`` finding."""
+        management = self.config.organization.management_account_id
+        if account.id == management:
+            if caller != management:
+                return None, Finding(ACCESS, ACTION, f"the credentials are of account {caller}, not of the management "
+                                                     f"account {management}: use management-account administrator "
+                                                     "credentials (--profile), as the first apply does")
+            return self.session, Finding(ACCESS, OK, "the caller's credentials (management account)")
+        arn = role_arn(account.id, ORGANIZATION_ACCESS_ROLE)
+        sts = self.client(account.id, self.session, "sts", self.region)
+        try:
+            creds = sts.assume_role(RoleArn=arn, RoleSessionName=SESSION_NAME)["Credentials"]
+        except (ClientError, BotoCoreError) as exc:
+            return None, Finding(ACCESS, UNKNOWN, f"cannot assume {arn}: {reason(exc)}; the first apply goes "
+                                                  "through this role")
+        session = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+                                aws_session_token=creds["SessionToken"], region_name=self.region)
+        return session, Finding(ACCESS, OK, f"{ORGANIZATION_ACCESS_ROLE} from the management account")
+
+    # ------------------------------------------------------------------ the checks
+    def service_linked_role(self, account: Account, session: boto3.Session) -> tuple[Finding, bool | None]:
+        """The finding, and whether the role exists (None: unknown)."""
+        listed = account.name in self.config.organization.aws_config.existing_service_linked_role
+        iam = self.client(account.id, session, "iam", self.region)
+        try:
+            iam.get_role(RoleName=CONFIG_ROLE_NAME)
+            exists = True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+                return Finding(SERVICE_LINKED_ROLE, UNKNOWN, f"iam:GetRole {CONFIG_ROLE_NAME}: {reason(exc)}"), None
+            exists = False
+        except BotoCoreError as exc:
+            return Finding(SERVICE_LINKED_ROLE, UNKNOWN, f"iam:GetRole {CONFIG_ROLE_NAME}: {reason(exc)}"), None
+        if exists and not listed:
+            return Finding(SERVICE_LINKED_ROLE, ACTION, f"{CONFIG_ROLE_NAME} exists but {account.name} is not in "
+                                                        f"{SLR_FIELD}: the baseline apply would stop with "
+                                                        "'has been taken'"), True
+        if listed and not exists:
+            return Finding(SERVICE_LINKED_ROLE, ACTION, f"{account.name} is in {SLR_FIELD} but {CONFIG_ROLE_NAME} "
+                                                        "does not exist: the recorders would have no role"), False
+        return Finding(SERVICE_LINKED_ROLE, OK, "exists, listed (fleetform uses it)" if exists
+                       else "absent, not listed (the baseline creates it)"), exists
+
+    def recorders(self, account: Account, session: boto3.Session) -> Finding:
+        """Recorders other than ``default`` in the allowed regions (one recorder per region)."""
+        foreign: list[str] = []
+        unknown: list[str] = []
+        for region in self.config.organization.allowed_regions:
+            config = self.client(account.id, session, "config", region)
+            try:
+                names = [r["name"] for r in config.describe_configuration_recorders().get("ConfigurationRecorders", [])]
+            except (ClientError, BotoCoreError) as exc:
+                unknown.append(f"{region}: {reason(exc)}")
+                continue
+            foreign += [f"{name} in {region}" for name in names if name != CONFIG_RECORDER]
+        if foreign:
+            return Finding(RECORDERS, ACTION, f"recorder {', '.join(foreign)}: the baseline's '{CONFIG_RECORDER}' "
+                                              "recorder would fail (MaxNumberOfConfigurationRecordersExceeded); "
+                                              "delete it, or where Control Tower manages Config set "
+                                              "organization.aws_config.enabled: false")
+        if unknown:
+            return Finding(RECORDERS, UNKNOWN, "; ".join(unknown))
+        regions = ", ".join(self.config.organization.allowed_regions)
+        return Finding(RECORDERS, OK, f"none but '{CONFIG_RECORDER}' in {regions}")
+
+    def organization(self, account: Account, session: boto3.Session) -> tuple[Finding, str | None]:
+        """The finding, and the organization id the account belongs to (None: unknown or none)."""
+        org = self.config.organization
+        client = self.client(account.id, session, "organizations", self.region)
+        try:
+            found = client.describe_organization()["Organization"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "AWSOrganizationsNotInUseException":
+                return Finding(ORGANIZATION, ACTION, "not a member of any organization: invite it (or create it from "
+                                                     "the management account) before the first apply"), None
+            return Finding(ORGANIZATION, UNKNOWN, f"organizations:DescribeOrganization: {reason(exc)}"), None
+        except BotoCoreError as exc:
+            return Finding(ORGANIZATION, UNKNOWN, f"organizations:DescribeOrganization: {reason(exc)}"), None
+        org_id, master = found.get("Id"), found.get("MasterAccountId")
+        if master != org.management_account_id:
+            return Finding(ORGANIZATION, ACTION, f"member of {org_id}, whose management account is {master}, not "
+                                                 f"management_account_id {org.management_account_id}"), None
+        if org.id is None:
+            return Finding(ORGANIZATION, ACTION, f"organization.id is not set: the first apply would try to create "
+                                                 f"an organization instead of adopting {org_id}"), org_id
+        if org_id != org.id:
+            return Finding(ORGANIZATION, ACTION, f"member of {org_id}, but organization.id is {org.id}"), org_id
+        return Finding(ORGANIZATION, OK, f"member of {org_id}"), org_id
+
+    # ------------------------------------------------------------------ the whole run
+    def check(self, account: Account, caller: str) -> tuple[AccountReport, bool | None, str | None]:
+        via = ("the caller's credentials" if account.id == self.config.organization.management_account_id
+               else ORGANIZATION_ACCESS_ROLE)
+        report = AccountReport(account.name, account.id, via)
+        session, access = self.reach(account, caller)
+        report.findings.append(access)
+        if session is None:
+            report.findings += [Finding(check, UNKNOWN, f"not checked: {access.check} is {access.status}")
+                                for check in CHECKS[1:]]
+            return report, None, None
+        role_exists: bool | None = None
+        if self.config.organization.aws_config.enabled:
+            slr, role_exists = self.service_linked_role(account, session)
+            report.findings += [slr, self.recorders(account, session)]
+        else:
+            off = "AWS Config is off (organization.aws_config.enabled: false)"
+            report.findings += [Finding(SERVICE_LINKED_ROLE, OK, off), Finding(RECORDERS, OK, off)]
+        finding, org_id = self.organization(account, session)
+        report.findings.append(finding)
+        return report, role_exists, org_id
+
+    def run(self, progress: Callable[[Account], None] | None = None) -> PreflightResult:
+        caller = self.caller_account()
+        reports: list[AccountReport] = []
+        roles: dict[str, bool | None] = {}
+        org_ids: set[str] = set()
+        for account in self.config.accounts:
+            report, roles[account.name], org_id = self.check(account, caller)
+            reports.append(report)
+            if org_id:
+                org_ids.add(org_id)
+            if progress is not None:
+                progress(account)
+        return PreflightResult(reports, self.fixes(reports, roles, org_ids))
+
+    def fixes(self, reports: list[AccountReport], roles: dict[str, bool | None], org_ids: set[str]) -> list[Fix]:
+        org = self.config.organization
+        file = f"{self.config.directory}/{ORGANIZATION_FILE}"
+        fixes: list[Fix] = []
+        if any(status(r, SERVICE_LINKED_ROLE) == ACTION for r in reports):
+            fixes.append(Fix(file, SLR_FIELD, service_linked_role_yaml(self.config, roles)))
+        # org_ids: the organizations managed by management_account_id that the accounts are in
+        if len(org_ids) == 1 and org.id not in org_ids:
+            fixes.append(Fix(file, "organization.id", f"organization:\n  id: {next(iter(org_ids))}\n"))
+        return fixes
+
+
+def status(report: AccountReport, check: str) -> str | None:
+    finding = report.finding(check)
+    return finding.status if finding else None
+
+
+def service_linked_role_yaml(config: FleetConfig, roles: dict[str, bool | None]) -> str:
+    """The whole list as it should be: accounts where the role exists, plus listed ones that could
+    not be checked (kept as they are), in the order of the account files."""
+    listed = set(config.organization.aws_config.existing_service_linked_role)
+    names = [a.name for a in config.accounts if roles.get(a.name) or (roles.get(a.name) is None and a.name in listed)]
+    return f"organization:\n  aws_config:\n    existing_service_linked_role: [{', '.join(names)}]\n"
