@@ -59,8 +59,9 @@ def member(org: dict, name: str, service: str, region: str = REGION):
 def add_config_role(org: dict, name: str) -> None:
     # AWSServiceRoleForConfig as IAM has it; moto's create_service_linked_role names it
     # "AWSServiceRoleForconfig" (lower case), so the role is made with AWS's name and path
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
     member(org, name, "iam").create_role(RoleName=preflight.CONFIG_ROLE_NAME, Path=CONFIG_ROLE_PATH,
-                                         AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+                                         AssumeRolePolicyDocument=trust)
 
 
 def set_listed(org: dict, names: list[str]) -> None:
@@ -230,3 +231,14 @@ def test_bad_configuration_exits_2(org):
 def test_help_has_an_example():
     result = CliRunner().invoke(cli, ["preflight", "--help"])
     assert result.exit_code == 0 and "fleetform preflight --profile" in result.output
+
+
+def test_config_checks_make_no_call_when_aws_config_is_off(org):
+    add_config_role(org, "prod")  # would need action if Config were on
+    path = org["config"] / "organization.yaml"
+    path.write_text(path.read_text().replace("    enabled: true", "    enabled: false"))
+    result = run(org, "--output", "json")
+    assert result.exit_code == 0, result.output
+    prod = findings(json.loads(result.output))[("prod", "service-linked role")]
+    assert prod == {"check": "service-linked role", "status": "ok",
+                    "detail": "AWS Config is off (organization.aws_config.enabled: false)"}
