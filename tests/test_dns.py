@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from iam_eval import Request, statement_applies
 
 from fleetform.config import load_config
 from fleetform.naming import WEIGHTED_RECORD_TTL
@@ -205,6 +206,32 @@ def test_dnssec_key_policy_lets_route53_of_this_account_and_zone_sign(stack_json
     assert grants["Action"] == "kms:CreateGrant"
     assert grants["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
     assert all(s["Effect"] == "Allow" for s in statements.values())
+
+
+ZONE_ARN = "arn:aws:route53:::hostedzone/Z0123456789ABCDEFGHIJ"
+
+
+def route53_may(policy: dict, action: str, context: dict) -> bool:
+    """Whether an Allow statement for the DNSSEC service principal grants the request (no statement denies)."""
+    return any(s["Effect"] == "Allow" and s["Principal"] == {"Service": "dnssec-route53.amazonaws.com"}
+               and statement_applies(s, Request(action, "dnssec-route53.amazonaws.com", "*", context))
+               for s in policy["Statement"])
+
+
+def test_dnssec_key_policy_evaluated(stack_json, example_config) -> None:
+    account_id = example_config.account(SIGNED).id
+    text = dnssec_key(stack_json(f"{SIGNED}-dns"))["policy"]
+    policy = json.loads(text.replace("${aws_route53_zone.zone_zone.arn}", ZONE_ARN))
+    ours = {"aws:SourceAccount": account_id, "aws:SourceArn": ZONE_ARN}
+    for action in ("kms:Sign", "kms:GetPublicKey", "kms:DescribeKey"):
+        assert route53_may(policy, action, ours), action
+    assert not route53_may(policy, "kms:Sign", {**ours, "aws:SourceAccount": "999999999999"})  # confused deputy
+    assert not route53_may(policy, "kms:Sign", {**ours, "aws:SourceArn": ZONE_ARN[:-1] + "K"})  # another zone
+    assert not route53_may(policy, "kms:Sign", {"aws:SourceAccount": account_id})  # no zone in the request
+    for action in ("kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy", "kms:Decrypt"):
+        assert not route53_may(policy, action, ours), action
+    assert route53_may(policy, "kms:CreateGrant", {"kms:GrantIsForAWSResource": "true"})
+    assert not route53_may(policy, "kms:CreateGrant", {"kms:GrantIsForAWSResource": "false"})
 
 
 def test_active_ksk_then_signing(stack_json) -> None:
