@@ -122,6 +122,8 @@ def _message(error: dict[str, Any], model: type[BaseModel], loc: list[Any]) -> s
     msg = error["msg"]
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
+    if kind in ("bool_type", "bool_parsing"):
+        msg = f"{error.get('input')!r} is not a boolean: write true or false"
     if kind == "string_pattern_mismatch":
         msg = f"{error.get('input')!r} does not match the expected form {error['ctx']['pattern']}"
     return msg

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from fleetform.config.endpoints import INTERFACE_ENDPOINTS, unknown_service_message
 
@@ -204,6 +204,9 @@ class NetworkConfig(Strict):
 
 class DnsConfig(Strict):
     zone: Annotated[str, Field(pattern=r"^([a-z0-9-]+\.)+[a-z]{2,}$")]
+    dnssec: StrictBool = Field(
+        False, description="sign the zone with DNSSEC (KMS key in us-east-1, key-signing key, alarms); the DS "
+        "record goes to the parent afterwards, by hand, in the order of docs/clusters.md#dnssec")
 
 
 class SlotConfig(Strict):

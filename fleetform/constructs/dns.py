@@ -1,5 +1,5 @@
-"""DNS for clusters: the account's hosted zone (query logging), a DNS-validated certificate per
-cluster hostname, and the weighted record of each cluster slot.
+"""DNS for clusters: the account's hosted zone (query logging, DNSSEC signing if asked for), a
+DNS-validated certificate per cluster hostname, and the weighted record of each cluster slot.
 
 Weights belong to the upgrade runbook (cluster-upgrade shift): Terraform sets a slot's initial
 weight and then ignores changes to it.
@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from fleetform.constructs.dnssec import ZoneSigning, ZoneSigningProps
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
 from fleetform.engine import AwsProvider, Construct, Resource, policy_json
@@ -17,8 +18,9 @@ from fleetform.naming import ROUTE53_QUERY_LOG_REGION, WEIGHTED_RECORD_TTL, slot
 
 # Route 53 writes query logs only to CloudWatch Logs in us-east-1
 QUERY_LOG_REGION = ROUTE53_QUERY_LOG_REGION
-NO_DNSSEC = ("DNSSEC signing needs a DS record at the parent zone/registrar and an asymmetric KMS key in "
-             "us-east-1 whose loss takes the zone offline; enable it deliberately, per zone, outside this default")
+NO_DNSSEC = ("DNSSEC is an explicit opt-in per account (dns: {dnssec: true}, docs/clusters.md#dnssec): it needs "
+             "a DS record at the parent zone/registrar and an asymmetric KMS key in us-east-1 whose loss takes "
+             "the zone offline for validating resolvers")
 
 
 @dataclass(frozen=True)
@@ -26,19 +28,21 @@ class HostedZoneProps:
     zone: str
     account_id: str
     log_retention_days: int = 365
+    dnssec: bool = False  # sign the zone (ZoneSigning); the parent needs the DS record afterwards
 
 
 class HostedZone(Construct):
-    """Public hosted zone with query logging. ``query_log_provider`` is an AWS provider for us-east-1.
+    """Public hosted zone with query logging and, with ``dnssec``, signing. ``query_log_provider`` is an
+    AWS provider for us-east-1 (query logs and the DNSSEC key and alarms live there).
 
-    Attributes: ``zone_id``, ``arn``, ``name_servers``."""
+    Attributes: ``zone_id``, ``arn``, ``name_servers``, ``signing`` (ZoneSigning or None)."""
 
     def __init__(self, scope: Construct, id: str, props: HostedZoneProps, *,
                  query_log_provider: AwsProvider) -> None:
         super().__init__(scope, id)
         self.zone = Resource(self, "zone", "aws_route53_zone", name=props.zone,
                              comment=f"{props.zone}: managed by fleetform",
-                             skip_checks={"CKV2_AWS_38": NO_DNSSEC})
+                             skip_checks=None if props.dnssec else {"CKV2_AWS_38": NO_DNSSEC})
         self.zone_id = self.zone.attr("zone_id")
         self.arn = self.zone.arn
         self.name_servers = self.zone.attr("name_servers")
@@ -64,6 +68,9 @@ class HostedZone(Construct):
             }]))
         Resource(self, "query-log", "aws_route53_query_log", zone_id=self.zone_id,
                  cloudwatch_log_group_arn=group.arn, depends_on=[policy])
+        self.signing = ZoneSigning(self, "dnssec", ZoneSigningProps(
+            zone=props.zone, zone_id=self.zone_id, zone_arn=self.arn, account_id=props.account_id),
+            us_east_1=query_log_provider) if props.dnssec else None
 
 
 @dataclass(frozen=True)

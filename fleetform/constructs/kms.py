@@ -1,4 +1,7 @@
-"""A customer-managed KMS key with rotation, an explicit key policy and an alias."""
+"""A customer-managed KMS key with an explicit key policy and an alias; symmetric keys rotate yearly.
+
+Asymmetric keys (``key_spec``, e.g. ECC_NIST_P256 with ``key_usage`` SIGN_VERIFY for DNSSEC) cannot
+rotate automatically: KMS refuses ``enable_key_rotation`` for them, so it is left out."""
 
 from __future__ import annotations
 
@@ -17,6 +20,9 @@ class KmsKeyProps:
     service_principals: Sequence[str] = ()  # e.g. "logs.ap-northeast-1.amazonaws.com"
     extra_statements: Sequence[Mapping[str, Any]] = field(default_factory=tuple)
     deletion_window_days: int = 30
+    key_spec: str | None = None  # None: SYMMETRIC_DEFAULT (encryption, rotated)
+    key_usage: str | None = None  # None: ENCRYPT_DECRYPT
+    prevent_destroy: bool = False  # lifecycle.prevent_destroy on the key
 
 
 class KmsKey(Construct):
@@ -49,9 +55,12 @@ class KmsKey(Construct):
         self.key = Resource(
             self, "key", "aws_kms_key",
             description=props.description,
-            enable_key_rotation=True,
+            customer_master_key_spec=props.key_spec,
+            key_usage=props.key_usage,
+            enable_key_rotation=None if props.key_spec else True,
             deletion_window_in_days=props.deletion_window_days,
             policy=policy_json(statements),
+            lifecycle={"prevent_destroy": True} if props.prevent_destroy else None,
         )
         self.alias = Resource(self, "alias", "aws_kms_alias", name=f"alias/{props.alias}",
                               target_key_id=self.key.attr("key_id"))

@@ -1,6 +1,7 @@
 """One DNS stack per account with a ``dns`` section: ``<account>-dns``.
 
-The hosted zone (query logs in us-east-1, where Route 53 writes them) and one DNS-validated
+The hosted zone (query logs in us-east-1, where Route 53 writes them; DNSSEC signing with
+``dns.dnssec``, its key and alarms in us-east-1 too, and the DS record as an output) and one DNS-validated
 certificate per cluster hostname (covering ``<slot>.<hostname>`` too). The weighted record of
 each slot lives in the slot's stack, so adding or retiring a slot never touches this stack.
 """
@@ -29,7 +30,7 @@ def build(fleet: FleetApp) -> None:
         stack = FleetStack(fleet.app, dns_stack(account.name), config,
                            StackTarget(account.id, config.region_of(account)),
                            description=f"hosted zone {dns.zone} and cluster certificates of {account.name}")
-        zone = HostedZone(stack, "zone", HostedZoneProps(zone=dns.zone, account_id=account.id),
+        zone = HostedZone(stack, "zone", HostedZoneProps(zone=dns.zone, account_id=account.id, dnssec=dns.dnssec),
                           query_log_provider=us_east_1_provider(stack))
         stack.zone = zone  # type: ignore[attr-defined]
         stack.certificates = {}  # type: ignore[attr-defined]
@@ -44,4 +45,8 @@ def build(fleet: FleetApp) -> None:
         output(stack, "zone_id", zone.zone_id)
         output(stack, "name_servers", zone.name_servers,
                         description="delegate the zone to these from its parent (or the registrar)")
+        if zone.signing is not None:
+            output(stack, "dnssec_ds_record", zone.signing.ds_record,
+                   description="add this DS record at the parent zone (or the registrar) only once signing works: "
+                               "docs/clusters.md#dnssec")
         fleet.add(stack, depends_on=[BOOTSTRAP_STACK, baseline_stack(account.name)])

@@ -16,10 +16,20 @@ DEFAULT_PROTECTED_TYPES: tuple[str, ...] = (
     "aws_eks_cluster",
     "aws_kms_key",
     "aws_route53_zone",
+    "aws_route53_hosted_zone_dnssec",
+    "aws_route53_key_signing_key",
     "aws_dynamodb_table",
     "aws_rds_cluster",
     "aws_db_instance",
 )
+# what a protected destroy of these types does beyond the resource itself, said where the reviewer looks
+DNSSEC_OFF = ("DNSSEC SIGNING STOPS: if the parent zone/registrar still holds this zone's DS record, validating "
+              "resolvers fail the whole zone; remove the DS record first and wait for its TTL "
+              "(docs/clusters.md#turning-dnssec-off)")
+DESTROY_WARNINGS: dict[str, str] = {
+    "aws_route53_hosted_zone_dnssec": DNSSEC_OFF,
+    "aws_route53_key_signing_key": DNSSEC_OFF,
+}
 # terraform's own refusal (lifecycle.prevent_destroy) names the resource like this
 PREVENT_DESTROY = re.compile(r"Resource (\S+) has lifecycle\.prevent_destroy set")
 SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+", "read": "<=", "forget": "x"}
@@ -119,10 +129,14 @@ def _changes(entries: Iterable[Mapping[str, Any]], protected_types: frozenset[st
         if action == "no-op":
             continue
         destroys = action in ("delete", "replace")
+        tf_type = entry.get("type", "")
+        detail = _detail(action, change, entry.get("action_reason"))
+        if destroys and tf_type in DESTROY_WARNINGS:
+            detail = "; ".join(filter(None, (detail, DESTROY_WARNINGS[tf_type])))
         result.append(Change(
-            address=entry["address"], type=entry.get("type", ""), action=action,
-            protected=destroys and entry.get("mode", "managed") == "managed" and entry.get("type") in protected_types,
-            detail=_detail(action, change, entry.get("action_reason")),
+            address=entry["address"], type=tf_type, action=action,
+            protected=destroys and entry.get("mode", "managed") == "managed" and tf_type in protected_types,
+            detail=detail,
         ))
     return result
 
@@ -142,9 +156,11 @@ def summarize_plan(stack: str, plan: Mapping[str, Any], protected_types: Iterabl
 
 def failed_plan(stack: str, error: str) -> StackPlan:
     """A plan that Terraform refused; ``prevent_destroy`` refusals are kept as protected destroys."""
-    changes = [Change(address, address.split(".")[-2] if address.count(".") >= 1 else "", "delete", True,
-                      "lifecycle.prevent_destroy")
-               for address in dict.fromkeys(PREVENT_DESTROY.findall(error))]
+    changes = []
+    for address in dict.fromkeys(PREVENT_DESTROY.findall(error)):
+        tf_type = address.split(".")[-2] if address.count(".") >= 1 else ""
+        detail = "; ".join(filter(None, ("lifecycle.prevent_destroy", DESTROY_WARNINGS.get(tf_type))))
+        changes.append(Change(address, tf_type, "delete", True, detail))
     return StackPlan(stack, "error", changes, error=error)
 
 
