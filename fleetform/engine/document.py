@@ -152,11 +152,6 @@ class Block(Addressable):
         self.overrides: dict[str, Any] = {}
         self.document.add(self)
 
-    @property
-    def friendly_unique_id(self) -> str:
-        """The Terraform name (the part after the type), as the core calls it."""
-        return self.logical_id
-
     def attr(self, name: str) -> str:
         """A reference to an attribute (``${aws_x.y.name}``); works from any stack."""
         return "${" + self._placeholder + "." + name + "}"
