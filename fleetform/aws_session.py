@@ -1,11 +1,15 @@
-"""The one way commands make a boto3 session from ``--profile`` / ``--region``."""
+"""The one way commands make a boto3 session from ``--profile`` / ``--region``, and call AWS."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import boto3
+import botocore.exceptions
 from botocore.exceptions import ProfileNotFound
 
-from fleetform.errors import UsageError
+from fleetform.errors import FleetformError, UsageError
 
 
 def session(profile: str | None, region: str | None = None) -> boto3.Session:
@@ -14,3 +18,42 @@ def session(profile: str | None, region: str | None = None) -> boto3.Session:
         return boto3.Session(profile_name=profile, region_name=region)
     except ProfileNotFound as exc:
         raise UsageError(f"--profile: {exc}") from None
+
+
+class ApiUnavailable(FleetformError):
+    """The endpoint does not implement this API (or answers it with a non-AWS error)."""
+
+
+class AwsError(FleetformError):
+    """AWS answered with an error: ``operation``, ``code`` and AWS's ``message``."""
+
+    def __init__(self, operation: str, code: str, message: str) -> None:
+        self.operation = operation
+        self.code = code
+        self.message = message
+        super().__init__(f"{operation}: {self.reason}")
+
+    @property
+    def reason(self) -> str:
+        """``Code: message`` (the code alone when AWS gave no message)."""
+        return f"{self.code}: {self.message}" if self.message else self.code
+
+
+def call(method: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call an AWS API; raise ApiUnavailable when the endpoint lacks it, FleetformError otherwise."""
+    try:
+        return method(**kwargs)
+    except botocore.exceptions.ClientError as exc:
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if code in ("404", "NotImplemented", "UnknownOperationException", "InvalidAction") or (
+                status == 404 and code.isdigit()):
+            raise ApiUnavailable(f"{exc.operation_name} is not offered by this endpoint") from exc
+        raise AwsError(exc.operation_name, code, str(error.get("Message", "")).strip()) from exc
+    except botocore.exceptions.NoCredentialsError as exc:
+        raise FleetformError("no AWS credentials: use --profile, or for the sandbox --endpoint-url") from exc
+    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as exc:
+        raise FleetformError(f"cannot reach AWS: {exc}") from exc
+    except botocore.exceptions.BotoCoreError as exc:
+        raise FleetformError(f"AWS call failed: {exc}") from exc

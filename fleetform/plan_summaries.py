@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetform.aws_session import call
 from fleetform.errors import FleetformError
 from fleetform.naming import PLAN_SUMMARY_PREFIX
 from fleetform.terraform.summary import (
@@ -64,12 +65,10 @@ class ShardPublisher:
         record = {"version": RECORD_VERSION, "pull_request": self.pull_request, "commit": self.commit,
                   "shard": f"{self.index}/{self.total}", "build_id": os.environ.get("CODEBUILD_BUILD_ID"),
                   "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **report}
-        from botocore.exceptions import BotoCoreError, ClientError
-
         try:
-            self.s3.put_object(Bucket=self.bucket, Key=self.key, Body=json.dumps(record, indent=1).encode(),
-                               ContentType="application/json")
-        except (ClientError, BotoCoreError) as exc:
+            call(self.s3.put_object, Bucket=self.bucket, Key=self.key, Body=json.dumps(record, indent=1).encode(),
+                 ContentType="application/json")
+        except FleetformError as exc:
             raise FleetformError(f"cannot write the plan summary to {self.uri}: {exc}") from None
         return self.uri
 
@@ -148,11 +147,9 @@ def collect(s3: Any, bucket: str, pull_request: int, commit: str, total: int) ->
     The commit's summaries are listed first (``s3:ListBucket`` on the prefix): without that
     permission S3 answers a missing key with 403, which could not be told from a real denial.
     """
-    from botocore.exceptions import BotoCoreError, ClientError
-
     prefix = summary_key(pull_request, commit, 1, 1).rsplit("/", 1)[0] + "/"
     try:
-        listed = s3.list_objects_v2(Bucket=bucket, Prefix=prefix)
+        listed = call(s3.list_objects_v2, Bucket=bucket, Prefix=prefix)
         present = {item["Key"] for item in listed.get("Contents", [])}
         results = []
         for index in range(1, total + 1):
@@ -160,13 +157,13 @@ def collect(s3: Any, bucket: str, pull_request: int, commit: str, total: int) ->
             if key not in present:
                 results.append(ShardResult(index, total, "missing"))
                 continue
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+            body = call(s3.get_object, Bucket=bucket, Key=key)["Body"].read()
             try:
                 record = json.loads(body)
             except ValueError:
                 record = None
             results.append(_result(index, total, record, commit))
-    except (ClientError, BotoCoreError) as exc:
+    except FleetformError as exc:
         raise FleetformError(f"cannot read the plan summaries s3://{bucket}/{prefix}: {exc}") from None
     return results
 

@@ -19,12 +19,12 @@ here raises for one account's answer.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from fleetform.aws_session import AwsError, call
 from fleetform.config.loader import ORGANIZATION_FILE
 from fleetform.config.models import Account, FleetConfig
 from fleetform.errors import FleetformError, UsageError
@@ -59,7 +59,7 @@ class Finding:
     detail: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"check": self.check, "status": self.status, "detail": self.detail}
+        return asdict(self)
 
 
 @dataclass
@@ -90,7 +90,7 @@ class Fix:
     yaml: str
 
     def as_dict(self) -> dict[str, str]:
-        return {"file": self.file, "path": self.path, "yaml": self.yaml}
+        return asdict(self)
 
 
 @dataclass
@@ -116,12 +116,9 @@ def worst(statuses: Iterator[str] | Sequence[str]) -> str:
     return max(statuses, key=STATUS_ORDER.index, default=OK)
 
 
-def reason(exc: Exception) -> str:
-    """A one-line reason for an answer AWS gave (or could not give)."""
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        return f"{error.get('Code', 'error')}: {error.get('Message', '')}".rstrip(": ")
-    return str(exc)
+def reason(exc: FleetformError) -> str:
+    """A one-line reason for an answer AWS gave (or could not give), without the operation."""
+    return exc.reason if isinstance(exc, AwsError) else str(exc)
 
 
 def default_client(account_id: str, session: boto3.Session, service: str, region: str,
@@ -144,14 +141,13 @@ class Preflight:
     # ------------------------------------------------------------------ reaching accounts
     def caller_account(self) -> str:
         """The caller's account id; no credentials at all is a usage error, not a finding."""
-        org = self.config.organization
-        sts = self.client(org.management_account_id, self.session, "sts", self.region)
-        try:
-            return sts.get_caller_identity()["Account"]
-        except NoCredentialsError:
+        if self.session.get_credentials() is None:
             raise UsageError("no AWS credentials: pass --profile (management-account administrator) or set "
-                             "AWS_PROFILE / AWS_ACCESS_KEY_ID") from None
-        except (ClientError, BotoCoreError) as exc:
+                             "AWS_PROFILE / AWS_ACCESS_KEY_ID")
+        sts = self.client(self.config.organization.management_account_id, self.session, "sts", self.region)
+        try:
+            return call(sts.get_caller_identity)["Account"]
+        except FleetformError as exc:
             raise FleetformError(f"cannot tell who the credentials belong to (sts:GetCallerIdentity): "
                                  f"{reason(exc)}") from None
 
@@ -167,8 +163,8 @@ class Preflight:
         arn = role_arn(account.id, ORGANIZATION_ACCESS_ROLE)
         sts = self.client(account.id, self.session, "sts", self.region)
         try:
-            creds = sts.assume_role(RoleArn=arn, RoleSessionName=SESSION_NAME)["Credentials"]
-        except (ClientError, BotoCoreError) as exc:
+            creds = call(sts.assume_role, RoleArn=arn, RoleSessionName=SESSION_NAME)["Credentials"]
+        except FleetformError as exc:
             return None, Finding(ACCESS, UNKNOWN, f"cannot assume {arn}: {reason(exc)}; the first apply goes "
                                                   "through this role")
         session = boto3.Session(aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
@@ -181,14 +177,12 @@ class Preflight:
         listed = account.name in self.config.organization.aws_config.existing_service_linked_role
         iam = self.client(account.id, session, "iam", self.region)
         try:
-            iam.get_role(RoleName=CONFIG_ROLE_NAME)
+            call(iam.get_role, RoleName=CONFIG_ROLE_NAME)
             exists = True
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "NoSuchEntity":
+        except FleetformError as exc:
+            if not (isinstance(exc, AwsError) and exc.code == "NoSuchEntity"):
                 return Finding(SERVICE_LINKED_ROLE, UNKNOWN, f"iam:GetRole {CONFIG_ROLE_NAME}: {reason(exc)}"), None
             exists = False
-        except BotoCoreError as exc:
-            return Finding(SERVICE_LINKED_ROLE, UNKNOWN, f"iam:GetRole {CONFIG_ROLE_NAME}: {reason(exc)}"), None
         if exists and not listed:
             return Finding(SERVICE_LINKED_ROLE, ACTION, f"{CONFIG_ROLE_NAME} exists but {account.name} is not in "
                                                         f"{SLR_FIELD}: the baseline apply would stop with "
@@ -206,10 +200,11 @@ class Preflight:
         for region in self.config.organization.allowed_regions:
             config = self.client(account.id, session, "config", region)
             try:
-                names = [r["name"] for r in config.describe_configuration_recorders().get("ConfigurationRecorders", [])]
-            except (ClientError, BotoCoreError) as exc:
+                answer = call(config.describe_configuration_recorders)
+            except FleetformError as exc:
                 unknown.append(f"{region}: {reason(exc)}")
                 continue
+            names = [r["name"] for r in answer.get("ConfigurationRecorders", [])]
             foreign += [f"{name} in {region}" for name in names if name != CONFIG_RECORDER]
         if foreign:
             return Finding(RECORDERS, ACTION, f"recorder {', '.join(foreign)}: the baseline's '{CONFIG_RECORDER}' "
@@ -226,13 +221,11 @@ class Preflight:
         org = self.config.organization
         client = self.client(account.id, session, "organizations", self.region)
         try:
-            found = client.describe_organization()["Organization"]
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "AWSOrganizationsNotInUseException":
+            found = call(client.describe_organization)["Organization"]
+        except FleetformError as exc:
+            if isinstance(exc, AwsError) and exc.code == "AWSOrganizationsNotInUseException":
                 return Finding(ORGANIZATION, ACTION, "not a member of any organization: invite it (or create it from "
                                                      "the management account) before the first apply"), None
-            return Finding(ORGANIZATION, UNKNOWN, f"organizations:DescribeOrganization: {reason(exc)}"), None
-        except BotoCoreError as exc:
             return Finding(ORGANIZATION, UNKNOWN, f"organizations:DescribeOrganization: {reason(exc)}"), None
         org_id, master = found.get("Id"), found.get("MasterAccountId")
         if master != org.management_account_id:

@@ -7,11 +7,12 @@ from typing import Any, TypeVar
 
 import click
 
+from fleetform.aws_session import call
 from fleetform.config import load_config
 from fleetform.errors import FleetformError
 from fleetform.sandbox import server
 from fleetform.scripts.common import config_option, emit_json, handle_errors, output_option
-from fleetform.upgrade.aws import SANDBOX_ACCOUNT_ID, call, connect
+from fleetform.upgrade.aws import SANDBOX_ACCOUNT_ID, connect
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -2,7 +2,8 @@
 
 ``CALL_OBSERVERS`` get ``(service, operation)`` for every call made through these clients
 (the permissions test records them). ``ApiUnavailable`` marks an API the endpoint does not
-offer (moto lacks several EKS ones): checks turn it into "unknown", never "pass".
+offer (moto lacks several EKS ones; defined with ``call`` in fleetform.aws_session): checks turn it
+into "unknown", never "pass".
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ from typing import Any
 from urllib.parse import urlparse
 
 import boto3
-import botocore.exceptions
 from botocore.config import Config
 
 from fleetform import aws_session
-from fleetform.errors import FleetformError
+from fleetform.aws_session import call
 from fleetform.upgrade.permissions import declare
 
 # moto serves one fake account; in sandbox mode every configured account maps to it
@@ -27,10 +27,6 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 CALL_OBSERVERS: list[Callable[[str, str], None]] = []
 
 CALLER_ACTIONS = declare("caller-identity", "sts:GetCallerIdentity")
-
-
-class ApiUnavailable(FleetformError):
-    """The endpoint does not implement this API (or answers it with a non-AWS error)."""
 
 
 def is_sandbox_endpoint(endpoint_url: str | None) -> bool:
@@ -78,28 +74,3 @@ def connect(profile: str | None, region: str, endpoint_url: str | None) -> Aws:
     return Aws(session, region, endpoint_url)
 
 
-def call(method: Callable[..., Any], **kwargs: Any) -> Any:
-    """Call an AWS API; raise ApiUnavailable when the endpoint lacks it, FleetformError otherwise."""
-    try:
-        return method(**kwargs)
-    except botocore.exceptions.ClientError as exc:
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if code in ("404", "NotImplemented", "UnknownOperationException", "InvalidAction") or (
-                status == 404 and code.isdigit()):
-            raise ApiUnavailable(f"{exc.operation_name} is not offered by this endpoint") from exc
-        raise AwsError(exc.operation_name, code, str(error.get("Message", "")).strip()) from exc
-    except botocore.exceptions.NoCredentialsError as exc:
-        raise FleetformError("no AWS credentials: use --profile, or for the sandbox --endpoint-url") from exc
-    except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as exc:
-        raise FleetformError(f"cannot reach AWS: {exc}") from exc
-    except botocore.exceptions.BotoCoreError as exc:
-        raise FleetformError(f"AWS call failed: {exc}") from exc
-
-
-class AwsError(FleetformError):
-    def __init__(self, operation: str, code: str, message: str) -> None:
-        self.operation = operation
-        self.code = code
-        super().__init__(f"{operation}: {code}: {message}" if message else f"{operation}: {code}")

@@ -15,9 +15,10 @@ from datetime import datetime
 from typing import Any
 
 from fleetform import naming
+from fleetform.aws_session import ApiUnavailable, AwsError, call
 from fleetform.config.checks import MAX_MINOR_JUMP, instance_family
 from fleetform.errors import FleetformError
-from fleetform.upgrade.aws import ApiUnavailable, Aws, AwsError, call
+from fleetform.upgrade.aws import Aws
 from fleetform.upgrade.gates import alarm_states
 from fleetform.upgrade.permissions import declare
 from fleetform.upgrade.state import Store

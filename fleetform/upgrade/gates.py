@@ -13,7 +13,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from fleetform import naming
-from fleetform.upgrade.aws import Aws, call
+from fleetform.aws_session import call
+from fleetform.upgrade.aws import Aws
 from fleetform.upgrade.permissions import declare
 from fleetform.upgrade.target import Target
 

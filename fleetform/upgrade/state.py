@@ -20,8 +20,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from fleetform.aws_session import AwsError, call
 from fleetform.errors import FleetformError
-from fleetform.upgrade.aws import Aws, AwsError, call
+from fleetform.upgrade.aws import Aws
 from fleetform.upgrade.permissions import declare
 
 DEFAULT_STATE_DIR = ".fleetform/upgrades"

@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from fleetform import naming
+from fleetform.aws_session import call
 from fleetform.errors import FleetformError, UsageError
-from fleetform.upgrade.aws import Aws, call
+from fleetform.upgrade.aws import Aws
 from fleetform.upgrade.permissions import declare
 from fleetform.upgrade.target import Target
 
