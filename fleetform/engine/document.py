@@ -58,11 +58,8 @@ class Construct:
     def __init__(self, scope: Scope, id: str) -> None:
         _claim(scope, id)
         self.document = StackDocument.of(scope)
-        self.stack: TerraformStack = self.document.stack
         self.path = f"{construct_path(scope)}/{id}"
         self.id = id
-        self.__dict__["_fleet_path"] = self.path
-        self.__dict__["_fleet_document"] = self.document
 
 
 Scope = Construct | CoreConstruct
@@ -230,6 +227,8 @@ class StackDocument:
     @classmethod
     def of(cls, scope: Scope) -> StackDocument:
         """The document of the stack ``scope`` is in (looked up once per core scope)."""
+        if isinstance(scope, Construct):
+            return scope.document
         found = scope.__dict__.get("_fleet_document")
         if found is None:
             stack = scope if isinstance(scope, TerraformStack) else TerraformStack.of(scope)
@@ -393,6 +392,8 @@ def _set_path(body: dict[str, Any], keys: list[str], value: Any) -> None:
 def construct_path(scope: Scope) -> str:
     """The scope's path (``prod-network/vpc``); for a core construct, ``node.path``, cached
     on the scope, because asking node costs jsii round trips."""
+    if isinstance(scope, Construct):
+        return scope.path
     path = scope.__dict__.get("_fleet_path")
     if path is None:
         path = scope.node.path
