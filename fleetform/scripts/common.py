@@ -70,6 +70,8 @@ def handle_errors(func: F) -> F:
                     click.echo(f"  {problem}", err=True)
             sys.exit(exc.exit_code)
         except FleetformError as exc:
+            if kwargs.get("output") == "json":  # scripts get an object on stdout, with the same exit status
+                click.echo(json.dumps({"ok": False, "error": str(exc), "problems": []}, indent=2))
             click.secho(f"error: {exc}", fg="red", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
