@@ -407,8 +407,12 @@ def _read_json(path: Path) -> Any:
 
 
 def _parse(raw: bytes, where: str) -> Any:
+    """The JSON of a record, lock or audit entry; an object or a list, never None (that is "no record")."""
     try:
-        return json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
+        if data is None:
+            raise DamagedRecord(_damaged(where, "JSON null, not an object"))
+        return data
     except UnicodeDecodeError as exc:
         raise DamagedRecord(_damaged(where, f"not UTF-8: byte {exc.start}")) from None
     except json.JSONDecodeError as exc:
