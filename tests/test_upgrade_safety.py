@@ -81,6 +81,23 @@ def test_a_rollback_takes_the_run_over(env: Env, cli_clock: FakeClock, changes: 
     assert env.weights() == {"blue": 100, "green": 0}
 
 
+def test_a_rollback_between_the_last_check_and_the_change_is_set_again(env: Env, changes: list,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    env.traffic_every(30)
+    original = WeightedRecords.change
+
+    def rollback_first(self: WeightedRecords, weights: dict[str, int], comment: str) -> str:
+        if comment.endswith("step 2") and not any(c.startswith("fleetform rollback") for c, _ in changes):
+            _rollback_by_bob(env)  # lands after the run's check, before its change
+        return original(self, weights, comment)
+
+    monkeypatch.setattr(WeightedRecords, "change", rollback_first)
+    with pytest.raises(FleetformError, match="rollback landed while this step's change went out"):
+        env.runbook(yes=True, ttl_wait=False).shift([25, 50, 100], 30)
+    assert env.weights() == {"blue": 100, "green": 0} and env.runbook().status()["phase"] == ROLLED_BACK
+    assert "shifted" not in [a["action"] for a in _audit(env)]
+
+
 def test_a_hand_change_in_the_last_bake_is_not_shifted(env: Env, cli_clock: FakeClock, changes: list) -> None:
     env.traffic_every(30)
     edited: list[datetime] = []

@@ -151,6 +151,22 @@ class Runbook:
         lock.refresh(self.clock.now())
         self._fence_record()
 
+    def _crossed_a_rollback(self) -> None:
+        """A rollback that landed between this run's last check and its change was overwritten by the
+        change (Route 53 has no conditional UPSERT): set the rollback's weights again, then stop."""
+        try:
+            data, token = self.store.read(self.target.key)
+        except DamagedRecord:
+            return  # the next check stops this run
+        if token == self._token:
+            return
+        if isinstance(data, dict) and data.get("phase") in (ROLLING_BACK, ROLLED_BACK):
+            weights = step_weights(str(data.get("from_slot")), str(data.get("to_slot")), 0)
+            self.records.change(weights, f"fleetform rollback {data.get('run_id')}")
+            raise StaleRecord(f"a rollback landed while this step's change went out; its weights {_fmt(weights)} "
+                              "are set again. This run stops: see `cluster-upgrade status`")
+        self._fence_record()
+
     def _fence_record(self) -> None:
         try:
             _, token = self.store.read(self.target.key)
@@ -360,6 +376,7 @@ class Runbook:
                     continue  # never straight to this step's weights: back through the gates
                 else:
                     state.change_id = self.records.change(after, f"fleetform upgrade {state.run_id} step {number}")
+                    self._crossed_a_rollback()
                 before = state.weights
                 state.weights, state.pending_weights = after, None
                 state.step_status = APPLIED
