@@ -55,7 +55,7 @@ from fleetform.upgrade.weights import WeightedRecords, step_weights
 
 RESUMABLE = ("shifting", "paused", "rolling-back")
 RECORD_KEYS = {"phase", "run_id", "schedule", "weights", "from_slot", "to_slot", "step_index", "step_status"}
-MAX_EXAMPLES = 10
+MAX_EXAMPLES = 12
 STEPS = 20
 KEY = "prod-main"
 ROLLED_BACK_WEIGHTS = {"blue": 100, "green": 0}
@@ -86,8 +86,8 @@ DAMAGE = st.sampled_from([b"\xff\xfe\x00not utf-8", b"[1, 2, 3]", b"{}", b'{"pha
                           b'"shifted"', b"null"])
 INTERFERENCE = st.one_of(
     st.none(),
-    st.builds(Interference, st.sampled_from(["rollback", "shift", "alarm", "damage"]), st.integers(1, 25)),
-    st.builds(Interference, st.just("hand-edit"), st.integers(1, 25), HAND_WEIGHTS))
+    st.builds(Interference, st.sampled_from(["rollback", "shift", "alarm", "damage"]), st.integers(1, 12)),
+    st.builds(Interference, st.just("hand-edit"), st.integers(1, 12), HAND_WEIGHTS))
 KILL = st.one_of(st.none(), st.integers(1, 8))
 
 
@@ -258,6 +258,7 @@ class RunbookModel(RuleBasedStateMachine):
         for alarm in ("prod-main-5xx", "prod-main-latency-p99"):
             self.env.set_alarm(alarm, "OK")
 
+    @precondition(lambda self: (self.record()[0] or {}).get("phase") not in RESUMABLE)  # (refused: resume's turn)
     @rule(operator=OPERATORS, schedule=SCHEDULES, bake=st.sampled_from([15, 40, 0]), force=st.booleans(),
           interference=INTERFERENCE, kill=KILL)
     def shift(self, operator: str, schedule: tuple[int, ...], bake: int, force: bool,
@@ -284,6 +285,8 @@ class RunbookModel(RuleBasedStateMachine):
         if code == 0:
             self._exited_shifted("resume")
 
+    @precondition(lambda self: (self.record()[0] or {}).get("phase") != "rolled-back"
+                  or self.weights() != ROLLED_BACK_WEIGHTS)  # (else nothing to roll back)
     @rule(operator=OPERATORS, kill=KILL)
     def rollback(self, operator: str, kill: int | None) -> None:
         self.kill_after, self.saves = kill, 0
@@ -295,6 +298,7 @@ class RunbookModel(RuleBasedStateMachine):
         assert self.weights() == ROLLED_BACK_WEIGHTS
         assert document and document["phase"] == "rolled-back" and document["actual_weights"] == ROLLED_BACK_WEIGHTS
 
+    @precondition(lambda self: (self.record()[0] or {}).get("phase") == "shifted")
     @rule(operator=OPERATORS)
     def retire(self, operator: str) -> None:
         before = self.weights()
