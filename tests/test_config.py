@@ -207,7 +207,7 @@ def test_unknown_endpoint_service_names_file_path_and_did_you_mean(accounts_copy
 @pytest.mark.parametrize(("value", "expected"), [
     ("[ec2, sts, ec2]", "network.interface_endpoints: listed more than once: ec2"),
     ("ec2", "network.interface_endpoints: Input should be a valid list"),
-    ("[ec2, 443]", "network.interface_endpoints.1: Input should be a valid string"),
+    ("[ec2, 443]", 'network.interface_endpoints.1: 443 is a number in YAML, but this field is text: quote it, "443"'),
 ])
 def test_malformed_endpoint_lists(accounts_copy, value, expected):
     edit(accounts_copy / "dev.yaml", DEV_ENDPOINTS, f"interface_endpoints: {value}")
