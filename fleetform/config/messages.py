@@ -88,7 +88,7 @@ def _message(error: dict[str, Any], model: type[BaseModel], loc: list[Any], sour
             if _is_required(model, [*loc[:-1], hint]):
                 text += f" ({hint!r} is required)"
         if known:
-            text += f" Allowed here: {', '.join(known)}"
+            text += f" Allowed here: {', '.join(known)}" if hint else f"; allowed here: {', '.join(known)}"
         return text
     if kind == "missing":
         return "required field is missing"
