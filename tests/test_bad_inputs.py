@@ -55,7 +55,8 @@ CASES: dict[str, Case] = {
         (Expect("dev.yaml", "bugdet", "bugdet:", ("did you mean 'budget'?",)),)),
     "min greater than max": Case(
         (("prod.yaml", PROD_SYSTEM, PROD_SYSTEM.replace("min: 2", "min: 7")),),
-        (Expect("prod.yaml", "clusters.main.node_groups.system.min", "system:", ("min (7) is greater than max (6)",)),)),
+        (Expect("prod.yaml", "clusters.main.node_groups.system.min", "system:",
+                ("min (7) is greater than max (6)",)),)),
     "spot group without diversity": Case(
         (("prod.yaml", PROD_APP, PROD_APP.replace(", m7a.xlarge, m6a.xlarge", "")),),
         (Expect("prod.yaml", "clusters.main.node_groups.app.instance_types", "app: {capacity: spot",

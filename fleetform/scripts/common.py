@@ -68,10 +68,10 @@ def error_document(message: str, exit_code: int, problems: Sequence[Problem] = (
 
 
 def fail(message: str, exit_code: int, as_json: bool, problems: Sequence[Problem] = ()) -> None:
-    """Report a failure and exit: for people on stderr, and with ``as_json`` the error document on stdout."""
+    """Report a failure and exit: for people on stderr, or with ``as_json`` only the error document on stdout."""
     if as_json:
         click.echo(json.dumps(error_document(message, exit_code, problems), indent=2))
-    if problems:
+    elif problems:
         count = len(problems)
         click.secho(f"configuration has {count} problem{'s' if count != 1 else ''}:", fg="red", err=True)
         for problem in problems:
