@@ -48,7 +48,7 @@ def problems_from(exc: ValidationError, path: Path, data: Any, model: type[BaseM
                   source: Sequence[str]) -> list[Problem]:
     """One Problem per pydantic error, with the line, a did-you-mean and the allowed keys; a required key
     reported missing next to an unknown key that is its misspelling is said once, as the misspelling."""
-    errors = [(error, [part for part in error["loc"] if not _is_validator_tag(part)]) for error in exc.errors()]
+    errors = [(error, _clean_loc(data, error["loc"])) for error in exc.errors()]
     misspelt: set[tuple[tuple[str, ...], str]] = set()
     for error, loc in errors:
         if error["type"] == "extra_forbidden":
@@ -70,9 +70,25 @@ def _closest(word: str, known: Sequence[str]) -> str | None:
     return hints[0] if hints else None
 
 
-def _is_validator_tag(part: Any) -> bool:
-    # pydantic inserts tags like 'function-after[...]' or union member names into loc
-    return isinstance(part, str) and ("[" in part or part in ("str", "int", "none"))
+_TAG = re.compile(r"^[a-z-]+\[.*\]$")
+
+
+def _clean_loc(data: Any, loc: Sequence[Any]) -> list[Any]:
+    """pydantic's loc without the tags it inserts ('function-after[...]', union member names): a part is
+    kept when it is a key (or position) of the document there, or does not look like a tag."""
+    kept: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif isinstance(part, str) and (_TAG.match(part) or part in ("str", "int", "none")):
+            continue
+        else:
+            node = None
+        kept.append(part)
+    return kept
 
 
 def _message(error: dict[str, Any], model: type[BaseModel], loc: list[Any], source: Sequence[str],
