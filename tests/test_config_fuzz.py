@@ -109,8 +109,8 @@ def check(workdir: Path, file: str, text: str) -> None:
 
 FILES = st.sampled_from(["prod.yaml", "organization.yaml", "dev.yaml"])
 # FLEETFORM_FUZZ_EXAMPLES=2000 for a longer hunt
-FUZZ = settings(max_examples=int(os.environ.get("FLEETFORM_FUZZ_EXAMPLES", "60")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                       HealthCheck.too_slow])
+FUZZ = settings(max_examples=int(os.environ.get("FLEETFORM_FUZZ_EXAMPLES", "60")), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 @FUZZ

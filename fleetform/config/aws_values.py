@@ -53,7 +53,7 @@ def instance_type_problem(value: str) -> str | None:
         return None
     family = value.split(".", 1)[0]
     same_family = sorted(t for t in known if t.split(".", 1)[0] == family)
-    hints = difflib.get_close_matches(value, same_family or sorted(known), n=3, cutoff=0.6)
+    hints = difflib.get_close_matches(value, same_family or sorted(known), n=1, cutoff=0.6)
     text = f"{value!r} is not an EC2 instance type"
     if hints:
         return f"{text}; did you mean {' or '.join(repr(h) for h in hints)}?"

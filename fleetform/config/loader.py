@@ -81,7 +81,7 @@ def load_config(directory: str | Path = "accounts") -> FleetConfig:
             problem = replace(problem, line=line_of(documents.get(problem.file), problem.path.split(".")))
         problems.append(problem)
     if problems or config is None:
-        raise ConfigurationError(problems)
+        raise ConfigurationError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
     return config
 
 
