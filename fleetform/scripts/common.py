@@ -94,11 +94,10 @@ def handle_errors(func: F | None = None, *, usage_exit: int = 2) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         as_json = wants_json(kwargs)
         try:
-            from fleetform.aws_session import check_endpoint_url
+            if "endpoint_url" in kwargs:  # only commands that call AWS pay for importing boto3
+                from fleetform.aws_session import check_endpoint_url
 
-            if "endpoint_url" in kwargs:
-                source = _endpoint_source()
-                check_endpoint_url(kwargs["endpoint_url"], source)
+                check_endpoint_url(kwargs["endpoint_url"], _endpoint_source())
             return func(*args, **kwargs)
         except ConfigurationError as exc:
             count = len(exc.problems)
