@@ -1,5 +1,5 @@
 """The contract of every command under failure (issue 17): with ``--output json`` a JSON error object
-``{"error": ..., "exit_code": ..., "problems": [...]}`` on stdout, the documented exit status (README
+``{"ok": false, "error": ..., "exit_code": ..., "problems": [...]}`` on stdout, the documented exit status (README
 "Exit statuses"), and never a traceback. A new command or subcommand must be added here."""
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ def test_failure_gives_a_json_error_object_and_the_documented_status(case, accou
     assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit), result.exception
     assert result.exit_code == status, result.output
     document = json.loads(result.stdout)
-    assert set(document) == {"error", "exit_code", "problems"}, document
-    assert document["exit_code"] == status
+    assert set(document) == {"ok", "error", "exit_code", "problems"}, document
+    assert document["ok"] is False and document["exit_code"] == status
     assert says in document["error"] or any(says in p["message"] for p in document["problems"]), document
     if document["problems"]:
         assert all({"file", "line", "path", "message"} <= set(p) for p in document["problems"])

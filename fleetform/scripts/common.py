@@ -3,7 +3,8 @@
 Exit statuses: 0 success, 1 a failed check or error, 2 bad usage or bad configuration; the commands
 that follow terraform's ``-detailed-exitcode`` (plan, drift, plan-comment) use 2 for "changes", so
 their bad usage and configuration exit 1 (``DETAILED_USAGE_EXIT``), as terraform's own do.
-With ``--output json`` a failure prints ``{"error": ..., "exit_code": ..., "problems": [...]}`` on stdout.
+With ``--output json`` a failure prints ``{"ok": false, "error": ..., "exit_code": ..., "problems": [...]}``
+on stdout (``error_document``).
 """
 
 from __future__ import annotations
@@ -64,18 +65,21 @@ def wants_json(kwargs: dict[str, Any]) -> bool:
 
 def error_document(message: str, exit_code: int, problems: Sequence[Problem] = ()) -> dict[str, Any]:
     """The one JSON shape of a failed command (``--output json``), for every command."""
-    return {"error": message, "exit_code": exit_code, "problems": [p.as_dict() for p in problems]}
+    return {"ok": False, "error": message, "exit_code": exit_code, "problems": [p.as_dict() for p in problems]}
 
 
 def fail(message: str, exit_code: int, as_json: bool, problems: Sequence[Problem] = ()) -> None:
-    """Report a failure and exit: for people on stderr, or with ``as_json`` only the error document on stdout."""
+    """Report a failure and exit. For people on stderr; with ``as_json`` the error document on stdout,
+    and (except for configuration problems, which are all in the document) the one-line error on
+    stderr too, for the build log."""
     if as_json:
         click.echo(json.dumps(error_document(message, exit_code, problems), indent=2))
-    elif problems:
-        count = len(problems)
-        click.secho(f"configuration has {count} problem{'s' if count != 1 else ''}:", fg="red", err=True)
-        for problem in problems:
-            click.echo(f"  {problem}", err=True)
+    if problems:
+        if not as_json:
+            count = len(problems)
+            click.secho(f"configuration has {count} problem{'s' if count != 1 else ''}:", fg="red", err=True)
+            for problem in problems:
+                click.echo(f"  {problem}", err=True)
     else:
         click.secho(f"error: {message}", fg="red", err=True)
     sys.exit(exit_code)

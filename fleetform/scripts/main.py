@@ -55,6 +55,7 @@ class LazyGroup(click.Group):
             if not json_requested(args):
                 raise
             click.echo(json.dumps(error_document(exc.format_message(), exc.exit_code), indent=2))
+            click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
 
 
