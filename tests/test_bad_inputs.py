@@ -143,6 +143,12 @@ CASES: dict[str, Case] = {
         (Expect("stg.yaml", "network.azss", "azss: 3", ("did you mean 'azs'?",)),
          Expect("stg.yaml", "account.email", "email:", ("already used by", "dev.yaml:5")),
          Expect("dev.yaml", "account.email", "email:", ("already used by", "stg.yaml:5")))),
+    "an unquoted account id does not hide a clash across files": Case(
+        (("stg.yaml", 'id: "444444444444"', "id: 444444444444"),
+         ("stg.yaml", "cidr: 10.20.0.0/16", "cidr: 10.10.0.0/16")),
+        (Expect("stg.yaml", "account.id", "id: 444444444444", ("quote it",)),
+         Expect("stg.yaml", "network.cidr", "cidr:", ("overlaps 10.10.0.0/16 in", "prod.yaml:9")),
+         Expect("prod.yaml", "network.cidr", "cidr:", ("overlaps 10.10.0.0/16 in", "stg.yaml:9")))),
     "a broken node group does not hide its neighbour's problem": Case(
         (("prod.yaml", PROD_SYSTEM, PROD_SYSTEM.replace("instance_types", "instance_type")),
          ("prod.yaml", PROD_GPU, PROD_GPU.replace("min: 0", "min: 11"))),

@@ -94,7 +94,8 @@ def _unique_accounts(accounts: list[Account], locate: Locate) -> Iterator[Proble
     for acct in accounts:
         info = acct.spec.account
         for field, value in (("name", info.name), ("email", info.email.lower()), ("id", info.id)):
-            owners.setdefault((field, value), []).append(acct)
+            if value is not None:  # a new account has no id yet (issue 16)
+                owners.setdefault((field, value), []).append(acct)
     for (field, value), clash in owners.items():
         for acct in clash if len(clash) > 1 else ():
             others = ", ".join(locate(o.file, f"account.{field}") for o in clash if o is not acct)

@@ -89,15 +89,34 @@ def _salvage(data: Any, file_problems: list[Problem]) -> tuple[AccountFile | Non
     """The account file without the parts that have problems, for the checks across files; None when the
     account section itself is wrong (the account is then known by no name, id or email)."""
     pruned = copy.deepcopy(data)
-    cuts = [_cut(p.path.split(".") if p.path else []) for p in file_problems]
-    for cut in cuts:
+    cuts = []
+    for problem in file_problems:
+        parts = problem.path.split(".") if problem.path else []
+        if parts[:1] == ["account"] and _unquoted_number(pruned, parts):
+            continue  # reported ("quote it"); the account is still known by its id for the other checks
+        cut = _cut(parts)
         if not cut or cut[0] == "account":
             return None, cuts
+        cuts.append(cut)
         _delete(pruned, cut)
     try:
         return AccountFile.model_validate(pruned), cuts
     except ValidationError:
         return None, cuts
+
+
+def _unquoted_number(data: Any, parts: list[str]) -> bool:
+    """Turn an unquoted number at parts (``id: 444444444444``) into the text it was meant to be."""
+    node = data
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    value = node.get(parts[-1]) if isinstance(node, dict) and parts else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        node[parts[-1]] = str(value)
+        return True
+    return False
 
 
 def _cut(parts: list[str]) -> list[str]:
