@@ -69,6 +69,13 @@ CASES: dict[str, tuple[tuple[str, ...], dict[str, str], int, str]] = {
     "upgrade rollback": (upgrade("rollback", "--reason", "test"), {}, 2, "write http://127.0.0.1:5055"),
     "upgrade status": (upgrade("status"), {}, 2, "write http://127.0.0.1:5055"),
     "upgrade retire": (upgrade("retire", "--confirm", "prod-main-blue"), {}, 2, "write http://127.0.0.1:5055"),
+    "upgrade plan without credentials (one error, not a row per check)": (
+        ("upgrade", "plan", "main", "--account", "prod", "--to", "1.36", "--config", "{good}", "--state-dir",
+         "{tmp}/state"), {"NO_CREDENTIALS": "1"}, 2, "no AWS credentials"),
+    "bastion list without credentials": (("bastion", "list", "prod", "--config", "{good}"), {"NO_CREDENTIALS": "1"},
+                                         2, "Unable to locate credentials"),
+    "preflight without credentials": (("preflight", "--config", "{good}"), {"NO_CREDENTIALS": "1"}, 2,
+                                      "no AWS credentials"),
     "upgrade permissions (no --output: parse error as JSON)": (
         ("upgrade", "permissions", "--account", "nope", "--config", "{good}"), {}, 2, "No such option '--output'"),
 }
@@ -100,7 +107,15 @@ def test_failure_gives_a_json_error_object_and_the_documented_status(case, accou
     (tmp_path / "file").write_text("a file, not a directory\n")
     monkeypatch.chdir(tmp_path)
     for key, value in env.items():
-        monkeypatch.setenv(key, value)
+        if key == "NO_CREDENTIALS":  # nothing botocore could find, and no instance metadata to ask
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
+                         "AWS_ENDPOINT_URL"):
+                monkeypatch.delenv(name, raising=False)
+            for name in ("AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE"):
+                monkeypatch.setenv(name, str(tmp_path / "none"))
+            monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+        else:
+            monkeypatch.setenv(key, value)
     line = [a.format(bad=bad, good=good, tmp=tmp_path) for a in args] + ["--output", "json"]
     result = CliRunner().invoke(cli, line)
     assert "Traceback" not in result.output, result.output
