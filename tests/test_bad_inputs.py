@@ -130,6 +130,13 @@ CASES: dict[str, Case] = {
         (("stg.yaml", 'blue: {version: "1.34"}', "blue: {version: 1.30}"),),
         (Expect("stg.yaml", "clusters.main.slots.blue.version", "version: 1.30",
                 ('quote it, version: "1.30"', "1.30 is read as 1.3")),)),
+    "misspelt region": Case(
+        (("organization.yaml", "[ap-northeast-1, us-east-1]", "[ap-northeast-1, us-east1]"),),
+        (Expect("organization.yaml", "organization.allowed_regions.1", "allowed_regions:",
+                ("'us-east1' is not an AWS region", "did you mean 'us-east-1'?")),)),
+    "misspelt OU": Case(
+        (("prod.yaml", "ou: Workloads/Prod", "ou: Workloads/Production"),),
+        (Expect("prod.yaml", "account.ou", "ou: Workloads/Production", ("did you mean 'Workloads/Prod'?",)),)),
     "a new account reusing an email: both files, with the other's line": Case(
         (("aaa.yaml", "", NEW_ACCOUNT.format(email="aws+prod@familyalbum.example", cidr="10.90.0.0/16")),),
         (Expect("aaa.yaml", "account.email", "email:", ("already used by", "prod.yaml:5")),

@@ -46,6 +46,26 @@ def ec2_instance_types() -> frozenset[str]:
     return frozenset(model["shapes"]["InstanceType"]["enum"])
 
 
+@functools.cache
+def aws_regions() -> frozenset[str]:
+    """Every region in botocore's partitions (aws, aws-cn, aws-us-gov, ...), without the '-global' names."""
+    import botocore
+
+    document = json.loads((Path(botocore.__file__).parent / "data" / "partitions.json").read_text())
+    return frozenset(name for partition in document["partitions"] for name in partition["regions"]
+                     if not name.endswith("-global"))
+
+
+def region_problem(value: str) -> str | None:
+    """None for a region botocore knows; otherwise the message, with a did-you-mean."""
+    regions = aws_regions()
+    if value in regions:
+        return None
+    hints = difflib.get_close_matches(value, sorted(regions), n=1, cutoff=0.6)
+    text = f"{value!r} is not an AWS region"
+    return f"{text}; did you mean {hints[0]!r}?" if hints else f"{text} (e.g. ap-northeast-1, us-east-1)"
+
+
 def instance_type_problem(value: str) -> str | None:
     """None for an instance type EC2 knows; otherwise the message, with a did-you-mean."""
     known = ec2_instance_types()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
@@ -13,6 +14,7 @@ from fleetform.config.aws_values import (
     label_key_problem,
     label_value_problem,
     node_group_name_problem,
+    region_problem,
 )
 from fleetform.config.endpoints import BASTION_ENDPOINTS, cluster_endpoints, missing_endpoints
 from fleetform.config.models import Account, ClusterConfig, FleetConfig, NodeGroupConfig
@@ -124,8 +126,10 @@ def _organization(config: FleetConfig, partial: bool) -> Iterator[Problem]:
         if ou is None and acct.id != org.management_account_id:
             yield Problem(acct.file, "account.ou", "required for every account but the management account")
         elif ou is not None and ou not in ous:
-            yield Problem(acct.file, "account.ou",
-                          f"unknown OU {ou!r}; organization.yaml defines: {', '.join(sorted(ous))}")
+            hint = difflib.get_close_matches(ou, sorted(ous), n=1, cutoff=0.6)
+            yield Problem(acct.file, "account.ou", f"unknown OU {ou!r}; " + (f"did you mean {hint[0]!r}? " if hint
+                                                                             else "") +
+                          f"organization.yaml defines: {', '.join(sorted(ous))}")
     for i, scp in enumerate(org.scps):
         for j, target in enumerate(scp.targets):
             if target != ROOT_TARGET and target not in ous:
@@ -226,6 +230,10 @@ def _regions(config: FleetConfig) -> Iterator[Problem]:
     org = config.organization
     org_file = str(Path(config.directory) / "organization.yaml")
     allowed = set(org.allowed_regions)
+    for i, region in enumerate(org.allowed_regions):
+        problem = region_problem(region)
+        if problem:
+            yield Problem(org_file, f"organization.allowed_regions.{i}", problem)
     if org.home_region not in allowed:
         yield Problem(org_file, "organization.home_region",
                       f"{org.home_region!r} is not in allowed_regions {sorted(allowed)}")
