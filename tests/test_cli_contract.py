@@ -127,3 +127,13 @@ def test_failure_gives_a_json_error_object_and_the_documented_status(case, accou
     assert says in document["error"] or any(says in p["message"] for p in document["problems"]), document
     if document["problems"]:
         assert all({"file", "line", "path", "message"} <= set(p) for p in document["problems"])
+
+
+def test_cluster_upgrade_entry_point_answers_parse_errors_in_json():
+    from fleetform.scripts.upgrade import cli as cluster_upgrade
+
+    result = CliRunner().invoke(cluster_upgrade, ["status", "main", "--bogus", "--output", "json"])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    document = json.loads(result.stdout)
+    assert document["ok"] is False and "No such option '--bogus'" in document["error"]
+    assert CliRunner().invoke(cluster_upgrade, ["status", "main", "--bogus"]).stdout == ""  # text: stderr only

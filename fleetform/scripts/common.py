@@ -139,3 +139,21 @@ def json_requested(args: Sequence[str]) -> bool:
 
 def emit_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, sort_keys=False, default=str))
+
+
+class ContractGroup(click.Group):
+    """A command group whose subcommands' parse errors follow the contract too: the subcommand's usage
+    status (``usage_exit`` attribute, e.g. plan's 1) and, with --output json, the error document."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        args = [*getattr(ctx, "_protected_args", []), *ctx.args]
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            command = exc.ctx.command if exc.ctx is not None else None
+            exc.exit_code = getattr(command, "usage_exit", exc.exit_code)
+            if not json_requested(args):
+                raise
+            click.echo(json.dumps(error_document(exc.format_message(), exc.exit_code), indent=2))
+            click.echo(f"Error: {exc.format_message()}", err=True)
+            sys.exit(exc.exit_code)

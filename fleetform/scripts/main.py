@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import importlib
-import json
-import sys
-from typing import Any
 
 import click
 
 from fleetform import __version__
-from fleetform.scripts.common import error_document, json_requested
+from fleetform.scripts.common import ContractGroup
 
 # command name -> "module:attribute". Each is imported only when it runs (or for --help), so
 # `fleetform validate` does not pay for boto3, the runbook or the Terraform runner at start-up.
@@ -31,7 +28,7 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(ContractGroup):
     """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -43,20 +40,6 @@ class LazyGroup(click.Group):
             return None
         module, attribute = target.split(":")
         return getattr(importlib.import_module(module), attribute)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        """Parse errors of a subcommand get its usage status and, with --output json, the error document."""
-        args = [*getattr(ctx, "_protected_args", []), *ctx.args]
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:
-            command = exc.ctx.command if exc.ctx is not None else None
-            exc.exit_code = getattr(command, "usage_exit", exc.exit_code)
-            if not json_requested(args):
-                raise
-            click.echo(json.dumps(error_document(exc.format_message(), exc.exit_code), indent=2))
-            click.echo(f"Error: {exc.format_message()}", err=True)
-            sys.exit(exc.exit_code)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
