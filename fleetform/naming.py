@@ -129,4 +129,4 @@ def config_service_linked_role_arn(account_id: str) -> str:
 
 def new_account_output(account: str) -> str:
     """The organization stack's output with the id of a new account it created."""
-    return f"account_id_{account.replace('-', '_')}"
+    return f"account_id_{account}"

@@ -24,7 +24,8 @@ def build(fleet: FleetApp) -> None:
         if network is None:
             continue
         region = config.region_of(account)
-        stack = FleetStack(fleet.app, network_stack(account.name), config, StackTarget(fleet.account_id(account), region),
+        stack = FleetStack(fleet.app, network_stack(account.name), config,
+                           StackTarget(fleet.account_id(account), region),
                            description=f"VPC of {account.name}")
         stack.vpc = Vpc(stack, "vpc", VpcProps(  # type: ignore[attr-defined]
             name=account.name, cidr=network.cidr, azs=network.azs, account_id=stack.account_id, region=region,
