@@ -146,9 +146,19 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         if relative not in present:
             base_stacks: list[StackInfo] = []  # the configuration is new: everything is added
         else:
+            _refuse_removed_accounts(tree / relative, config, relative)
             base_stacks = synth_subprocess(tree, tree / relative, base_out, with_code)
         head_dir = Path(head_out) if head_out else tmp_path / "head.out"
         head_stacks = synthesize(str(config), head_dir)  # type: ignore[misc]
         result = compare(base_stacks, head_stacks, base)
         result.base_code = "base" if with_code else "current"
         return result
+
+
+def _refuse_removed_accounts(base_config: Path, head_config: Path, shown: str) -> None:
+    from fleetform.config.lifecycle import removed_accounts
+    from fleetform.errors import ConfigurationError
+
+    problems = removed_accounts(base_config, head_config, shown)
+    if problems:
+        raise ConfigurationError(problems)

@@ -158,8 +158,8 @@ def test_wait_retries_access_denied_until_the_role_can_be_assumed():
         for _ in range(2):  # what STS answers while the new account's role is not there yet
             stub.add_client_error("assume_role", "AccessDenied", f"User is not authorized to perform: "
                                   f"sts:AssumeRole on resource: {ROLE}", 403)
-        stub.add_response("assume_role", CREDENTIALS, {"RoleArn": ROLE, "RoleSessionName": "fleetform-new-account-check",
-                                                       "DurationSeconds": 900})
+        stub.add_response("assume_role", CREDENTIALS,
+                          {"RoleArn": ROLE, "RoleSessionName": "fleetform-new-account-check", "DurationSeconds": 900})
         waited = wait_until_assumable(sts, ROLE, timeout=60, interval=15, progress=messages.append, clock=clock,
                                       sleep=clock.sleep)
         stub.assert_no_pending_responses()
