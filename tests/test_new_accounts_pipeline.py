@@ -19,7 +19,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 from click.testing import CliRunner
-from fixtures.tfstacks import local_backend, stack_body, terraform_data, write_synth
+from fixtures.tfstacks import edit_stack, local_backend, stack_body, terraform_data, write_synth
 
 from fleetform.errors import FleetformError
 from fleetform.new_accounts import wait_until_assumable
@@ -117,6 +117,14 @@ def test_merge_creates_the_account_waits_and_applies_its_stacks_in_order(world, 
     assert "new_accounts" not in report and "### New accounts" not in out
     code, out, _ = fleetform("apply-new-accounts", "--synth-dir", world["synth"], "--out-dir", world["plans"], "--yes")
     assert code == 0 and "no stack waits for a new account" in out
+    # a later pull request writes the id into the file: the stacks then hold it literally; no change
+    for name in ("analytics-baseline", "analytics-network"):
+        edit_stack(world["synth"], name, lambda doc: doc.update(json.loads(
+            json.dumps(doc).replace("${data.terraform_remote_state.cross-stack-reference-input-organization."
+                                    f"outputs.{CROSS_STACK_OUTPUT}}}", NEW_ID))))
+    assert NEW_ID in (world["synth"] / "stacks" / "analytics-network" / "cdk.tf.json").read_text()
+    code, out, err = plan(world)
+    assert code == 0, out + err
 
 
 def test_apply_new_accounts_refuses_before_the_organization_stack_is_applied(world):

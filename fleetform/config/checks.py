@@ -64,7 +64,8 @@ def check_config(config: FleetConfig, partial: bool = False) -> list[Problem]:
 
 def _unique_accounts(config: FleetConfig) -> Iterator[Problem]:
     seen: dict[tuple[str, str], str] = {}
-    for acct in config.accounts:
+    # accounts that exist first: a clash with a new account (no id) is the new account's file to fix
+    for acct in sorted(config.accounts, key=lambda a: a.id is None):
         info = acct.spec.account
         for field, value in (("name", info.name), ("email", info.email.lower()), ("id", info.id)):
             if value is None:
