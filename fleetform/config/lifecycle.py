@@ -9,7 +9,7 @@ from typing import Any
 from ruamel.yaml.error import YAMLError
 
 from fleetform.config.models import Account, FleetConfig
-from fleetform.errors import Problem
+from fleetform.errors import Problem, UsageError
 from fleetform.naming import (
     ORGANIZATION_STACK,
     baseline_stack,
@@ -46,6 +46,15 @@ def account_stacks(account: Account) -> list[str]:
     if spec.bastion is not None:
         names.append(bastion_stack(account.name))
     return names
+
+
+def require_account_id(account: Account) -> str:
+    """The id, for commands that reach the account at run time; a new account's is written once it exists."""
+    if account.id is None:
+        raise UsageError(f"{account.file}: account.id: account {account.name!r} is new (no id in its file); once "
+                         f"the {ORGANIZATION_STACK} stack has created it, write its id there (`terraform output` of "
+                         f"{ORGANIZATION_STACK}: account_id_{account.name}; writing it changes no resource)")
+    return account.id
 
 
 def account_actions(config: FleetConfig) -> list[AccountAction]:
