@@ -215,7 +215,9 @@ def apply_new_accounts(tf: Any, synth_dir: Path, stacks: Sequence[StackInfo], wa
     results: list[dict[str, Any]] = []
     for account in waiting.accounts:
         own = f"{account.name}-"
-        for name in sorted(account.stacks, key=order.index):
+        # other accounts' stacks first (the pipeline stack lets the apply build into the new account), then the
+        # account's own stacks: nothing of another account depends on them
+        for name in sorted(account.stacks, key=lambda n: (n.startswith(own), order.index(n))):
             stack = by_name[name]
             variables = list(plan_options.variables)
             if name.startswith(own):  # the account's own stack: its provider assumes a role in the new account

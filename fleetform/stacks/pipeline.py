@@ -30,5 +30,6 @@ def build(fleet: FleetApp) -> None:
         state_account_id=org.management_account_id,
         state_region=org.state.region,
         plan_shards=settings.plan_shards,
+        new_account_ids=sorted(fleet.account_id(a) for a in config.accounts if a.is_new),
     ))
     fleet.add(stack, depends_on=[BOOTSTRAP_STACK, baseline_stack(account.name)])
