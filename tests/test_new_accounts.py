@@ -25,7 +25,7 @@ NEW = """account:
   name: analytics
   email: aws+analytics@familyalbum.example
   ou: Workloads/NonProd
-network: {cidr: 10.50.0.0/16, azs: 2, nat: single, interface_endpoints: []}
+network: {cidr: 10.50.0.0/16, azs: 2, nat: single}
 """
 CREATED_ID = "210987654321"  # the id AWS gave the account, written into the file afterwards
 KNOWN_IDS = {"111111111111", "222222222222", "333333333333", "444444444444", "555555555555"}
@@ -216,3 +216,20 @@ def test_removing_an_account_file_is_refused_unless_it_was_closed(tmp_path):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert "organization" in report["changed"] and "stg-baseline" in report["removed"]
+
+
+def test_the_apply_build_may_enter_only_new_accounts_through_the_role_create_account_made(new_out):
+    policies = body(new_out, "pipeline")["resource"]["aws_iam_role_policy"]
+    statements = {s.get("Sid"): s for p in policies.values() for s in json.loads(p["policy"])["Statement"]}
+    assert statements["FirstApplyOfNewAccounts"]["Resource"] == [
+        f"arn:aws:iam::{ACCOUNT_REF}:role/OrganizationAccountAccessRole"]
+    assert f"arn:aws:iam::{ACCOUNT_REF}:role/fleetform-apply" in statements["AssumeApplyRoles"]["Resource"]
+
+
+def test_the_new_accounts_stacks_pass_checkov(new_out):
+    from fleetform.checks.checkov_scan import scan_stacks
+
+    result = scan_stacks(new_out, ["organization", "pipeline", *ANALYTICS_STACKS])
+    assert result.parsing_errors == []
+    assert result.failed == [], "\n".join(map(str, result.failed))
+    assert result.passed > 50
