@@ -190,3 +190,18 @@ def test_wait_gives_up_after_the_timeout_with_the_last_reason():
     assert f"{ROLE} could not be assumed within 30 s (4 attempts); last reason: AccessDenied: not authorized" \
         in str(caught.value)
     assert "run `fleetform apply-new-accounts` again" in str(caught.value)
+
+
+def test_the_sharded_pull_request_comment_keeps_the_new_account_section():
+    from fleetform.plan_summaries import _result, render_combined
+
+    def record(index: int, stacks: list[str]) -> dict:
+        return {"commit": "abc", "shard": f"{index}/2", "exit_code": 2, "stacks": [], "allow_destroy": False,
+                "new_accounts": [{"account": "analytics", "output": "account_id_analytics", "stacks": stacks}]}
+
+    shards = [_result(1, 2, record(1, ["analytics-baseline"]), "abc"),
+              _result(2, 2, record(2, ["analytics-network", "pipeline"]), "abc")]
+    text = render_combined(shards, "abc")
+    assert "### New accounts" in text
+    assert "`analytics-baseline`, `analytics-network`, `pipeline` will be planned and applied after the account " \
+           "exists" in text
