@@ -192,3 +192,16 @@ def test_an_attribute_changed_after_the_fact_is_caught_before_it_is_written(app,
     subnet.attributes["vpc_id"] = vpc.id_ref  # bypasses resolution
     with pytest.raises(Exception, match="stack 's' holds a reference that was never resolved"):
         app.synth()
+
+
+def test_stack_files_are_written_as_the_core_writes_them():
+    """The C encoder gives the bytes of ``json.dumps(indent=2, sort_keys=True, ensure_ascii=False)``,
+    and what it cannot encode (integers beyond 64 bits) takes the standard library's path."""
+    from fleetform.engine.synthesizer import dumps
+
+    document = {"resource": {"aws_x": {"b": {"name": "日本 ü", "n": [1, 2.5, 1e26, -0.0, True, None], "e": {},
+                                             "l": [], "nested": [{"z": 1, "a": "\u2028\t\"q\""}]}}},
+                "a": 0.1, "Z": "upper sorts first"}
+    assert dumps(document) == json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    huge = {"max_size": 10**26}
+    assert dumps(huge) == json.dumps(huge, indent=2, sort_keys=True, ensure_ascii=False)
