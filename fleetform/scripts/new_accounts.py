@@ -42,7 +42,7 @@ from fleetform.scripts.pipeline import (
 @output_option
 @handle_errors
 def apply_new_accounts_command(synth_dir: str, backend_config: tuple[str, ...], terraform_bin: str | None,
-                               out_dir: str, variables: tuple[str, ...], first_role: str, role: str,
+                               parallelism: int, out_dir: str, variables: tuple[str, ...], first_role: str, role: str,
                                wait_timeout: int, wait_interval: int, yes: bool, lock_bucket: str | None,
                                lock_ttl: int, profile: str | None, region: str | None, endpoint_url: str | None,
                                output: str) -> None:
@@ -53,7 +53,8 @@ def apply_new_accounts_command(synth_dir: str, backend_config: tuple[str, ...], 
     `fleetform apply` has applied the organization stack, this reads the new ids from its state,
     waits until the account's role can be assumed (sts:AssumeRole, retried up to --wait-timeout),
     then plans and applies each waiting stack in dependency order: the baseline through
-    --first-role (it creates the fleetform roles), the others through --role.
+    --first-role (it creates the fleetform roles), the others through --role. One stack at a
+    time (--parallelism does not apply): each may need the role the previous one made.
 
     \b
     Examples (the apply build runs them in this order):
