@@ -156,6 +156,8 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         present = export_revision(root, resolve_base(root, base), [relative, CODE_DIR], tree)
         base_out = tmp_path / "base.out"
         with_code = CODE_DIR in present and (tree / CODE_DIR / "stacks" / "__main__.py").exists()
+        if relative in present:
+            _refuse_removed_accounts(tree / relative, config, relative)
         base_synth = BaseSynth(tree, tree / relative, base_out, with_code) if relative in present else None
         try:
             head_dir = Path(head_out) if head_out else tmp_path / "head.out"
@@ -168,3 +170,12 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         result = compare(base_stacks, head_stacks, base)
         result.base_code = "base" if with_code else "current"
         return result
+
+
+def _refuse_removed_accounts(base_config: Path, head_config: Path, shown: str) -> None:
+    from fleetform.config.lifecycle import removed_accounts
+    from fleetform.errors import ConfigurationError
+
+    problems = removed_accounts(base_config, head_config, shown)
+    if problems:
+        raise ConfigurationError(problems)

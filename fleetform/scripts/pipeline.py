@@ -222,7 +222,10 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
         options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
                               protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types, *protected_types),
                               allow_destroy=allow_destroy, title=title, parallelism=parallelism)
-        run = plan_stacks(_terraform(terraform_bin), chosen, options, _progress)
+        tf = _terraform(terraform_bin)
+        chosen, waiting = _hold_back_new_accounts(tf, synth_dir, chosen, backend_config)
+        run = plan_stacks(tf, chosen, options, _progress)
+        _record_new_accounts(run, waiting, Path(out_dir))
     except FleetformError as exc:
         if publisher is not None:  # the comment build shows this shard as failed, with the reason
             _progress(f"plan summary (error) written to {publisher.publish_error(str(exc))}")
@@ -237,6 +240,21 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
         _progress(f"pull request comment {extra['comment']['action']}: {extra['comment'].get('url')}")
     _report(run, out_dir, output, extra)
     sys.exit(run.exit_code)
+
+
+def _hold_back_new_accounts(tf: Any, synth_dir: str, chosen: list, backend_config: tuple[str, ...]) -> tuple[list, Any]:
+    """Leave out the stacks that read the id of an account the organization stack has not created yet
+    (``fleetform apply-new-accounts`` plans and applies them after it has)."""
+    from fleetform.manifest import read_manifest
+    from fleetform.new_accounts import hold_back
+
+    return hold_back(tf, read_manifest(synth_dir), chosen, backend_config, _progress)
+
+
+def _record_new_accounts(run: Any, waiting: Any, out_dir: Path) -> None:
+    from fleetform.new_accounts import record
+
+    record(run, waiting, out_dir)
 
 
 def _publisher(bucket: str | None, pull_request: int | None, head_commit: str | None, shard_spec: str | None,
