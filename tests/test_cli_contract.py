@@ -48,6 +48,8 @@ CASES: dict[str, tuple[tuple[str, ...], dict[str, str], int, str]] = {
                      "needs --pull-request"),
     "apply": (("apply", "--synth-dir", "{tmp}/none", "--out-dir", "{tmp}/plan", "--yes"), {}, 1,
               "run `fleetform synth` first"),
+    "apply-new-accounts": (("apply-new-accounts", "--synth-dir", "{tmp}/none", "--out-dir", "{tmp}/plan", "--yes",
+                            "--endpoint-url", BAD_ENDPOINT), {}, 2, "write http://127.0.0.1:5055"),
     "drift": (("drift", "--synth-dir", "{tmp}/none", "--config", "{good}"), {}, 1, "run `fleetform synth` first"),
     "bastion connect": (("bastion", "connect", "prod", "--config", "{good}", "--endpoint-url", BAD_ENDPOINT), {}, 2,
                         "write http://127.0.0.1:5055"),

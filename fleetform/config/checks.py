@@ -70,6 +70,7 @@ def check_config(config: FleetConfig, partial: bool = False, locate: Locate = _p
     the file (and line) of the other side of a clash between files."""
     return [
         *check_accounts(config.accounts, locate),
+        *_account_lifecycle(config, partial),
         *_organization(config, partial),
         *_scps(config, partial),
         *_regions(config),
@@ -101,8 +102,10 @@ def _unique_accounts(accounts: list[Account], locate: Locate) -> Iterator[Proble
     for (field, value), clash in owners.items():
         for acct in clash if len(clash) > 1 else ():
             others = ", ".join(locate(o.file, f"account.{field}") for o in clash if o is not acct)
+            hint = ("; a new account (no id) needs an email address that no other account of the organization "
+                    "uses (AWS refuses CreateAccount otherwise)") if field == "email" and acct.id is None else ""
             yield Problem(acct.file, f"account.{field}", f"{value!r} is already used by {others}; "
-                                                         f"every account needs its own {field}")
+                                                         f"every account needs its own {field}{hint}")
 
 
 def _organization(config: FleetConfig, partial: bool) -> Iterator[Problem]:
@@ -427,3 +430,30 @@ def _node_group(file: str, base: str, group: NodeGroupConfig) -> Iterator[Proble
         problem = label_value_problem(taint.value or "", "taint value")
         if problem:
             yield Problem(file, f"{base}.taints.{i}.value", problem)
+
+
+def _account_lifecycle(config: FleetConfig, partial: bool) -> Iterator[Problem]:
+    """New (no id), adopted and closed accounts: what each may be (docs/organization.md#adding-an-account)."""
+    org = config.organization
+    if partial:
+        return
+    # these exist before the organization stack runs: its providers and the state bucket use their ids
+    roles = {org.log_archive_account: "the log-archive account (organization.log_archive_account)",
+             org.pipeline.account: "the pipeline account (organization.pipeline.account)"}
+    for acct in config.accounts:
+        info = acct.spec.account
+        role = roles.get(acct.name)
+        if role is not None and info.id is None:
+            yield Problem(acct.file, "account.id", f"required: {role} must exist before the organization "
+                          "stack runs (create it and write its id, with adopt: true if fleetform never managed it)")
+        if role is not None and info.closed:
+            yield Problem(acct.file, "account.closed", f"{role} cannot be closed")
+        if info.ou is None and info.id is None:
+            yield Problem(acct.file, "account.id", "a new account (no id) needs account.ou: the OU the "
+                          "organization stack creates it in")
+        if info.id is not None and info.id == org.management_account_id and (info.adopt or info.closed):
+            field = "adopt" if info.adopt else "closed"
+            yield Problem(acct.file, f"account.{field}", "not for the management account: it is the organization")
+        if info.closed and info.id is None:
+            yield Problem(acct.file, "account.closed", "closing needs the account's id (account.id): an account "
+                          "that was never created has nothing to close; remove the file instead")
