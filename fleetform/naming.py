@@ -125,3 +125,8 @@ def config_key_alias_arn(organization: str, home_region: str, log_archive_accoun
 def config_service_linked_role_arn(account_id: str) -> str:
     """AWSServiceRoleForConfig: the role every configuration recorder uses, whoever created it."""
     return f"arn:aws:iam::{account_id}:role/aws-service-role/{CONFIG_SERVICE}/AWSServiceRoleForConfig"
+
+
+def new_account_output(account: str) -> str:
+    """The organization stack's output with the id of a new account it created."""
+    return f"account_id_{account}"

@@ -7,6 +7,7 @@ import importlib
 import click
 
 from fleetform import __version__
+from fleetform.scripts.common import ContractGroup
 
 # command name -> "module:attribute". Each is imported only when it runs (or for --help), so
 # `fleetform validate` does not pay for boto3, the runbook or the Terraform runner at start-up.
@@ -18,6 +19,7 @@ COMMANDS = {
     "plan": "fleetform.scripts.pipeline:plan_command",
     "plan-comment": "fleetform.scripts.plan_comment:plan_comment_command",
     "apply": "fleetform.scripts.pipeline:apply_command",
+    "apply-new-accounts": "fleetform.scripts.new_accounts:apply_new_accounts_command",
     "drift": "fleetform.scripts.pipeline:drift_command",
     "bastion": "fleetform.scripts.bastion:bastion_group",
     "bootstrap": "fleetform.scripts.bootstrap:bootstrap_command",
@@ -27,7 +29,7 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(ContractGroup):
     """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -59,9 +59,10 @@ def preflight_command(config_dir: str, profile: str | None, region: str | None, 
 
 def show(result: PreflightResult) -> None:
     console = Console()
+    console.width = max(console.width, 120)  # CI logs are 80 columns: account ids must stay whole
     table = Table(title="preflight: what the first apply would run into")
-    table.add_column("account")
-    table.add_column("id")
+    table.add_column("account", no_wrap=True)
+    table.add_column("id", no_wrap=True, min_width=12)
     for check in CHECKS:
         table.add_column(check)
     for report in result.accounts:

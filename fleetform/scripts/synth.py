@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -11,17 +10,44 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetform.config import load_config
-from fleetform.manifest import read_manifest
+from fleetform.config.lifecycle import account_actions
+from fleetform.errors import UsageError
+from fleetform.manifest import prune_stale_stacks, read_manifest
 from fleetform.scripts.common import config_option, emit_json, handle_errors, out_option, output_option
 
 
 def synthesize(config_dir: str, out_dir: str | Path) -> list:
+    return _synthesize(config_dir, out_dir)[0]
+
+
+def _synthesize(config_dir: str, out_dir: str | Path) -> tuple[list, list]:
+    """(stacks, account actions) of a synth."""
     # imported here so `validate` and `--help` stay fast (no node process)
     from fleetform.stacks.app import synth
 
+    check_out_dir(out_dir)
     config = load_config(config_dir)
     synth(config, out_dir)
-    return read_manifest(out_dir)
+    removed, kept = prune_stale_stacks(out_dir)
+    if removed:
+        click.echo(f"removed stacks no longer in the configuration from {out_dir}: {', '.join(removed)}", err=True)
+    if kept:
+        click.echo(f"warning: {out_dir} holds stacks no longer in the configuration, kept because they hold a "
+                   f"local Terraform state: {', '.join(kept)}", err=True)
+    return read_manifest(out_dir), account_actions(config)
+
+
+def _echo_actions(actions: list) -> None:
+    for action in actions:
+        click.echo(f"{action.file}: account {action.account}: {action.detail}")
+
+
+def check_out_dir(out_dir: str | Path) -> None:
+    """--out must be (or become) a directory: not a file, nor anything below one."""
+    path = Path(out_dir)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise UsageError(f"--out {out_dir}: {part} is a file, not a directory")
 
 
 @click.command("synth")
@@ -38,10 +64,11 @@ def synth_command(config_dir: str, out_dir: str, output: str) -> None:
       fleetform synth --config accounts --out build/cdktf.out --output json
     """
     started = time.perf_counter()
-    stacks = synthesize(config_dir, out_dir)
+    stacks, actions = _synthesize(config_dir, out_dir)
     elapsed = time.perf_counter() - started
     if output == "json":
-        emit_json({"out": str(out_dir), "seconds": round(elapsed, 2), "stacks": [s.as_dict() for s in stacks]})
+        emit_json({"out": str(out_dir), "seconds": round(elapsed, 2), "stacks": [s.as_dict() for s in stacks],
+                   "accounts": [a.as_dict() for a in actions]})
         return
     table = Table(title=f"{len(stacks)} stacks synthesized into {out_dir}/ in {elapsed:.1f}s")
     table.add_column("stack")
@@ -51,6 +78,7 @@ def synth_command(config_dir: str, out_dir: str, output: str) -> None:
         table.add_row(stack.name, str(stack.resource_count), ", ".join(stack.dependencies))
     table.add_row("[bold]total[/bold]", f"[bold]{sum(s.resource_count for s in stacks)}[/bold]", "")
     Console().print(table)
+    _echo_actions(actions)
 
 
 @click.command("validate")
@@ -67,16 +95,19 @@ def validate_command(config_dir: str, output: str) -> None:
       fleetform validate --config accounts
     """
     config = load_config(config_dir)
+    actions = account_actions(config)
     summary = {
         "ok": True,
         "accounts": [a.name for a in config.accounts],
         "clusters": sorted(f"{a.name}/{c}" for a in config.accounts for c in a.spec.clusters),
+        "account_actions": [a.as_dict() for a in actions],
     }
     if output == "json":
         emit_json(summary)
     else:
         click.echo(f"{config_dir}: OK ({len(summary['accounts'])} accounts, "
                    f"{len(summary['clusters'])} clusters)")
+        _echo_actions(actions)
 
 
 @click.command("stacks")
@@ -87,13 +118,16 @@ def validate_command(config_dir: str, output: str) -> None:
 def stacks_command(config_dir: str, as_json: bool, output: str) -> None:
     """List the stacks in dependency order, with what each depends on.
 
+    Builds the stacks without synthesizing them (nothing is written; about half the time of a synth).
+
     \b
     Example:
       fleetform stacks
       fleetform stacks --json | jq -r '.[].name'
     """
-    with tempfile.TemporaryDirectory(prefix="fleetform-stacks-") as tmp:
-        stacks = synthesize(config_dir, tmp)
+    from fleetform.stacks.app import describe
+
+    stacks = describe(load_config(config_dir))
     if as_json or output == "json":
         emit_json([{"name": s.name, "dependencies": list(s.dependencies), "resources": s.resource_count}
                    for s in stacks])
