@@ -30,5 +30,7 @@ def build(fleet: FleetApp) -> None:
         state_account_id=org.management_account_id,
         state_region=org.state.region,
         plan_shards=settings.plan_shards,
+        github_comment_token_secret=settings.github_comment_token_secret,
+        trusted_actor_ids=tuple(settings.trusted_actor_ids),
     ))
     fleet.add(stack, depends_on=[BOOTSTRAP_STACK, baseline_stack(account.name)])
