@@ -2,10 +2,11 @@
 
 The comment build (trusted code) records, per pull request, the plan it verified and posted:
 ``reviewed/pr-<N>.json`` in the pipeline's artifacts bucket with the head commit and, per stack, every
-planned change as (address, action). The apply build plans the merge again with the apply roles and
-refuses when that plan differs from the record of the merged pull request's head commit: a summary
-that a pull request's own (untrusted) code falsified, a base branch that moved since the review, or
-reality that changed in between all stop the apply; the pull request is planned again instead.
+planned change as (address, action, changed attributes). Attribute values are not compared: they
+come from the reviewed code itself, which the merge applies. The apply build plans the merge again
+with the apply roles and refuses when that plan differs from the record of the merged pull request's
+head commit: a summary that a pull request's own (untrusted) code falsified, a base branch that moved
+since the review, or reality that changed in between all stop the apply; plan again instead.
 
 Which build wrote a shard's summary is checked with CodeBuild (``BatchGetBuilds``): only a build of
 the plan project, triggered by this pull request (``sourceVersion`` ``pr/N``) at its head commit
@@ -26,7 +27,7 @@ from fleetform.naming import REVIEWED_PLAN_PREFIX
 from fleetform.terraform.summary import StackPlan
 
 RECORD_VERSION = 1
-Fingerprint = dict[str, list[list[str]]]
+Fingerprint = dict[str, list[list[str]]]  # stack -> [address, action, detail] of each change
 
 
 def reviewed_key(pull_request: int) -> str:
@@ -34,9 +35,10 @@ def reviewed_key(pull_request: int) -> str:
 
 
 def fingerprint(plans: Iterable[StackPlan]) -> Fingerprint:
-    """Per stack with changes: its sorted (address, action) pairs. Stacks without changes are left out,
-    so the same changes planned in other shards or with other stacks around compare equal."""
-    return {p.stack: sorted([c.address, c.action] for c in p.changes) for p in plans if p.changes}
+    """Per stack with changes: its sorted (address, action, detail) triples, the detail naming the changed
+    attributes or why a resource is replaced. Stacks without changes are left out, so the same changes
+    planned in other shards or with other stacks around compare equal."""
+    return {p.stack: sorted([c.address, c.action, c.detail] for c in p.changes) for p in plans if p.changes}
 
 
 def differences(reviewed: Mapping[str, Sequence[Sequence[str]]], planned: Mapping[str, Sequence[Sequence[str]]]
@@ -46,11 +48,15 @@ def differences(reviewed: Mapping[str, Sequence[Sequence[str]]], planned: Mappin
     for stack in sorted(set(reviewed) | set(planned)):
         before = {tuple(c) for c in reviewed.get(stack, [])}
         after = {tuple(c) for c in planned.get(stack, [])}
-        lines += [f"{stack}: {action} {address} was not in the reviewed plan"
-                  for address, action in sorted(after - before)]
-        lines += [f"{stack}: {action} {address} was reviewed but is no longer planned"
-                  for address, action in sorted(before - after)]
+        lines += [f"{stack}: {_describe(change)} was not in the reviewed plan" for change in sorted(after - before)]
+        lines += [f"{stack}: {_describe(change)} was reviewed but is no longer planned"
+                  for change in sorted(before - after)]
     return lines
+
+
+def _describe(change: Sequence[str]) -> str:
+    address, action, *detail = change
+    return f"{action} {address}" + (f" ({detail[0]})" if detail and detail[0] else "")
 
 
 @dataclass(frozen=True)
@@ -74,7 +80,7 @@ class Reviewed:
         if not isinstance(stacks, dict):
             raise FleetformError("the reviewed plan record has no stacks")
         return cls(int(data["pull_request"]), str(data["commit"]), bool(data.get("complete")),
-                   {str(k): [[str(a), str(b)] for a, b in v] for k, v in stacks.items()}, data.get("build_id"))
+                   {str(k): [[str(x) for x in c] for c in v] for k, v in stacks.items()}, data.get("build_id"))
 
 
 def record(s3: Any, bucket: str, reviewed: Reviewed) -> str:

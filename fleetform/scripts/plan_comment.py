@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
 
 from fleetform.config.models import PipelineConfig
-from fleetform.errors import UsageError
+from fleetform.errors import FleetformError, UsageError
 from fleetform.scripts.common import aws_options, config_option, emit_json, handle_errors, output_option
 from fleetform.scripts.pipeline import _client, _github, _pipeline_settings, _progress, github_options
 
@@ -66,7 +65,13 @@ def plan_comment_command(config_dir: str, bucket: str, shards: int | None, pull_
     from fleetform.plan_summaries import collect, combined_exit_code, render_combined, verify_writers
     from fleetform.reviewed_plan import Reviewed, describe_builds, fingerprint, record
 
-    settings = _pipeline_settings(config_dir, required=False) if Path(config_dir).is_dir() else PipelineConfig()
+    # the comment must appear even when the pull request breaks accounts/ (the shards report that)
+    try:
+        settings = _pipeline_settings(config_dir, required=False)
+    except FleetformError as exc:
+        _progress(f"the configuration cannot be read ({str(exc).splitlines()[0]}): pipeline defaults and the "
+                  "command line are used")
+        settings = PipelineConfig()
     repository = repository or settings.repository
     total = shards or settings.plan_shards
     codebuild = _client("codebuild", profile, region, endpoint_url) if (from_build or plan_project) else None
