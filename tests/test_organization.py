@@ -120,9 +120,10 @@ def test_scp_documents_say_what_they_protect(org):
     assert state["Resource"] == ["arn:aws:s3:::familyalbum-tfstate", "arn:aws:s3:::familyalbum-tfstate/*"]
     assert state["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [
         f"arn:aws:iam::{MANAGEMENT}:role/fleetform-pipeline-plan",
+        f"arn:aws:iam::{MANAGEMENT}:role/fleetform-pipeline-drift",
         f"arn:aws:iam::{MANAGEMENT}:role/fleetform-pipeline-apply"]}}
     roles = protect["ProtectFleetformRoles"]
-    assert roles["Resource"] == ["arn:aws:iam::*:role/fleetform-*"]
+    assert roles["Resource"] == ["arn:aws:iam::*:role/fleetform-*", "arn:aws:iam::*:role/OrganizationAccountAccessRole"]
     assert "iam:UpdateAssumeRolePolicy" in roles["Action"] and "iam:DeleteRole" in roles["Action"]
     assert set(roles["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == {
         "arn:aws:iam::*:role/fleetform-apply", "arn:aws:iam::*:role/OrganizationAccountAccessRole",

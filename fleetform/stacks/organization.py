@@ -81,7 +81,8 @@ def guardrail_context(config: FleetConfig) -> GuardrailContext:
     org = config.organization
     return GuardrailContext(allowed_regions=tuple(org.allowed_regions), state_bucket=org.state.bucket,
                             pipeline_account_id=config.account(org.pipeline.account).id,
-                            break_glass_principal=org.break_glass_principal)
+                            break_glass_principal=org.break_glass_principal, organization_name=org.name,
+                            aws_config=org.aws_config.enabled)
 
 
 def custom_scp(config: FleetConfig, scp: ScpConfig, context: GuardrailContext) -> tuple[str, dict]:

@@ -1,0 +1,75 @@
+"""The guardrail gaps of the pipeline trust review (docs/pipeline.md, threat model), each evaluated with
+tests/iam_eval.py against the SCPs the example organization synthesizes: a member account's own
+administrator is denied, fleetform's apply role (and break glass) is not."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from iam_eval import Request, denied_by
+
+from fleetform.naming import ORGANIZATION_STACK
+
+MEMBER = "222222222222"
+ADMIN = f"arn:aws:iam::{MEMBER}:role/Admin"
+APPLY = f"arn:aws:iam::{MEMBER}:role/fleetform-apply"
+ORG_ACCESS = f"arn:aws:iam::{MEMBER}:role/OrganizationAccountAccessRole"
+REGION = {"aws:RequestedRegion": "ap-northeast-1"}
+TRAIL_KEY = {"kms:ResourceAliases": ["alias/familyalbum-cloudtrail"]}
+SESSION_KEY = {"kms:ResourceAliases": ["alias/fleetform-bastion-session"]}
+
+GAPS = [
+    # OrganizationAccountAccessRole: exempt from the guardrails, so nobody else may rewrite it
+    ("iam:UpdateAssumeRolePolicy", f"arn:aws:iam::{MEMBER}:role/OrganizationAccountAccessRole", {}),
+    ("iam:AttachRolePolicy", f"arn:aws:iam::{MEMBER}:role/OrganizationAccountAccessRole", {}),
+    ("config:DisassociateResourceTypes", "*", {}),
+    ("guardduty:CreateFilter", "*", {}),
+    ("guardduty:CreateIPSet", "*", {}),
+    ("guardduty:UpdateMemberDetectors", "*", {}),
+    ("guardduty:UpdateOrganizationConfiguration", "*", {}),
+    ("ssm:UpdateDocument", f"arn:aws:ssm:ap-northeast-1:{MEMBER}:document/fleetform-bastion-session", {}),
+    ("s3:PutLifecycleConfiguration", "arn:aws:s3:::familyalbum-cloudtrail-555555555555", {}),
+    ("s3:PutBucketPolicy", "arn:aws:s3:::familyalbum-config-555555555555", {}),
+    ("s3:PutLifecycleConfiguration", f"arn:aws:s3:::familyalbum-{MEMBER}-bastion-sessions", {}),
+    ("s3:DeleteBucketPolicy", f"arn:aws:s3:::familyalbum-{MEMBER}-bastion-sessions", {}),
+    ("s3:PutBucketObjectLockConfiguration", "arn:aws:s3:::familyalbum-cloudtrail-555555555555", {}),
+    ("s3:BypassGovernanceRetention", f"arn:aws:s3:::familyalbum-{MEMBER}-bastion-sessions/sessions/a.log", {}),
+    ("logs:DeleteLogGroup", f"arn:aws:logs:ap-northeast-1:{MEMBER}:log-group:/fleetform/bastion/sessions", {}),
+    ("kms:ScheduleKeyDeletion", f"arn:aws:kms:ap-northeast-1:{MEMBER}:key/1234", TRAIL_KEY),
+    ("kms:ScheduleKeyDeletion", f"arn:aws:kms:ap-northeast-1:{MEMBER}:key/5678", SESSION_KEY),
+]
+
+
+@pytest.fixture(scope="module")
+def scps(stack_json) -> list[dict]:
+    org = stack_json(ORGANIZATION_STACK)
+    return [json.loads(p["content"]) for p in org["resource"]["aws_organizations_policy"].values()
+            if p["type"] == "SERVICE_CONTROL_POLICY"]
+
+
+@pytest.mark.parametrize(("action", "resource", "context"), GAPS, ids=[f"{a} {r.rsplit(':', 1)[-1]}"
+                                                                       for a, r, _ in GAPS])
+def test_member_admin_is_denied(scps, action, resource, context):
+    request = Request(action, ADMIN, resource, {**REGION, **context})
+    assert denied_by(scps, request), f"{action} on {resource} is not denied"
+
+
+@pytest.mark.parametrize(("action", "resource", "context"), GAPS, ids=[f"{a} {r.rsplit(':', 1)[-1]}"
+                                                                       for a, r, _ in GAPS])
+def test_fleetform_apply_is_not_denied(scps, action, resource, context):
+    assert denied_by(scps, Request(action, APPLY, resource, {**REGION, **context})) == []
+
+
+def test_what_stays_allowed_to_member_admins(scps):
+    """The guardrails are narrow: other keys, buckets and documents stay the account's own."""
+    other_key = {"kms:ResourceAliases": ["alias/app-data"]}
+    assert denied_by(scps, Request("kms:ScheduleKeyDeletion", ADMIN, "*", {**REGION, **other_key})) == []
+    assert denied_by(scps, Request("s3:PutLifecycleConfiguration", ADMIN, "arn:aws:s3:::photos-bucket", REGION)) == []
+    assert denied_by(scps, Request("ssm:UpdateDocument", ADMIN,
+                                   f"arn:aws:ssm:ap-northeast-1:{MEMBER}:document/app-runbook", REGION)) == []
+    app_role = f"arn:aws:iam::{MEMBER}:role/app"
+    assert denied_by(scps, Request("iam:UpdateAssumeRolePolicy", ADMIN, app_role, REGION)) == []
+    # OrganizationAccountAccessRole itself is how the management account gets back in
+    assert denied_by(scps, Request("iam:UpdateAssumeRolePolicy", ORG_ACCESS,
+                                   f"arn:aws:iam::{MEMBER}:role/OrganizationAccountAccessRole", REGION)) == []
