@@ -73,3 +73,23 @@ def test_what_stays_allowed_to_member_admins(scps):
     # OrganizationAccountAccessRole itself is how the management account gets back in
     assert denied_by(scps, Request("iam:UpdateAssumeRolePolicy", ORG_ACCESS,
                                    f"arn:aws:iam::{MEMBER}:role/OrganizationAccountAccessRole", REGION)) == []
+
+
+@pytest.mark.parametrize(("stack", "bucket", "days"), [
+    ("organization", "familyalbum-cloudtrail-", 365), ("organization", "familyalbum-config-", 365),
+    ("prod-bastion", "-bastion-sessions", 365), ("bootstrap", "familyalbum-tfstate", 90)])
+def test_audit_and_state_history_is_object_locked(stack_json, stack, bucket, days):
+    """Governance mode: new versions stay for ``days`` unless s3:BypassGovernanceRetention, which the
+    guardrail denies to member admins (the state bucket lives in the management account, where the
+    bucket policy and the pipeline roles' own permissions decide). An existing bucket is not replaced."""
+    body = stack_json(stack)
+    buckets = {k: r for k, r in body["resource"]["aws_s3_bucket"].items() if bucket in r["bucket"]}
+    (name, resource), = buckets.items()
+    assert resource["object_lock_enabled"] is True
+    assert "object_lock_enabled" in resource["lifecycle"]["ignore_changes"]
+    assert resource["lifecycle"]["prevent_destroy"] is True
+    (lock,) = [r for r in body["resource"]["aws_s3_bucket_object_lock_configuration"].values()
+               if r["bucket"] == f"${{aws_s3_bucket.{name}.id}}"]
+    assert lock["object_lock_enabled"] == "Enabled"
+    assert lock["rule"] == [{"default_retention": [{"mode": "GOVERNANCE", "days": days}]}]
+    assert lock["depends_on"] == [f"aws_s3_bucket_versioning.{name.removesuffix('_bucket')}_versioning"]

@@ -66,6 +66,7 @@ class SessionLogging(Construct):
             # an overwritten recording stays as long as the original would have
             noncurrent_days=props.retention_days,
             prevent_destroy=True,
+            object_lock_days=props.retention_days,  # governance mode: recordings outlive whoever was recorded
             access_log_reason="writes come only from the bastion role; reads are recorded by the organization "
                               "CloudTrail",
             policy_statements=self._bucket_statements(props),
