@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from iam_eval import Request, denied_by
+from iam_eval import Request, denied_by, statement_applies
 
 from fleetform.naming import ORGANIZATION_STACK
 
@@ -93,3 +93,45 @@ def test_audit_and_state_history_is_object_locked(stack_json, stack, bucket, day
     assert lock["object_lock_enabled"] == "Enabled"
     assert lock["rule"] == [{"default_retention": [{"mode": "GOVERNANCE", "days": days}]}]
     assert lock["depends_on"] == [f"aws_s3_bucket_versioning.{name.removesuffix('_bucket')}_versioning"]
+
+
+def _trust(doc: dict, name: str) -> dict:
+    (role,) = [r for r in doc["resource"]["aws_iam_role"].values() if r["name"] == name]
+    (statement,) = json.loads(role["assume_role_policy"])["Statement"]
+    return statement
+
+
+def test_amp_writer_trusts_each_accounts_own_prometheus_roles_only(stack_json, example_config):
+    writer = _trust(stack_json("prod-ops-shared"), "fleetform-amp-remote-write")
+    ids = {a.name: a.id for a in example_config.accounts}
+
+    def may(account: str, role: str) -> bool:
+        return statement_applies(writer, Request("sts:AssumeRole", f"arn:aws:iam::{ids[account]}:role/{role}"))
+
+    assert may("prod", "prod-main-blue-prometheus") and may("prod", "prod-main-green-prometheus")
+    assert may("dev", "dev-main-blue-prometheus")
+    # dev's administrator names a role after a prod slot, or any other *-prometheus: not trusted
+    assert not may("dev", "prod-main-blue-prometheus")
+    assert not may("dev", "anything-prometheus")
+    assert not may("prod", "stg-main-blue-prometheus")
+
+
+def test_pod_identity_roles_trust_only_their_own_cluster(stack_json):
+    blue = stack_json("prod-main-blue")
+    trust = _trust(blue, "prod-main-blue-karpenter")
+    assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
+
+    def from_cluster(name: str, account: str = "333333333333") -> bool:
+        arn = f"arn:aws:eks:ap-northeast-1:{account}:cluster/{name}"
+        context = {"aws:SourceAccount": account, "aws:SourceArn": arn}
+        return statement_applies(trust, Request("sts:AssumeRole", "pods.eks.amazonaws.com", "*", context))
+
+    assert from_cluster("prod-main-blue")
+    assert not from_cluster("prod-main-green")  # the other slot of the same cluster
+    assert not from_cluster("prod-ops-blue")  # the ops cluster in the same account
+    assert not from_cluster("prod-main-blue", "555555555555")
+    argocd = _trust(stack_json("prod-ops-shared"), "fleetform-argocd")
+    ops = {"aws:SourceAccount": "333333333333"}
+    for slot, trusted in (("prod-ops-blue", True), ("prod-ops-green", True), ("prod-main-blue", False)):
+        context = {**ops, "aws:SourceArn": f"arn:aws:eks:ap-northeast-1:333333333333:cluster/{slot}"}
+        assert statement_applies(argocd, Request("sts:AssumeRole", "pods.eks.amazonaws.com", "*", context)) is trusted
