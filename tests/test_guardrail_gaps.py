@@ -135,3 +135,36 @@ def test_pod_identity_roles_trust_only_their_own_cluster(stack_json):
     for slot, trusted in (("prod-ops-blue", True), ("prod-ops-green", True), ("prod-main-blue", False)):
         context = {**ops, "aws:SourceArn": f"arn:aws:eks:ap-northeast-1:333333333333:cluster/{slot}"}
         assert statement_applies(argocd, Request("sts:AssumeRole", "pods.eks.amazonaws.com", "*", context)) is trusted
+
+
+# ---------------------------------------------------------------- checkov skip reasons are true
+
+
+def test_buckets_whose_skip_says_cloudtrail_records_them_are_data_event_sources(synth_out):
+    """A CKV_AWS_18 skip that says CloudTrail records the bucket's access must be backed by the trail's
+    data-event selector; the others must not claim it."""
+    from fleetform.manifest import read_manifest
+
+    claimed, recorded = set(), set()
+    for stack in read_manifest(synth_out):
+        body = json.loads(stack.json_path.read_text())
+        for bucket in body.get("resource", {}).get("aws_s3_bucket", {}).values():
+            skips = bucket.get("//", {}).get("checkov_skip", [])
+            reasons = [s for s in skips if s.startswith("checkov:skip=CKV_AWS_18:")]
+            if reasons and "CloudTrail" in reasons[0]:
+                claimed.add(bucket["bucket"])
+        for trail in body.get("resource", {}).get("aws_cloudtrail", {}).values():
+            recorded |= {v.removeprefix("arn:aws:s3:::").removesuffix("/") for selector in trail["event_selector"]
+                         for resource in selector["data_resource"] for v in resource["values"]}
+    assert claimed and claimed <= recorded, sorted(claimed - recorded)
+    assert any(b.endswith("-bastion-sessions") for b in claimed)
+
+
+def test_eks_version_skip_matches_the_pinned_checkov():
+    from checkov.terraform.checks.resource.aws.EKSPlatformVersion import check
+
+    from fleetform.constructs.eks_cluster import CHECKOV_NEWEST_VERSION, NEWER_THAN_CHECKOV
+
+    newest = max(tuple(int(p) for p in v.split(".")) for v in check.get_expected_values())
+    assert newest == CHECKOV_NEWEST_VERSION
+    assert f"up to {newest[0]}.{newest[1]} only" in NEWER_THAN_CHECKOV

@@ -67,8 +67,8 @@ class SessionLogging(Construct):
             noncurrent_days=props.retention_days,
             prevent_destroy=True,
             object_lock_days=props.retention_days,  # governance mode: recordings outlive whoever was recorded
-            access_log_reason="writes come only from the bastion role; reads are recorded by the organization "
-                              "CloudTrail",
+            access_log_reason="writes come only from the bastion role; every object read and write is recorded "
+                              "by the organization CloudTrail (S3 data events on this bucket)",
             policy_statements=self._bucket_statements(props),
         ))
         self.bucket_arn = self.bucket.arn

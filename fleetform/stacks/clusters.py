@@ -45,7 +45,8 @@ from fleetform.stacks.context import FleetApp
 
 OpsRef = tuple[Account, str, ClusterConfig]  # the ops cluster's account, name and configuration
 
-LOKI_LOG_REASON = "Loki's chunks are read and written by one Pod Identity role; CloudTrail records the API calls"
+LOKI_LOG_REASON = ("Loki's own chunk store, read and written only by the slot's Loki Pod Identity role; object "
+                   "access is not recorded (every log query reads chunks: the record would outgrow the logs)")
 PROD_OU_SEGMENTS = ("prod", "production")
 
 

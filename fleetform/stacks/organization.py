@@ -22,6 +22,7 @@ from fleetform.engine import AwsProvider
 from fleetform.naming import BOOTSTRAP_STACK, ORGANIZATION_ACCESS_ROLE, ORGANIZATION_STACK
 from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.baseline import access_role, first_apply
+from fleetform.stacks.bastion import session_bucket_name
 from fleetform.stacks.context import FleetApp
 
 ROOT = ROOT_TARGET
@@ -65,7 +66,9 @@ def build(fleet: FleetApp) -> None:
         home_region=org.home_region,
         regions=org.allowed_regions,
         organization_id=organization.organization_id,
-        data_event_buckets=[org.state.bucket],
+        # the state and the bastion session recordings: who read them is recorded (their access-log reason)
+        data_event_buckets=[org.state.bucket, *(session_bucket_name(config, a) for a in config.accounts
+                                                if a.spec.bastion is not None)],
         config=ConfigArchiveProps(
             organization_name=org.name,
             log_archive_account_id=log_archive_id,
