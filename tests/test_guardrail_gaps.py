@@ -168,3 +168,44 @@ def test_eks_version_skip_matches_the_pinned_checkov():
     newest = max(tuple(int(p) for p in v.split(".")) for v in check.get_expected_values())
     assert newest == CHECKOV_NEWEST_VERSION
     assert f"up to {newest[0]}.{newest[1]} only" in NEWER_THAN_CHECKOV
+
+
+# ---------------------------------------------------------------- break glass works
+
+
+def test_break_glass_can_recover_a_broken_pipeline(accounts_copy, tmp_path):
+    """With organization.break_glass_principal set, that role can do what the pipeline's apply does:
+    assume fleetform-apply (and fleetform-plan) in every account, pass the guardrails, and keep the
+    state history (the bucket policy); nothing else outside the pipeline can."""
+    from fleetform.config import load_config
+    from fleetform.manifest import read_manifest
+    from fleetform.stacks.app import synth
+
+    glass = "arn:aws:iam::111111111111:role/fleetform-break-glass"
+    org = accounts_copy / "organization.yaml"
+    org.write_text(org.read_text().replace('  management_account_id: "111111111111"\n',
+                                           f'  management_account_id: "111111111111"\n'
+                                           f'  break_glass_principal: {glass}\n', 1))
+    config = load_config(accounts_copy)
+    synth(config, tmp_path / "out")
+    stacks = {s.name: json.loads(s.json_path.read_text()) for s in read_manifest(tmp_path / "out")}
+    stranger = "arn:aws:iam::111111111111:role/Admin"
+    for account in config.accounts:
+        roles = stacks[f"{account.name}-baseline"]["resource"]["aws_iam_role"]
+        for role in ("fleetform-apply", "fleetform-plan"):
+            (trust,) = [json.loads(r["assume_role_policy"])["Statement"][0] for r in roles.values()
+                        if r["name"] == role]
+            assert trust["Principal"]["AWS"] == sorted({"arn:aws:iam::111111111111:root"})
+            assert statement_applies(trust, Request("sts:AssumeRole", glass)), (account.name, role)
+            assert not statement_applies(trust, Request("sts:AssumeRole", stranger)), (account.name, role)
+    scps = [json.loads(p["content"]) for p in stacks["organization"]["resource"]["aws_organizations_policy"].values()
+            if p["type"] == "SERVICE_CONTROL_POLICY"]
+    for action, resource, context in GAPS:
+        assert denied_by(scps, Request(action, glass, resource, {**REGION, **context})) == [], action
+    assert denied_by(scps, Request("s3:PutObject", glass, "arn:aws:s3:::familyalbum-tfstate/x/terraform.tfstate",
+                                   REGION)) == []
+    (policy,) = stacks["bootstrap"]["resource"]["aws_s3_bucket_policy"].values()
+    state_policy = json.loads(policy["policy"])
+    version = "arn:aws:s3:::familyalbum-tfstate/prod-network/terraform.tfstate"
+    assert denied_by([state_policy], Request("s3:DeleteObjectVersion", glass, version)) == []
+    assert denied_by([state_policy], Request("s3:DeleteObjectVersion", stranger, version)) != []
