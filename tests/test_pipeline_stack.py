@@ -66,7 +66,14 @@ def test_webhooks_plan_pull_requests_and_apply_pushes_to_main(pipeline):
     # every pull request builds only after a maintainer's approval, unless a maintainer opened it: fork
     # pull requests never depend on the service's default
     assert plan_hook["pull_request_build_policy"] == [{"requires_comment_approval": "ALL_PULL_REQUESTS",
-                                                       "approver_roles": ["GITHUB_MAINTAINER", "GITHUB_ADMIN"]}]
+                                                       "approver_roles": ["GITHUB_MAINTAIN", "GITHUB_ADMIN"]}]
+    # the values CodeBuild's API knows (botocore's service model)
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("codebuild")
+    policy = plan_hook["pull_request_build_policy"][0]
+    assert policy["requires_comment_approval"] in model.shape_for("PullRequestBuildCommentApproval").enum
+    assert set(policy["approver_roles"]) <= set(model.shape_for("PullRequestBuildApproverRole").enum)
     apply_hook = one(pipeline, "aws_codebuild_webhook", build_type="BUILD")
     assert apply_hook["project_name"] == "${aws_codebuild_project.pipeline_apply-project.name}"
     assert {f["type"]: f["pattern"] for f in apply_hook["filter_group"][0]["filter"]} == {
@@ -312,6 +319,25 @@ def test_pipeline_follows_the_configuration(accounts_copy, tmp_path):
     assert one(doc, "aws_cloudwatch_event_rule", name="familyalbum-drift")["schedule_expression"] == "rate(6 hours)"
     hook = one(doc, "aws_codebuild_webhook", build_type="BUILD")
     assert {"type": "HEAD_REF", "pattern": "^refs/heads/release$"} in hook["filter_group"][0]["filter"]
+    assert "ACTOR_ACCOUNT_ID" not in json.dumps(hook)  # no actor list: anyone's, with approval for PRs
+
+
+def test_trusted_actor_ids_filter_both_webhooks(accounts_copy, tmp_path):
+    from fleetform.config import load_config
+    from fleetform.stacks.app import synth
+
+    org = accounts_copy / "organization.yaml"
+    org.write_text(org.read_text().replace("    branch: main\n", "    branch: main\n"
+                                           "    trusted_actor_ids: ['1234567', '89']\n"))
+    synth(load_config(accounts_copy), tmp_path / "out")
+    doc = json.loads((tmp_path / "out" / "stacks" / PIPELINE_STACK / "cdk.tf.json").read_text())
+    for hook in resources(doc, "aws_codebuild_webhook").values():
+        assert {"type": "ACTOR_ACCOUNT_ID", "pattern": "^(1234567|89)$"} in hook["filter_group"][0]["filter"]
+    org.write_text(org.read_text().replace("'89'", "'octocat'"))
+    from fleetform.errors import FleetformError
+
+    with pytest.raises(FleetformError, match="trusted_actor_ids"):
+        load_config(accounts_copy)
 
 
 def test_checkov_passes_on_the_pipeline_stack(checkov_scan):

@@ -92,9 +92,7 @@ class AccountBaseline(Construct):
                  policy_arn=VIEW_ONLY_POLICY)
         Resource(self, "plan-provider-reads", "aws_iam_role_policy", name="provider-reads", role=self.plan_role.id_ref,
                  policy=policy_json([{"Sid": "ProviderReads", "Effect": "Allow", "Action": plan_read_actions(),
-                                      "Resource": "*"}]),
-                 skip_checks={"CKV_AWS_355": "configuration reads of every resource type fleetform manages, in "
-                                             "every resource of the account (Terraform refreshes them all)"})
+                                      "Resource": "*"}]))
         Resource(self, "plan-no-data", "aws_iam_role_policy", name="deny-data-reads", role=self.plan_role.id_ref,
                  policy=policy_json([{"Sid": "DenyDataReads", "Effect": "Deny", "Action": list(DATA_READS),
                                       "Resource": "*"}]))

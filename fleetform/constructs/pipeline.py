@@ -28,6 +28,7 @@ credential and the apply build read ``github_token_secret``, the comment build
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,7 @@ from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
 from fleetform.engine import Construct, DataSource, Resource, policy_json
+from fleetform.errors import FleetformError
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     ACCOUNT_PLAN_ROLE,
@@ -56,19 +58,25 @@ COMPUTE_TYPE = "BUILD_GENERAL1_MEDIUM"
 LOCK_PREFIX = "fleetform-locks/"
 ARTIFACT_DAYS = 90
 # who may approve (by commenting) a pull request build, and whose own pull requests build at once
-PR_APPROVERS = ["GITHUB_MAINTAINER", "GITHUB_ADMIN"]
+PR_APPROVERS = ["GITHUB_MAINTAIN", "GITHUB_ADMIN"]
 FINAL_BUILD_STATES = ["SUCCEEDED", "FAILED", "STOPPED", "TIMED_OUT", "FAULT"]
 # present in a StartBuild request that overrides the project's buildspec (CodeBuild documents it for
 # the Null operator only): with it, anyone who may start the apply build could run any code as its role
 BUILDSPEC_OVERRIDE_KEY = "codebuild:source.buildspec"
 
 
+BUILDSPEC_DIR_ENV = "FLEETFORM_BUILDSPEC_DIR"
+
+
 def buildspec_dir() -> Path:
-    """``buildspec/`` of the checkout: next to the package (editable install) or in the working directory."""
-    for candidate in (Path(__file__).resolve().parents[2] / "buildspec", Path.cwd() / "buildspec"):
+    """``buildspec/`` of the checkout: ``FLEETFORM_BUILDSPEC_DIR``, next to the package (a checkout or an
+    editable install), or in the working directory."""
+    configured = [Path(os.environ[BUILDSPEC_DIR_ENV])] if os.environ.get(BUILDSPEC_DIR_ENV) else []
+    for candidate in (*configured, Path(__file__).resolve().parents[2] / "buildspec", Path.cwd() / "buildspec"):
         if candidate.is_dir():
             return candidate
-    raise FileNotFoundError("buildspec/ not found next to the fleetform package or in the working directory")
+    raise FleetformError("the pipeline stack puts buildspec/*.yml into its projects, but buildspec/ is neither next "
+                         "to the fleetform package nor in the working directory: synthesize from the repository")
 
 
 def buildspec_text(name: str) -> str:
