@@ -259,25 +259,34 @@ def test_reviewed_plan_comparison():
 # ---------------------------------------------------------------- --profile reaches Terraform
 
 
-def test_profile_reaches_terraform(moto_endpoint, monkeypatch, tmp_path):
-    """The S3 backend has no credentials of its own: only the operator's --profile can give them."""
+def test_profile_and_region_reach_terraform(moto_endpoint, monkeypatch, tmp_path):
+    """The S3 backend has neither credentials nor a region of its own: only the operator's --profile and
+    --region can give them (Terraform reads AWS_PROFILE / AWS_REGION, never fleetform's options)."""
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="ap-northeast-1")
     s3.create_bucket(Bucket="profile-tfstate", CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"})
     config = tmp_path / "aws-config"
-    config.write_text("[profile ops]\nregion = ap-northeast-1\n")
+    config.write_text("[profile ops]\noutput = json\n")
     credentials = tmp_path / "aws-credentials"
     credentials.write_text("[ops]\naws_access_key_id = testing\naws_secret_access_key = testing\n")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
-    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
-    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    backend = {"s3": {"bucket": "profile-tfstate", "key": "net/terraform.tfstate", "region": "ap-northeast-1",
-                      "use_lockfile": True}}
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    backend = {"s3": {"bucket": "profile-tfstate", "key": "net/terraform.tfstate", "use_lockfile": True}}
     synth = write_synth(tmp_path / "cdktf.out", {"net": stack_body(terraform_data(vpc="10.0.0.0/16"), backend)})
     settings = [f'endpoints={{s3="{moto_endpoint}"}}', "use_path_style=true", "skip_credentials_validation=true",
                 "skip_requesting_account_id=true", "skip_metadata_api_check=true", "skip_region_validation=true"]
     backend_args = [arg for item in settings for arg in ("--backend-config", item)]
-    without = run("plan", "--synth-dir", synth, "--out-dir", tmp_path / "p0", *backend_args)
-    assert without.exit_code == 1
-    with_profile = run("plan", "--synth-dir", synth, "--out-dir", tmp_path / "p1", "--profile", "ops", *backend_args)
-    assert with_profile.exit_code == 2, with_profile.stderr
+
+    def plan(*options: str) -> Any:
+        return run("plan", "--synth-dir", synth, "--out-dir", tmp_path / "plan", *options, *backend_args)
+
+    assert plan("--region", "ap-northeast-1").exit_code == 1  # no credentials
+    assert plan("--profile", "ops").exit_code == 1  # no region
+    both = plan("--profile", "ops", "--region", "ap-northeast-1")
+    assert both.exit_code == 2, both.stderr
+    # and apply (the pipeline lock and Terraform both use them)
+    applied = run("apply", "--synth-dir", synth, "--out-dir", tmp_path / "plan", "--yes", "--profile", "ops",
+                  "--region", "ap-northeast-1", "--endpoint-url", moto_endpoint, *backend_args)
+    assert applied.exit_code == 0, applied.stderr
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket="profile-tfstate")["Contents"]] == ["net/terraform.tfstate"]
