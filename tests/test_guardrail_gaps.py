@@ -209,3 +209,19 @@ def test_break_glass_can_recover_a_broken_pipeline(accounts_copy, tmp_path):
     version = "arn:aws:s3:::familyalbum-tfstate/prod-network/terraform.tfstate"
     assert denied_by([state_policy], Request("s3:DeleteObjectVersion", glass, version)) == []
     assert denied_by([state_policy], Request("s3:DeleteObjectVersion", stranger, version)) != []
+
+
+def test_pipeline_projects_cannot_be_started_with_another_buildspec_or_changed(scps):
+    """Evaluated as if the pipeline account were a member account (SCPs bind there; the example's pipeline
+    is in the management account, where only IAM decides: docs/pipeline.md)."""
+    apply = "arn:aws:codebuild:ap-northeast-1:111111111111:project/familyalbum-apply"
+    pipeline_admin = "arn:aws:iam::111111111111:role/Admin"
+    override = {**REGION, "codebuild:source.buildspec": "version: 0.2"}
+    for principal in (pipeline_admin, "arn:aws:iam::111111111111:role/fleetform-pipeline-apply"):
+        assert denied_by(scps, Request("codebuild:StartBuild", principal, apply, override))
+    assert denied_by(scps, Request("codebuild:StartBuild", pipeline_admin, apply, REGION)) == []
+    assert denied_by(scps, Request("codebuild:UpdateProject", pipeline_admin, apply, REGION))
+    assert denied_by(scps, Request("codebuild:UpdateProject", "arn:aws:iam::111111111111:role/fleetform-pipeline-apply",
+                                   apply, REGION)) == []  # the apply of the pipeline stack
+    other = "arn:aws:codebuild:ap-northeast-1:111111111111:project/image-builds"
+    assert denied_by(scps, Request("codebuild:StartBuild", pipeline_admin, other, override)) == []

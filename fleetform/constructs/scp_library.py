@@ -73,6 +73,10 @@ class GuardrailContext:
         return arns + ([self.break_glass_principal] if self.break_glass_principal else [])
 
     @property
+    def pipeline_projects(self) -> str:
+        return f"arn:aws:codebuild:*:{self.pipeline_account_id}:project/{self.organization_name or '*'}-*"
+
+    @property
     def pipeline(self) -> list[str]:
         """The pipeline's CodeBuild roles (plan and apply) and the break-glass principal."""
         arns = [role_arn(self.pipeline_account_id, PIPELINE_PLAN_ROLE),
@@ -188,6 +192,17 @@ def protect_fleetform(ctx: GuardrailContext) -> Document:
         # trust themselves, then act through it)
         {"Sid": "ProtectFleetformRoles", "Effect": "Deny", "Action": list(ROLE_CHANGES),
          "Resource": [role_arn("*", "fleetform-*"), role_arn("*", ORGANIZATION_ACCESS_ROLE)],
+         "Condition": _unless(ctx.administrators)},
+        # the pipeline's projects run as administrators of every account: nobody starts one with another
+        # buildspec, and only fleetform changes them (binds where the pipeline account is a member account;
+        # SCPs never restrict the management account)
+        {"Sid": "DenyPipelineBuildspecOverrides", "Effect": "Deny", "Resource": ctx.pipeline_projects,
+         "Action": ["codebuild:StartBuild", "codebuild:StartBuildBatch"],
+         "Condition": {"Null": {"codebuild:source.buildspec": "false"},
+                       **(_unless([ctx.break_glass_principal]) if ctx.break_glass_principal else {})}},
+        {"Sid": "ProtectPipelineProjects", "Effect": "Deny", "Resource": ctx.pipeline_projects,
+         "Action": ["codebuild:CreateWebhook", "codebuild:DeleteProject", "codebuild:DeleteWebhook",
+                    "codebuild:PutResourcePolicy", "codebuild:UpdateProject", "codebuild:UpdateWebhook"],
          "Condition": _unless(ctx.administrators)},
     )
 
