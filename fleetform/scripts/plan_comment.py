@@ -93,7 +93,8 @@ def plan_comment_command(config_dir: str, bucket: str, shards: int | None, pull_
     results = collect(s3, bucket, number, head_commit, total)
     if plan_project:
         results = verify_writers(results, codebuild, plan_project, number, head_commit)
-    github = _github(api_url, token_secret or settings.github_token_secret, profile, region, endpoint_url)
+    # the comment-only token (pipeline.github_comment_token_secret), never the pipeline's own
+    github = _github(api_url, token_secret or settings.github_comment_token_secret, profile, region, endpoint_url)
     if settings.allow_destroy_label in github.labels(repository, number):
         for result in results:
             result.allow_destroy = True
