@@ -25,6 +25,7 @@ from fleetform.errors import FleetformError, UsageError
 from fleetform.manifest import StackInfo, dependency_order, dependents_closure, read_manifest
 
 CODE_DIR = "fleetform"
+BUILDSPEC_DIR = "buildspec"  # the pipeline stack carries the buildspecs' text (constructs/pipeline.py)
 APP_MODULE = "fleetform.stacks"  # the cdktf.json app: reads FLEETFORM_CONFIG, writes CDKTF_OUTDIR
 
 
@@ -117,7 +118,13 @@ class BaseSynth:
     time of one synth instead of two); ``result()`` waits for it."""
 
     def __init__(self, workdir: Path, config_dir: Path, out_dir: Path, with_code: bool) -> None:
+        from fleetform.constructs.pipeline import BUILDSPEC_DIR_ENV, buildspec_dir
+
         env = {**os.environ, "FLEETFORM_CONFIG": str(config_dir), "CDKTF_OUTDIR": str(out_dir)}
+        if (workdir / BUILDSPEC_DIR).is_dir():
+            env[BUILDSPEC_DIR_ENV] = str(workdir / BUILDSPEC_DIR)
+        else:  # a base revision without buildspec/ (configuration-only repositories): today's
+            env[BUILDSPEC_DIR_ENV] = str(buildspec_dir())
         if with_code:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(workdir), env.get("PYTHONPATH", "")) if p)
         self.out_dir = out_dir
@@ -153,7 +160,7 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         tmp_path = Path(tmp)
         tree = tmp_path / "base"
         tree.mkdir()
-        present = export_revision(root, resolve_base(root, base), [relative, CODE_DIR], tree)
+        present = export_revision(root, resolve_base(root, base), [relative, CODE_DIR, BUILDSPEC_DIR], tree)
         base_out = tmp_path / "base.out"
         with_code = CODE_DIR in present and (tree / CODE_DIR / "stacks" / "__main__.py").exists()
         if relative in present:

@@ -169,6 +169,28 @@ def collect(s3: Any, bucket: str, pull_request: int, commit: str, total: int) ->
     return results
 
 
+def verify_writers(shards: Sequence[ShardResult], codebuild: Any, project: str, pull_request: int,
+                   commit: str) -> list[ShardResult]:
+    """Keep a shard's summary only when CodeBuild says the build named in it is a build of ``project`` for
+    this pull request at ``commit``; any other is shown as failed before planning, with the reason (the
+    plan builds run the pull request's code and can write any summary key)."""
+    from fleetform.reviewed_plan import describe_builds, why_not_from
+
+    claimed = [s.build_id for s in shards if s.state != "missing" and s.build_id]
+    builds = describe_builds(codebuild, claimed) if claimed else {}
+    checked = []
+    for shard in shards:
+        if shard.state == "missing":
+            checked.append(shard)
+            continue
+        reason = (why_not_from(builds.get(shard.build_id), project, pull_request, commit) if shard.build_id
+                  else "its summary names no build")
+        checked.append(shard if reason is None else ShardResult(
+            shard.index, shard.total, "stopped", error=f"its summary was not accepted: {reason}",
+            build_id=shard.build_id, written_at=shard.written_at))
+    return checked
+
+
 def combined_exit_code(shards: Sequence[ShardResult]) -> int:
     """1 if a shard failed or did not report, else 2 if anything changes, else 0 (like ``plan``)."""
     codes = {s.exit_code for s in shards}

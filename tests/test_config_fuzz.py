@@ -125,3 +125,16 @@ def test_any_model_level_change_is_an_answer_not_a_traceback(workdir, data):
 def test_any_damaged_text_is_an_answer_not_a_traceback(workdir, data):
     file = data.draw(FILES)
     check(workdir, file, data.draw(damaged_text(file)))
+
+
+def test_a_tag_that_does_not_fit_its_value_is_a_problem(workdir):
+    """Found by the fuzz: ruamel raises a bare ValueError for `!!int Production`."""
+    original = (EXAMPLE / "prod.yaml").read_text(encoding="utf-8")
+    (workdir / "prod.yaml").write_text("!!int  Production: x\n" + original, encoding="utf-8")
+    try:
+        with pytest.raises(ConfigurationError) as caught:
+            load_config(workdir)
+    finally:
+        (workdir / "prod.yaml").write_text(original, encoding="utf-8")
+    assert any(p.file.endswith("prod.yaml") and "'!!' tag must fit its value" in p.message
+               for p in caught.value.problems), caught.value.problems

@@ -168,6 +168,10 @@ def _read_yaml(path: Path, problems: list[Problem]) -> Any:
     except YAMLError as exc:
         problems.append(yaml_syntax_problem(path, exc))
         return None
+    except (ValueError, TypeError, OverflowError) as exc:  # a tag that does not fit its value: !!int Production
+        problems.append(Problem(str(path), "", f"YAML value that cannot be read: {exc}; a '!!' tag must fit its "
+                                               "value (remove the tag, or quote the value)"))
+        return None
     if data is None:
         problems.append(Problem(str(path), "", "file is empty"))
         return None

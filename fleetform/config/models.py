@@ -79,7 +79,14 @@ class PipelineConfig(Strict):
     drift_schedule: str = "cron(0 21 * * ? *)"
     notification_email: Email | None = None
     allow_destroy_label: str = "allow-destroy"
-    github_token_secret: str = "fleetform/github-token"
+    github_token_secret: str = Field("fleetform/github-token", description="Secrets Manager secret: the "
+                                     "CodeBuild source credential and the apply build's token")
+    github_comment_token_secret: str = Field(
+        "fleetform/github-comment-token", description="Secrets Manager secret: a token that can only comment on "
+        "pull requests (the plan comment build)")
+    trusted_actor_ids: list[Annotated[str, Field(pattern=r"^[0-9]+$")]] = Field(
+        default_factory=list, description="GitHub account ids (numbers) whose pull requests and pushes start "
+        "builds; empty: anyone's, with a maintainer's approval for pull requests")
     protected_types: list[str] = Field(
         default_factory=list, description="resource types whose destroy needs the allow-destroy label, "
         "in addition to fleetform's list (accounts, buckets, EKS clusters, KMS keys, zones, ...)")

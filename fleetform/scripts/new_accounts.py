@@ -77,7 +77,7 @@ def apply_new_accounts_command(synth_dir: str, backend_config: tuple[str, ...], 
     organization = next((s for s in stacks if s.name == ORGANIZATION_STACK), None)
     if organization is None:
         raise FleetformError(f"{synth_dir} has no {ORGANIZATION_STACK} stack")
-    tf = _terraform(terraform_bin)
+    tf = _terraform(terraform_bin, profile, region)
     ids = account_ids(tf, organization, waiting, backend_config)
     names = ", ".join(f"{a.name} ({ids[a.name]}): {', '.join(a.stacks)}" for a in waiting.accounts)
     if not yes:

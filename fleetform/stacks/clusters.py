@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from fleetform.config.models import Account, ClusterConfig, FleetConfig, SlotConfig
+from fleetform.config.models import SLOT_NAMES, Account, ClusterConfig, FleetConfig, SlotConfig
 from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.dns import HostedZone, WeightedRecord, WeightedRecordProps
 from fleetform.constructs.eks_cluster import (
@@ -33,6 +33,7 @@ from fleetform.naming import (
     ARGOCD_MANAGER_ROLE,
     ARGOCD_ROLE,
     BASTION_ROLE,
+    PROMETHEUS_ROLE_SUFFIX,
     cluster_shared_stack,
     dns_stack,
     network_stack,
@@ -44,7 +45,8 @@ from fleetform.stacks.context import FleetApp
 
 OpsRef = tuple[Account, str, ClusterConfig]  # the ops cluster's account, name and configuration
 
-LOKI_LOG_REASON = "Loki's chunks are read and written by one Pod Identity role; CloudTrail records the API calls"
+LOKI_LOG_REASON = ("Loki's own chunk store, read and written only by the slot's Loki Pod Identity role; object "
+                   "access is not recorded (every log query reads chunks: the record would outgrow the logs)")
 PROD_OU_SEGMENTS = ("prod", "production")
 
 
@@ -100,10 +102,12 @@ def _shared_stack(fleet: FleetApp, account: Account, name: str, cluster: Cluster
     if cluster.role == "ops":
         service_accounts = sorted({fleet.account_id(a) for a in config.accounts
                                    if any(c.role == "service" for c in a.spec.clusters.values())})
-        cluster_accounts = sorted({fleet.account_id(a) for a in config.accounts if a.spec.clusters})
+        metrics_roles = {fleet.account_id(a): [f"{slot_stack(a.name, c, slot)}-{PROMETHEUS_ROLE_SUFFIX}"
+                                               for c in sorted(a.spec.clusters) for slot in SLOT_NAMES]
+                         for a in config.accounts if a.spec.clusters}
         stack.ops = OpsCluster(stack, "ops", OpsClusterProps(  # type: ignore[attr-defined]
             name=prefix, account_id=stack.account_id, region=region, managed_account_ids=service_accounts,
-            metrics_account_ids=cluster_accounts))
+            metrics_roles=metrics_roles))
         output(stack, "amp_remote_write_url", stack.ops.remote_write_url,  # type: ignore[attr-defined]
                         description="Prometheus remote_write URL (sigv4, through the AMP writer role)")
         output(stack, "amp_writer_role_arn", stack.ops.amp_writer_role_arn)  # type: ignore[attr-defined]

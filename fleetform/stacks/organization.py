@@ -22,6 +22,7 @@ from fleetform.engine import AwsProvider, output
 from fleetform.naming import BOOTSTRAP_STACK, ORGANIZATION_ACCESS_ROLE, ORGANIZATION_STACK, new_account_output
 from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.baseline import access_role, first_apply
+from fleetform.stacks.bastion import session_bucket_name
 from fleetform.stacks.context import FleetApp
 
 ROOT = ROOT_TARGET
@@ -72,7 +73,9 @@ def build(fleet: FleetApp) -> None:
         home_region=org.home_region,
         regions=org.allowed_regions,
         organization_id=organization.organization_id,
-        data_event_buckets=[org.state.bucket],
+        # the state and the bastion session recordings: who read them is recorded (their access-log reason)
+        data_event_buckets=[org.state.bucket, *(session_bucket_name(config, fleet.account_id(a))
+                                                for a in config.accounts if a.spec.bastion is not None)],
         config=ConfigArchiveProps(
             organization_name=org.name,
             log_archive_account_id=log_archive_id,
@@ -88,7 +91,8 @@ def guardrail_context(config: FleetConfig) -> GuardrailContext:
     org = config.organization
     return GuardrailContext(allowed_regions=tuple(org.allowed_regions), state_bucket=org.state.bucket,
                             pipeline_account_id=config.account(org.pipeline.account).id,
-                            break_glass_principal=org.break_glass_principal)
+                            break_glass_principal=org.break_glass_principal, organization_name=org.name,
+                            aws_config=org.aws_config.enabled)
 
 
 def custom_scp(config: FleetConfig, scp: ScpConfig, context: GuardrailContext) -> tuple[str, dict]:

@@ -31,5 +31,7 @@ def build(fleet: FleetApp) -> None:
         state_region=org.state.region,
         plan_shards=settings.plan_shards,
         new_account_ids=sorted(fleet.account_id(a) for a in config.accounts if a.is_new),
+        github_comment_token_secret=settings.github_comment_token_secret,
+        trusted_actor_ids=tuple(settings.trusted_actor_ids),
     ))
     fleet.add(stack, depends_on=[BOOTSTRAP_STACK, baseline_stack(account.name)])

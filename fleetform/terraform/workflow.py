@@ -46,6 +46,7 @@ class PlanOptions:
     protected_types: Sequence[str] = DEFAULT_PROTECTED_TYPES
     allow_destroy: bool = False
     title: str = "fleetform plan"
+    lock: bool = True  # False: terraform plan -lock=false (read-only roles: pull request plans, drift)
     parallelism: int = 1  # stacks planned at once, along the dependency graph
 
 
@@ -188,7 +189,8 @@ def _plan_one(tf: Terraform, stack: StackInfo, options: PlanOptions) -> StackPla
     try:
         tf.init(stack.directory, options.backend_config)
         names = declared_variables(stack)  # a variable is passed to the stacks that declare it
-        tf.plan(stack.directory, plan_file, [v for v in options.variables if v.split("=", 1)[0] in names])
+        tf.plan(stack.directory, plan_file, [v for v in options.variables if v.split("=", 1)[0] in names],
+                lock=options.lock)
         shown = tf.show_json(stack.directory, plan_file)
         (directory / "plan.json").write_text(json.dumps(shown))
         plan = summarize_plan(stack.name, shown, options.protected_types)
@@ -229,6 +231,8 @@ def saved_plans(synth_dir: Path, out_dir: Path, names: Sequence[str]) -> list[Sa
         meta = json.loads(meta_path.read_text())
         metas[meta["stack"]] = (meta, meta_path)
     if not metas:
+        if not names and _planned_nothing(out_dir):
+            return []  # the plan had no stack to plan (a merge that changes no stack): nothing to apply
         raise UsageError(f"no saved plans in {out_dir}: run `fleetform plan --out-dir {out_dir}` first")
     for name in names:
         if not fnmatch.filter(list(metas), name):
@@ -245,6 +249,9 @@ def saved_plans(synth_dir: Path, out_dir: Path, names: Sequence[str]) -> list[Sa
         if meta["status"] == "error":
             problems.append(f"{name}: its plan failed; fix it and plan again")
             continue
+        if meta["status"] == "not-reviewed":
+            problems.append(f"{name}: its plan differs from the plan reviewed on the pull request")
+            continue
         if file_hash(stack.json_path) != meta["stack_json_sha256"]:
             problems.append(f"{name}: {stack.json_path} changed since it was planned; plan again")
             continue
@@ -254,6 +261,14 @@ def saved_plans(synth_dir: Path, out_dir: Path, names: Sequence[str]) -> list[Sa
         raise FleetformError("refusing to apply:\n  " + "\n  ".join(problems))
     order = {s.name: i for i, s in enumerate(stacks)}
     return sorted(result, key=lambda p: order[p.stack.name])
+
+
+def _planned_nothing(out_dir: Path) -> bool:
+    report = out_dir / "report.json"
+    try:
+        return report.is_file() and json.loads(report.read_text()).get("stacks") == []
+    except ValueError:
+        return False
 
 
 def apply_plans(tf: Terraform, plans: Sequence[SavedPlan], lock: StackLock, allow_destroy: bool = False,
