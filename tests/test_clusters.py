@@ -192,8 +192,12 @@ def test_node_groups_use_their_templates_repair_and_leave_desired_to_the_autosca
         template = f"aws_launch_template.nodes-{name}_template"
         assert group["launch_template"] == [{"id": f"${{{template}.id}}", "version": f"${{{template}.latest_version}}"}]
         assert group["node_repair_config"] == [{"enabled": True}]
-        assert group["update_config"] == [{"max_unavailable": 1}]
-        assert group["lifecycle"] == {"ignore_changes": ["scaling_config[0].desired_size"]}
+        assert group["update_config"] == [{"max_unavailable_percentage": 33}]
+        # a replacement (instance types, capacity, AMI type, subnets, role) creates the new group first:
+        # a prefix gives it a name of its own next to the old one
+        assert group["lifecycle"] == {"create_before_destroy": True,
+                                      "ignore_changes": ["scaling_config[0].desired_size"]}
+        assert group["node_group_name_prefix"] == f"{name}-" and "node_group_name" not in group
         assert "disk_size" not in group and "remote_access" not in group
         assert all("subnet-private-" in s for s in group["subnet_ids"])
         assert group["labels"]["fleetform.io/node-group"] == name
@@ -232,8 +236,9 @@ def test_labels_taints_desired_and_graviton_from_configuration(tmp_path: Path, a
     groups = resources(synth_stacks(accounts_copy, tmp_path / "out")["dev-main-blue"], "aws_eks_node_group")
     system = groups["nodes-system_group"]
     assert system["scaling_config"] == [{"min_size": 1, "max_size": 3, "desired_size": 2}]
-    assert "lifecycle" not in system  # a configured desired size is enforced
+    assert system["lifecycle"] == {"create_before_destroy": True}  # a configured desired size is enforced
     assert system["update_config"] == [{"max_unavailable": 2}]
+    assert groups["nodes-arm_group"]["update_config"] == [{"max_unavailable_percentage": 33}]
     assert system["labels"]["team"] == "platform"
     assert system["taint"] == [{"key": "dedicated", "value": "system", "effect": "NO_EXECUTE"}]
     assert groups["nodes-arm_group"]["ami_type"] == "AL2023_ARM_64_STANDARD"
@@ -362,9 +367,41 @@ def test_removing_a_node_group_changes_no_other_resource(tmp_path: Path, account
         assert flat(stack_json(stack)) == flat(after[stack]), stack
 
 
+def test_changing_instance_types_changes_only_that_group_which_is_created_before_destroyed(
+        tmp_path: Path, accounts_copy: Path, stack_json) -> None:
+    """The provider replaces a group on new instance types; the synthesized change is that group's
+    instance_types alone, on a create_before_destroy group with a name prefix (no fixed name that
+    the replacement would collide with)."""
+    edit(accounts_copy / "prod.yaml", "system: {instance_types: [m7i.large], min: 2, max: 6}",
+         "system: {instance_types: [m7i.xlarge], min: 2, max: 6}")
+    after = synth_stacks(accounts_copy, tmp_path / "out")
+    for slot in ("prod-main-blue", "prod-main-green"):
+        before_res, after_res = flat(stack_json(slot)), flat(after[slot])
+        assert set(before_res) == set(after_res)
+        changed = {a for a in after_res if before_res[a] != after_res[a]}
+        assert changed == {"aws_eks_node_group.nodes-system_group"}
+        group = after_res["aws_eks_node_group.nodes-system_group"]
+        assert group["instance_types"] == ["m7i.xlarge"]
+        assert {k: v for k, v in group.items() if k != "instance_types"} == {
+            k: v for k, v in before_res["aws_eks_node_group.nodes-system_group"].items() if k != "instance_types"}
+        assert group["lifecycle"]["create_before_destroy"] is True
+
+
+def test_max_unavailable_percentage_from_configuration(tmp_path: Path, accounts_copy: Path) -> None:
+    edit(accounts_copy / "prod.yaml", "min: 3, max: 100}", "min: 3, max: 100, max_unavailable_percentage: 20}")
+    groups = resources(synth_stacks(accounts_copy, tmp_path / "out")["prod-main-blue"], "aws_eks_node_group")
+    assert groups["nodes-app_group"]["update_config"] == [{"max_unavailable_percentage": 20}]
+    assert groups["nodes-system_group"]["update_config"] == [{"max_unavailable_percentage": 33}]
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
+        ("min: 3, max: 100}", "min: 3, max: 100, max_unavailable: 5, max_unavailable_percentage: 20}",
+         "prod.yaml: clusters.main.node_groups.app.max_unavailable_percentage: set either max_unavailable"),
+        ("      gpu: {gpu: true", "      gpu-nodes-for-the-video-digest-and-ml-work: {gpu: true",
+         "prod.yaml: clusters.main.node_groups.gpu-nodes-for-the-video-digest-and-ml-work: a node group name is "
+         "1-36"),
         ("app: {capacity: spot, instance_types: [m7i.xlarge, m6i.xlarge, m7a.xlarge, m6a.xlarge]",
          "app: {capacity: spot, instance_types: [m7i.xlarge, m7g.xlarge, m7a.xlarge, m6a.xlarge]",
          "prod.yaml: clusters.main.node_groups.app.instance_types: mixes ARM (m7g.xlarge) and x86"),

@@ -233,7 +233,10 @@ class NodeGroupConfig(Strict):
     gpu: bool = False
     ami_type: str | None = None
     disk_size_gb: Annotated[int, Field(ge=20, le=16384)] = 50
-    max_unavailable: Annotated[int, Field(ge=1)] = 1
+    max_unavailable: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="nodes replaced at a time in a rolling update; default: max_unavailable_percentage")
+    max_unavailable_percentage: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        None, description="share of the nodes replaced at a time in a rolling update; default 33")
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[Taint] = Field(default_factory=list)
 

@@ -23,7 +23,14 @@ from fleetform.constructs.eks_cluster import (
     grant_key,
 )
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
-from fleetform.constructs.node_group import NodeGroup, NodeGroupProps, NodeRole, NodeRoleProps, volume_key_statements
+from fleetform.constructs.node_group import (
+    DEFAULT_MAX_UNAVAILABLE_PERCENTAGE,
+    NodeGroup,
+    NodeGroupProps,
+    NodeRole,
+    NodeRoleProps,
+    volume_key_statements,
+)
 from fleetform.constructs.ops import ARGOCD_NAMESPACE, ARGOCD_SERVICE_ACCOUNTS, OpsCluster, OpsClusterProps
 from fleetform.constructs.workload_identity import SERVICE_ACCOUNTS, WorkloadIdentities, WorkloadIdentityProps
 from fleetform.engine import Resource, output
@@ -33,6 +40,7 @@ from fleetform.naming import (
     ARGOCD_MANAGER_ROLE,
     ARGOCD_ROLE,
     BASTION_ROLE,
+    NODE_GROUP_TAG,
     cluster_shared_stack,
     dns_stack,
     network_stack,
@@ -184,9 +192,11 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
             subnet_ids=vpc.subnet_ids["private"], instance_types=tuple(group.instance_types),
             min_size=group.min, max_size=group.max, desired_size=group.desired, volume_kms_key_arn=volume_key.arn,
             capacity=group.capacity, gpu=group.gpu, ami_type=group.ami_type, disk_size_gb=group.disk_size_gb,
-            max_unavailable=group.max_unavailable, labels=dict(group.labels),
+            max_unavailable=group.max_unavailable,
+            max_unavailable_percentage=group.max_unavailable_percentage or DEFAULT_MAX_UNAVAILABLE_PERCENTAGE,
+            labels=dict(group.labels),
             taints=tuple((t.key, t.value, t.effect) for t in group.taints),
-            tags={**tags, "fleetform:node-group": group_name}, template_name=f"{cluster_name}-{group_name}",
+            tags={**tags, NODE_GROUP_TAG: group_name}, template_name=f"{cluster_name}-{group_name}",
         ), depends_on=[*before, *node_role.attachments]))
     for addon in ADDONS_AFTER_NODES:
         eks.addon(addon, depends_on=[g.node_group for g in groups],
