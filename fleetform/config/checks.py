@@ -111,6 +111,10 @@ def _organization(config: FleetConfig, partial: bool) -> Iterator[Problem]:
         if names and name not in names:
             yield Problem(org_file, f"organization.aws_config.existing_service_linked_role.{i}",
                           f"no account named {name!r} (accounts: {', '.join(sorted(names))})")
+    for i, name in enumerate(org.existing_autoscaling_service_linked_role):
+        if names and name not in names:
+            yield Problem(org_file, f"organization.existing_autoscaling_service_linked_role.{i}",
+                          f"no account named {name!r} (accounts: {', '.join(sorted(names))})")
     daily = org.aws_config.daily_recording
     for i, resource_type in enumerate(daily):
         if resource_type in daily[:i]:

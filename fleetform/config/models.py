@@ -143,6 +143,10 @@ class OrganizationConfig(Strict):
     scps: list[ScpConfig] = Field(default_factory=list)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     aws_config: AwsConfigConfig = Field(default_factory=AwsConfigConfig)
+    existing_autoscaling_service_linked_role: list[str] = Field(
+        default_factory=list, description="accounts (by name) with clusters that already have "
+        "AWSServiceRoleForAutoScaling (they ever had an Auto Scaling group): fleetform uses that role there and "
+        "never creates or deletes it; elsewhere the account's baseline creates it before any volume key names it")
 
     @field_validator("organizational_units")
     @classmethod
