@@ -105,13 +105,28 @@ def test_gateway_and_interface_endpoints(stack_json) -> None:
         associated = {a["route_table_id"] for a in resources(doc, "aws_vpc_endpoint_route_table_association").values()
                       if a["vpc_endpoint_id"] == f"${{aws_vpc_endpoint.vpc_endpoint-{service}.id}}"}
         assert associated == {f"${{aws_route_table.{t}.id}}" for t in tables}
-    subnet_associations = resources(doc, "aws_vpc_endpoint_subnet_association")
+    # the subnets on the endpoint itself: no per-subnet association resource (about a minute each)
+    assert resources(doc, "aws_vpc_endpoint_subnet_association") == {}
     for service in REQUIRED_ENDPOINTS:
         body = services[service]
         assert body["vpc_endpoint_type"] == "Interface" and body["private_dns_enabled"] is True
         assert body["security_group_ids"] == ["${aws_security_group.vpc_endpoint-sg.id}"]
-        key = service.replace(".", "-")
-        assert {f"vpc_endpoint-{key}-private-{n}" for n in (1, 2, 3)} <= set(subnet_associations)
+        assert body["subnet_ids"] == [f"${{aws_subnet.vpc_subnet-private-{n}.id}}" for n in (1, 2, 3)]
+
+
+def test_the_old_per_subnet_associations_leave_the_state_without_being_destroyed(stack_json, example_config) -> None:
+    """Estates applied with association resources: destroying them would take the subnets off the endpoints
+    (whose subnet_ids already lists them, so the endpoint shows no change); removed blocks with
+    destroy = false make Terraform forget them instead (a no-op where they never existed)."""
+    for account in ("prod", "dev"):
+        doc = stack_json(f"{account}-network")
+        services = example_config.account(account).spec.network.interface_endpoints
+        azs = example_config.account(account).spec.network.az_count
+        assert doc["removed"] == [
+            {"from": f"aws_vpc_endpoint_subnet_association.vpc_endpoint-{s.replace('.', '-')}-private-{n}",
+             "lifecycle": {"destroy": False}}
+            for s in sorted(services) for n in range(1, azs + 1)]
+    assert "removed" not in stack_json("prod-main-blue")
 
 
 def test_endpoint_security_group_allows_https_from_the_vpc_only(stack_json) -> None:
@@ -164,11 +179,14 @@ def test_removing_an_az_changes_no_other_resource(tmp_path: Path, accounts_copy:
         "aws_route_table.vpc_rt-private-3", "aws_route.vpc_route-private-3-nat",
         "aws_vpc_endpoint_route_table_association.vpc_endpoint-s3-private-3",
         "aws_vpc_endpoint_route_table_association.vpc_endpoint-dynamodb-private-3",
-        *{f"aws_vpc_endpoint_subnet_association.vpc_endpoint-{s.replace('.', '-')}-private-3"
-          for s in INTERFACE_ENDPOINTS},
     }
-    changed = [a for a in after_net if before_net[a] != after_net[a]]
-    assert changed == []
+    # each interface endpoint drops the third private subnet from its subnet_ids (an in-place update)
+    changed = {a for a in after_net if before_net[a] != after_net[a]}
+    assert changed == {f"aws_vpc_endpoint.vpc_endpoint-{s.replace('.', '-')}" for s in INTERFACE_ENDPOINTS}
+    for address in changed:
+        assert after_net[address]["subnet_ids"] == before_net[address]["subnet_ids"][:2]
+        assert {k: v for k, v in after_net[address].items() if k != "subnet_ids"} == {
+            k: v for k, v in before_net[address].items() if k != "subnet_ids"}
     for slot in ("prod-main-blue", "prod-main-green", "prod-ops-blue"):
         assert set(flat(stack_json(slot))) == set(flat(after[slot])), slot
 
@@ -185,22 +203,21 @@ def test_interface_endpoints_follow_the_configuration(stack_json, example_config
     dev_list = example_config.account("dev").spec.network.interface_endpoints
     dev = stack_json("dev-network")
     assert interface_services(dev) == set(dev_list) and len(dev_list) < len(INTERFACE_ENDPOINTS)
-    assert set(resources(dev, "aws_vpc_endpoint_subnet_association")) == {
-        f"vpc_endpoint-{s.replace('.', '-')}-private-{n}" for s in dev_list for n in (1, 2)}
+    for service in dev_list:
+        assert resources(dev, "aws_vpc_endpoint")[f"vpc_endpoint-{service.replace('.', '-')}"]["subnet_ids"] == [
+            f"${{aws_subnet.vpc_subnet-private-{n}.id}}" for n in (1, 2)]
     assert {"vpc_endpoint-s3", "vpc_endpoint-dynamodb"} <= set(resources(dev, "aws_vpc_endpoint"))
 
 
 def test_removing_an_endpoint_changes_no_other_resource(tmp_path: Path, accounts_copy: Path, stack_json) -> None:
-    """prod without kms (and its list in another order): exactly the kms endpoint and its three
-    subnet associations go; every other address and attribute of every stack stays."""
+    """prod without kms (and its list in another order): exactly the kms endpoint goes; every other
+    address and attribute of every stack stays."""
     kept = [s for s in reversed(INTERFACE_ENDPOINTS) if s != "kms"]
     edit(accounts_copy / "prod.yaml", "  nat: per-az", f"  nat: per-az\n  interface_endpoints: [{', '.join(kept)}]")
     after = synth_stacks(accounts_copy, tmp_path / "out")
     before_net, after_net = flat(stack_json("prod-network")), flat(after["prod-network"])
     assert not set(after_net) - set(before_net)
-    assert set(before_net) - set(after_net) == {
-        "aws_vpc_endpoint.vpc_endpoint-kms",
-        *{f"aws_vpc_endpoint_subnet_association.vpc_endpoint-kms-private-{n}" for n in (1, 2, 3)}}
+    assert set(before_net) - set(after_net) == {"aws_vpc_endpoint.vpc_endpoint-kms"}
     assert [a for a in after_net if before_net[a] != after_net[a]] == []
     for name, document in after.items():
         if name != "prod-network":

@@ -3,10 +3,12 @@ locked default security group.
 
 Every per-AZ resource (subnet, NAT gateway, its EIP, the private route table, each association)
 is keyed by ``<tier>-<n>`` or ``<n>``, never by list position, and lists of subnets or route tables
-are never attributes of a shared resource (endpoints get one association resource per subnet or
-route table), so adding or removing an AZ adds or removes only that AZ's resources. Interface
+are never attributes of a shared resource, so adding or removing an AZ adds or removes only that AZ's
+resources. One exception: an interface endpoint lists its private subnets in ``subnet_ids`` (an
+in-place update of the endpoint when an AZ comes or goes; per-subnet association resources cost about
+a minute each to apply). Gateway endpoints keep one route table association each. Interface
 endpoints are keyed by service name (``endpoint-ecr-api``), so removing one from
-``interface_endpoints`` removes only that endpoint and its associations.
+``interface_endpoints`` removes only that endpoint.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from fleetform.config.endpoints import INTERFACE_ENDPOINTS
 from fleetform.config.network import PlannedSubnet, subnet_plan
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import Construct, DataSource, Resource, policy_json
+from fleetform.engine import Construct, DataSource, Resource, policy_json, readable_logical_id
 
 GATEWAY_ENDPOINTS = ("s3", "dynamodb")
 ELB_TAG = "kubernetes.io/role/elb"
@@ -150,15 +152,20 @@ class Vpc(Construct):
         private = [p for p in self.plan if p.tier == "private"]
         for service in sorted(set(props.interface_endpoints)):
             key = service.replace(".", "-")
-            endpoint = Resource(self, f"endpoint-{key}", "aws_vpc_endpoint", vpc_id=self.vpc_id,
-                                service_name=f"com.amazonaws.{props.region}.{service}",
-                                vpc_endpoint_type="Interface", private_dns_enabled=True,
-                                security_group_ids=[self.endpoint_security_group_id],
-                                tags={"Name": f"{props.name}-{service}"})
-            self.interface_endpoints[service] = endpoint
+            # subnet_ids on the endpoint: one ModifyVpcEndpoint per change, where one association resource
+            # per subnet waited about a minute each in the provider, serialized per endpoint
+            self.interface_endpoints[service] = Resource(
+                self, f"endpoint-{key}", "aws_vpc_endpoint", vpc_id=self.vpc_id,
+                service_name=f"com.amazonaws.{props.region}.{service}",
+                vpc_endpoint_type="Interface", private_dns_enabled=True,
+                subnet_ids=[self.subnets[p.key].id_ref for p in private],
+                security_group_ids=[self.endpoint_security_group_id],
+                tags={"Name": f"{props.name}-{service}"})
             for planned in private:
-                Resource(self, f"endpoint-{key}-{planned.key}", "aws_vpc_endpoint_subnet_association",
-                         vpc_endpoint_id=endpoint.id_ref, subnet_id=self.subnets[planned.key].id_ref)
+                # fleetform before 2026-12 kept one association resource per subnet: the endpoint's
+                # subnet_ids already holds them, destroying them would take the subnets off the endpoint
+                self.document.forget("aws_vpc_endpoint_subnet_association."
+                                     + readable_logical_id(self, f"endpoint-{key}-{planned.key}"))
 
     def _flow_logs(self, props: VpcProps) -> None:
         key = KmsKey(self, "flow-log-key", KmsKeyProps(

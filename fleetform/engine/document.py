@@ -222,6 +222,7 @@ class StackDocument:
         self._outgoing: dict[str, str] = {}  # cross-stack output id -> expression it exports
         self._incoming: dict[str, dict[str, Any]] = {}  # remote state name -> its arguments
         self._depends_on: set[str] = set()
+        self._forgotten: list[str] = []  # addresses Terraform drops from state without destroying
         stack.synthesizer = DocumentSynthesizer(stack.synthesizer, self)
 
     @classmethod
@@ -264,6 +265,12 @@ class StackDocument:
             raise ValueError(f"{section} {name!r} is defined twice in stack {self.name!r}")
         entries[name] = body
 
+    def forget(self, address: str) -> None:
+        """A ``removed`` block with ``destroy = false``: a resource that this stack no longer manages
+        leaves the state without being destroyed (a no-op where the address is not in the state)."""
+        if address not in self._forgotten:
+            self._forgotten.append(address)
+
     def under(self, scope: Scope) -> Iterator[Block]:
         """The blocks defined below ``scope``."""
         prefix = construct_path(scope) + "/"
@@ -287,6 +294,8 @@ class StackDocument:
                 imports.append(entry)
         if imports:
             document["import"] = imports
+        if self._forgotten:
+            document["removed"] = [{"from": a, "lifecycle": {"destroy": False}} for a in self._forgotten]
         outputs = dict(self.outputs)
         for output_id, expression in self._outgoing.items():
             outputs[output_id] = {"sensitive": True, "value": "${" + expression + "}"}
