@@ -275,8 +275,8 @@ def _clusters(config: FleetConfig) -> Iterator[Problem]:
     ops_clusters: list[str] = []
     for acct in config.accounts:
         spec = acct.spec
-        if spec.clusters and spec.network is not None and spec.network.azs < 2:
-            yield Problem(acct.file, "network.azs", "EKS needs subnets in at least 2 AZs: use azs: 2 or more")
+        if spec.clusters and spec.network is not None and spec.network.az_count < 2:
+            yield Problem(acct.file, "network.azs", "EKS needs subnets in at least 2 AZs: list 2 or more")
         if spec.dns is not None and ROUTE53_QUERY_LOG_REGION not in config.organization.allowed_regions:
             yield Problem(acct.file, "dns", f"Route 53 writes query logs to CloudWatch in {ROUTE53_QUERY_LOG_REGION}: "
                                             f"add {ROUTE53_QUERY_LOG_REGION} to organization.allowed_regions")

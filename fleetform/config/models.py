@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from fleetform.config.endpoints import INTERFACE_ENDPOINTS, unknown_service_message
+from fleetform.config.network import ZONE_ID, zones
 
 ACCOUNT_ID = r"^\d{12}$"
 K8S_VERSION = r"^1\.\d{2}$"
@@ -188,7 +189,9 @@ class BudgetConfig(Strict):
 
 class NetworkConfig(Strict):
     cidr: str
-    azs: Annotated[int, Field(ge=1, le=4)] = 3
+    azs: Annotated[int, Field(ge=1, le=4)] | list[str | None] = Field(
+        3, description="AZ IDs, the n-th entry being AZ n (null keeps a removed zone's number), e.g. "
+        "[apne1-az1, apne1-az2, apne1-az4]; or a count: the region's first zones by name (older form)")
     nat: Literal["per-az", "single", "none"] = "per-az"
     flow_log_retention_days: Annotated[int, Field(ge=365)] = Field(
         365, description="days; at least a year, rounded up to a retention CloudWatch Logs accepts")
@@ -196,6 +199,26 @@ class NetworkConfig(Strict):
         default_factory=lambda: list(INTERFACE_ENDPOINTS),
         description="services that get an interface endpoint in the private subnets; default: all of "
         "fleetform's; [] for none (S3 and DynamoDB gateway endpoints are always there)")
+
+    @field_validator("azs")
+    @classmethod
+    def _zone_ids(cls, value: int | list[str | None]) -> int | list[str | None]:
+        if isinstance(value, int):
+            return value
+        for zone in value:
+            if zone is not None and not ZONE_ID.match(zone):
+                raise ValueError(f"{zone!r} is not an AZ ID like 'apne1-az1' (aws ec2 describe-availability-zones "
+                                 "shows each zone's ZoneId)")
+        repeated = sorted({z for z in value if z is not None and value.count(z) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        if value and value[-1] is None:
+            raise ValueError("a null entry keeps a removed zone's number for the zones after it; drop trailing nulls")
+        return value
+
+    @property
+    def az_count(self) -> int:
+        return len(zones(self.azs))
 
     @field_validator("interface_endpoints")
     @classmethod

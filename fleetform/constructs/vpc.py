@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleetform.config.endpoints import INTERFACE_ENDPOINTS
-from fleetform.config.network import PlannedSubnet, subnet_plan
+from fleetform.config.network import AzSpec, PlannedSubnet, subnet_plan
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
 from fleetform.engine import Construct, DataSource, Resource, policy_json, readable_logical_id
@@ -32,7 +32,7 @@ DISCOVERY_TAG = "karpenter.sh/discovery"
 class VpcProps:
     name: str
     cidr: str
-    azs: int
+    azs: AzSpec  # zone IDs by AZ number (None: removed), or a count (the region's first zones by name)
     account_id: str
     region: str
     flow_log_retention_days: int = 365
@@ -59,16 +59,21 @@ class Vpc(Construct):
         self.vpc_id = self.vpc.id_ref
         Resource(self, "default-sg", "aws_default_security_group", vpc_id=self.vpc_id,
                  tags={"Name": f"{props.name}-default-deny-all"})
-        zones = DataSource(self, "azs", "aws_availability_zones", state="available",
-                           filter=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}])
+        names: DataSource | None = None
+        if any(p.zone_id is None for p in self.plan):
+            # the older count form: positions in the region's zone names (shift when a zone is impaired or added)
+            names = DataSource(self, "azs", "aws_availability_zones", state="available",
+                               filter=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}])
         self.subnets: dict[str, Resource] = {}
         self.subnet_ids: dict[str, list[str]] = {}
         for planned in self.plan:
+            zone = ({"availability_zone_id": planned.zone_id} if planned.zone_id is not None else
+                    {"availability_zone": f"${{element({names.expr('names')}, {planned.az_index})}}"})
             subnet = Resource(
                 self, f"subnet-{planned.key}", "aws_subnet",
                 vpc_id=self.vpc_id,
                 cidr_block=planned.cidr,
-                availability_zone=f"${{element({zones.expr('names')}, {planned.az_index})}}",
+                **zone,
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{props.name}-{planned.key}", "fleetform:tier": planned.tier,
                       **self._subnet_tags(planned.tier)},
@@ -99,7 +104,8 @@ class Vpc(Construct):
                  destination_cidr_block="0.0.0.0/0", gateway_id=igw.id_ref)
         self._route_table("intra", props)
         nats: dict[int, Resource] = {}
-        nat_azs = {"per-az": self._az_indexes(), "single": [0], "none": []}[props.nat]
+        indexes = self._az_indexes()
+        nat_azs = {"per-az": indexes, "single": indexes[:1], "none": []}[props.nat]
         for index in nat_azs:
             n = index + 1
             eip = Resource(self, f"nat-eip-{n}", "aws_eip", domain="vpc", tags={"Name": f"{props.name}-nat-{n}"},
@@ -110,7 +116,7 @@ class Vpc(Construct):
         for index in self._az_indexes():
             n = index + 1
             table = self._route_table(f"private-{n}", props)
-            nat = nats.get(index) or nats.get(0)
+            nat = nats.get(index) or nats.get(indexes[0])
             if nat is not None:
                 Resource(self, f"route-private-{n}-nat", "aws_route", route_table_id=table.id_ref,
                          destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id_ref)
