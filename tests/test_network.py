@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from iam_eval import Request, statement_applies
 
 from fleetform.config import load_config
 from fleetform.config.network import subnet_plan
@@ -325,3 +326,38 @@ def test_subnet_plan_keeps_each_zones_cidrs_whatever_happens_to_the_others() -> 
     assert holed == {k: v for k, v in full.items() if not k.endswith("-2")}
     assert {k: grown[k] for k in full} == full and grown["private-4"][1] == "apne1-az3"
     assert {k: v[0] for k, v in full.items()} == counted  # the count form had the same CIDRs
+
+
+def logs_statements(policy: dict) -> list[dict]:
+    return [s for s in policy["Statement"]
+            if any(str(p).startswith("logs.") for p in _as_list(s.get("Principal", {}).get("Service", [])))]
+
+
+def _as_list(value: object) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_cloudwatch_logs_may_use_a_key_only_for_its_log_groups(synth_out: Path, stack_json) -> None:
+    """Every key policy that lets CloudWatch Logs in binds it with kms:EncryptionContext:aws:logs:arn (the
+    condition AWS documents for log group encryption), in every stack; the flow-log key only for the
+    flow-log group: another group of the same account is refused."""
+    seen = 0
+    for stack in sorted(p.name for p in (synth_out / "stacks").iterdir()):
+        for name, key in resources(stack_json(stack), "aws_kms_key").items():
+            for statement in logs_statements(json.loads(key["policy"])):
+                seen += 1
+                operators = statement["Condition"]
+                assert any("kms:EncryptionContext:aws:logs:arn" in operators.get(op, {})
+                           for op in ("ArnLike", "ArnEquals")), (stack, name, operators)
+                assert "aws:SourceAccount" not in json.dumps(statement), (stack, name)
+    assert seen >= 10
+    policy = json.loads(resources(stack_json("prod-network"), "aws_kms_key")["vpc_flow-log-key_key"]["policy"])
+    (statement,) = logs_statements(policy)
+    group = "arn:aws:logs:ap-northeast-1:333333333333:log-group:/fleetform/vpc/prod/flow-logs"
+
+    def allowed(context_arn: str) -> bool:
+        return statement_applies(statement, Request("kms:GenerateDataKey", "logs.ap-northeast-1.amazonaws.com",
+                                                    context={"kms:EncryptionContext:aws:logs:arn": context_arn}))
+    assert allowed(group)
+    assert not allowed("arn:aws:logs:ap-northeast-1:333333333333:log-group:/aws/lambda/anything")
+    assert not allowed(group.replace("333333333333", "999999999999"))

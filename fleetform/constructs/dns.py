@@ -49,7 +49,8 @@ class HostedZone(Construct):
         label = props.zone.replace(".", "-")
         key = KmsKey(self, "query-log-key", KmsKeyProps(
             alias=f"route53-query-logs-{label}", description=f"Route 53 query logs of {props.zone}",
-            account_id=props.account_id, service_principals=[f"logs.{QUERY_LOG_REGION}.amazonaws.com"]))
+            account_id=props.account_id, service_principals=[f"logs.{QUERY_LOG_REGION}.amazonaws.com"],
+            log_groups=[f"/aws/route53/{props.zone}"]))
         for child in (key.key, key.alias):
             child.provider = query_log_provider
         group = LogGroup(self, "query-logs", LogGroupProps(

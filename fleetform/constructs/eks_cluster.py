@@ -76,7 +76,8 @@ class EksCluster(Construct):
         self.name = props.name
         self.key = KmsKey(self, "key", KmsKeyProps(
             alias=f"eks/{props.name}", description=f"EKS {props.name}: secrets, control-plane logs",
-            account_id=props.account_id, service_principals=[f"logs.{props.region}.amazonaws.com"]))
+            account_id=props.account_id, service_principals=[f"logs.{props.region}.amazonaws.com"],
+            log_groups=[f"/aws/eks/{props.name}/cluster"]))
         self.key_arn = self.key.arn
         # EKS creates /aws/eks/<name>/cluster itself (unencrypted, never expiring) unless it exists first
         self.log_group = LogGroup(self, "logs", LogGroupProps(

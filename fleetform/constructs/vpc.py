@@ -176,7 +176,8 @@ class Vpc(Construct):
     def _flow_logs(self, props: VpcProps) -> None:
         key = KmsKey(self, "flow-log-key", KmsKeyProps(
             alias=f"{props.name}-flow-logs", description=f"{props.name} VPC flow logs",
-            account_id=props.account_id, service_principals=[f"logs.{props.region}.amazonaws.com"]))
+            account_id=props.account_id, service_principals=[f"logs.{props.region}.amazonaws.com"],
+            log_groups=[f"/fleetform/vpc/{props.name}/flow-logs"]))
         group = LogGroup(self, "flow-log-group", LogGroupProps(
             name=f"/fleetform/vpc/{props.name}/flow-logs", kms_key_arn=key.arn,
             retention_days=props.flow_log_retention_days))
