@@ -35,6 +35,10 @@ _serials = itertools.count(1)
 _BY_SERIAL: weakref.WeakValueDictionary[int, Addressable] = weakref.WeakValueDictionary()
 
 
+# S3 native state locking (use_lockfile, every stack but bootstrap) came with Terraform/OpenTofu 1.10: an
+# older binary should stop at "requires Terraform >= 1.10", not at an unknown backend argument mid-init
+REQUIRED_TERRAFORM = ">= 1.10"
+
 class CrossStackExpressionError(ValueError):
     """A reference to another stack that cannot travel through remote state."""
 
@@ -279,9 +283,10 @@ class StackDocument:
     def to_terraform(self) -> dict[str, Any]:
         """The document as Terraform JSON (merged by the synthesizer with what the core writes)."""
         document: dict[str, Any] = {section: dict(entries) for section, entries in self._sections.items()}
+        document["terraform"] = {"required_version": REQUIRED_TERRAFORM}
         if self.providers:
-            document["terraform"] = {"required_providers": {
-                p.terraform_type: {"source": p.source, "version": p.version} for p in self.providers}}
+            document["terraform"]["required_providers"] = {
+                p.terraform_type: {"source": p.source, "version": p.version} for p in self.providers}
             document["provider"] = {}
             for provider in self.providers:
                 document["provider"].setdefault(provider.terraform_type, []).append(provider.to_terraform())
