@@ -16,6 +16,12 @@ NODE_GROUP_LABEL = "fleetform.io/node-group"
 NODE_GROUP_TAG = "fleetform:node-group"
 
 
+def karpenter_node_role(cluster_name: str) -> str:
+    """The role of the nodes Karpenter launches (EC2NodeClass ``spec.role``); its EC2_LINUX access entry is
+    fleetform's. Managed node groups use ``<cluster>-node``, whose entry EKS creates with the first group."""
+    return f"{cluster_name}-karpenter-node"
+
+
 def node_group_key(group: dict) -> str:
     """The configuration key of a DescribeNodegroup answer: its label, its tag, else its EKS name
     (groups created before the name prefix carried the key as their name)."""

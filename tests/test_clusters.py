@@ -101,8 +101,8 @@ def test_public_endpoint_only_for_listed_cidrs_and_opt_out_of_deletion_protectio
 
 
 def access(doc: dict) -> dict[str, str]:
-    """principal ARN -> access policy name, checking each association belongs to an entry."""
-    entries = {e["principal_arn"] for e in resources(doc, "aws_eks_access_entry").values()}
+    """principal ARN -> access policy name, checking each association belongs to a STANDARD entry."""
+    entries = {e["principal_arn"] for e in resources(doc, "aws_eks_access_entry").values() if e["type"] == "STANDARD"}
     result = {}
     for body in resources(doc, "aws_eks_access_policy_association").values():
         assert body["principal_arn"] in entries
@@ -120,6 +120,37 @@ def test_argocd_manager_pipeline_and_bastion_have_access_on_every_service_slot(s
     assert grants[f"arn:aws:iam::{account}:role/fleetform-apply"] == "AmazonEKSClusterAdminPolicy"
     assert grants[f"arn:aws:iam::{account}:role/fleetform-bastion"] == "AmazonEKSClusterAdminPolicy"
     assert all(arn.startswith(f"arn:aws:iam::{account}:") for arn in grants)  # no cross-account principals
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_karpenter_nodes_join_through_their_own_role_and_ec2_linux_entry(stack_json, slot: str) -> None:
+    """Karpenter's nodes have a role of their own with an explicit EC2_LINUX entry; the managed groups' role
+    has none in Terraform (EKS creates that entry with the first group, and a principal has one entry)."""
+    doc = stack_json(slot)
+    roles = resources(doc, "aws_iam_role")
+    assert roles["karpenter-node-role_role"]["name"] == f"{slot}-karpenter-node"
+    assert roles["node-role_role"]["name"] == f"{slot}-node"
+    nodes = {k: {a: v for a, v in e.items() if a != "//"}
+             for k, e in resources(doc, "aws_eks_access_entry").items() if e["type"] != "STANDARD"}
+    assert nodes == {"eks_access-karpenter-nodes": {
+        "cluster_name": "${aws_eks_cluster.eks_cluster.name}", "type": "EC2_LINUX",
+        "principal_arn": "${aws_iam_role.karpenter-node-role_role.arn}"}}
+    assert all(g["node_role_arn"] == "${aws_iam_role.node-role_role.arn}"
+               for g in resources(doc, "aws_eks_node_group").values())
+    assert not any(p["principal_arn"] == "${aws_iam_role.karpenter-node-role_role.arn}"
+                   for p in resources(doc, "aws_eks_access_policy_association").values())
+    karpenter = json.loads(resources(doc, "aws_iam_role_policy")["identity_karpenter-policy"]["policy"])
+    (passes,) = [s for s in karpenter["Statement"] if s["Sid"] == "PassNodeRole"]
+    assert passes["Resource"] == "${aws_iam_role.karpenter-node-role_role.arn}"
+    outputs = {v["value"] for v in doc["output"].values()}
+    assert f"{slot}-karpenter-node" in outputs and f"{slot}-node" in outputs
+
+
+def test_cluster_autoscaler_clusters_have_no_karpenter_node_role(tmp_path: Path, accounts_copy: Path) -> None:
+    edit(accounts_copy / "dev.yaml", "  main:\n", "  main:\n    autoscaler: cluster-autoscaler\n")
+    doc = synth_stacks(accounts_copy, tmp_path / "out")["dev-main-blue"]
+    assert "karpenter-node-role_role" not in resources(doc, "aws_iam_role")
+    assert all(e["type"] == "STANDARD" for e in resources(doc, "aws_eks_access_entry").values())
 
 
 def test_ops_cluster_has_no_argocd_manager_entry(stack_json) -> None:
@@ -300,7 +331,7 @@ def test_karpenter_interruption_queue_and_rules(stack_json) -> None:
     karpenter = policy(resources(doc, "aws_iam_role_policy")["identity_karpenter-policy"])
     by_sid = {s["Sid"]: s for s in karpenter["Statement"]}
     assert by_sid["InterruptionQueue"]["Resource"] == "${aws_sqs_queue.identity_interruption-queue.arn}"
-    assert by_sid["PassNodeRole"]["Resource"] == "${aws_iam_role.node-role_role.arn}"
+    assert by_sid["PassNodeRole"]["Resource"] == "${aws_iam_role.karpenter-node-role_role.arn}"
     tag = resources(doc, "aws_ec2_tag")["karpenter-discovery-sg-tag"]
     assert tag["key"] == "karpenter.sh/discovery" and tag["value"] == "prod-main-blue"
 

@@ -157,6 +157,17 @@ class EksCluster(Construct):
         self.access_entries[grant.key] = entry
         return entry
 
+    def node_access(self, key: str, role_arn: str) -> Resource:
+        """An EC2_LINUX access entry: nodes with this instance role join as system:node:<name> (EKS sets the
+        username and groups; such an entry takes no access policy). Only for roles that no managed node
+        group uses: EKS creates the entry of a managed group's role itself, and a principal has one entry."""
+        if key in self.access_entries:
+            raise ValueError(f"cluster {self.name}: access entry {key!r} defined twice")
+        entry = Resource(self, f"access-{key}", "aws_eks_access_entry", cluster_name=self.cluster.attr("name"),
+                         principal_arn=role_arn, type="EC2_LINUX")
+        self.access_entries[key] = entry
+        return entry
+
     def addon(self, name: str, *, depends_on: Sequence[Dependable] = (),
               service_account_role_arn: str | None = None) -> Resource:
         addon = Resource(self, f"addon-{name}", "aws_eks_addon", cluster_name=self.cluster.attr("name"),

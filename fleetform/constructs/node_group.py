@@ -48,16 +48,19 @@ def default_ami_type(instance_types: Sequence[str], gpu: bool) -> str:
 class NodeRoleProps:
     cluster_name: str
     account_id: str
+    name: str | None = None  # default "<cluster>-node"
 
 
 class NodeRole(Construct):
-    """The nodes' instance role, shared by every node group of a cluster (and Karpenter's nodes).
+    """A nodes' instance role: ``<cluster>-node`` for every managed node group of a cluster (EKS creates
+    its EC2_LINUX access entry with the first group), ``naming.karpenter_node_role`` for Karpenter's
+    nodes (whose access entry fleetform creates: nothing else would).
 
     No CNI policy here: vpc-cni gets its own IRSA role. Attributes: ``arn``, ``name``."""
 
     def __init__(self, scope: Construct, id: str, props: NodeRoleProps) -> None:
         super().__init__(scope, id)
-        self.name = f"{props.cluster_name}-node"
+        self.name = props.name or f"{props.cluster_name}-node"
         self.role = Resource(self, "role", "aws_iam_role", name=self.name,
                              assume_role_policy=policy_json([{
                                  "Effect": "Allow",

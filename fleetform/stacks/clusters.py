@@ -43,6 +43,7 @@ from fleetform.naming import (
     NODE_GROUP_TAG,
     cluster_shared_stack,
     dns_stack,
+    karpenter_node_role,
     network_stack,
     role_arn,
     slot_stack,
@@ -165,12 +166,19 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
         alias=f"eks/{cluster_name}/volumes", description=f"EKS {cluster_name}: node and persistent volumes",
         account_id=account.id, extra_statements=tuple(volume_key_statements(account.id))))
     node_role = NodeRole(stack, "node-role", NodeRoleProps(cluster_name=cluster_name, account_id=account.id))
+    # Karpenter's nodes get a role of their own with an explicit EC2_LINUX entry: sharing the managed groups'
+    # role joined them only through the entry EKS makes for those groups (gone with the last group)
+    launched_role = node_role
+    if cluster.autoscaler == "karpenter":
+        launched_role = NodeRole(stack, "karpenter-node-role", NodeRoleProps(
+            cluster_name=cluster_name, account_id=account.id, name=karpenter_node_role(cluster_name)))
+        eks.node_access("karpenter-nodes", launched_role.arn)
 
     shared_loki = shared.loki_bucket  # type: ignore[attr-defined]
     zone = _zone(fleet, account)
     identities = WorkloadIdentities(stack, "identity", WorkloadIdentityProps(
         cluster_name=cluster_name, cluster_name_ref=cluster_ref, cluster_arn=eks.arn, account_id=account.id,
-        region=region, vpc_id=vpc.vpc_id, node_role_arn=node_role.arn, node_role_name=node_role.name,
+        region=region, vpc_id=vpc.vpc_id, node_role_arn=launched_role.arn, node_role_name=launched_role.name,
         volume_kms_key_arn=volume_key.arn, autoscaler=cluster.autoscaler,
         hosted_zone_arn=zone.arn if zone is not None else None,
         amp_writer_role_arn=role_arn(ops[0].id, AMP_WRITER_ROLE) if ops is not None else None,
@@ -215,7 +223,7 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
     stack.eks = eks  # type: ignore[attr-defined]
     stack.node_groups = groups  # type: ignore[attr-defined]
     stack.identities = identities  # type: ignore[attr-defined]
-    _outputs(stack, eks, node_role, identities)
+    _outputs(stack, eks, node_role, launched_role, identities)
     fleet.add(stack, depends_on=depends)
 
 
@@ -225,14 +233,16 @@ def _zone(fleet: FleetApp, account: Account) -> HostedZone | None:
     return getattr(dns, "zone", None) if dns is not None else None
 
 
-def _outputs(stack: FleetStack, eks: EksCluster, node_role: NodeRole, identities: WorkloadIdentities) -> None:
+def _outputs(stack: FleetStack, eks: EksCluster, node_role: NodeRole, launched_role: NodeRole,
+             identities: WorkloadIdentities) -> None:
     """What Helm values and the runbook look up after an apply."""
     output(stack, "cluster_name", eks.name)
     output(stack, "cluster_arn", eks.arn)
     output(stack, "cluster_endpoint", eks.endpoint)
     output(stack, "cluster_security_group_id", eks.security_group_id)
     output(stack, "oidc_provider_arn", eks.oidc_provider_arn)
-    output(stack, "node_role_name", node_role.name,
-                    description="Karpenter EC2NodeClass spec.role (its access entry comes with the node groups)")
+    output(stack, "node_role_name", launched_role.name,
+           description="Karpenter EC2NodeClass spec.role (its EC2_LINUX access entry is in this stack)")
+    output(stack, "node_group_role_name", node_role.name, description="the managed node groups' instance role")
     if identities.interruption_queue is not None:
         output(stack, "karpenter_interruption_queue", identities.interruption_queue.attr("name"))
