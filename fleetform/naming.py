@@ -16,6 +16,12 @@ NODE_GROUP_LABEL = "fleetform.io/node-group"
 NODE_GROUP_TAG = "fleetform:node-group"
 
 
+# EKS managed add-ons of every slot: those the nodes need to join and get credentials come before any
+# node group, those that run as Deployments on the nodes after them
+ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver")
+
+
 def karpenter_node_role(cluster_name: str) -> str:
     """The role of the nodes Karpenter launches (EC2NodeClass ``spec.role``); its EC2_LINUX access entry is
     fleetform's. Managed node groups use ``<cluster>-node``, whose entry EKS creates with the first group."""

@@ -489,3 +489,56 @@ def test_without_an_ops_cluster_there_is_no_argocd_or_remote_write(tmp_path: Pat
         assert "identity_prometheus-role" not in resources(after[slot], "aws_iam_role"), slot
     for account in ACCOUNT_IDS:
         assert "argocd-manager_role" not in resources(after[f"{account}-network"], "aws_iam_role")
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_node_amis_and_addons_follow_the_newest_release_for_the_slot_version(stack_json, example_config,
+                                                                            slot: str) -> None:
+    """Unpinned, each node group's release_version and each add-on's addon_version come from what AWS
+    publishes for the slot's Kubernetes version (SSM parameter, DescribeAddonVersions): a newer one is an
+    in-place update in the next plan, not a wait for the next blue/green slot."""
+    account, cluster, color = slot.split("-")
+    version = example_config.account(account).spec.clusters[cluster].slots[color].version
+    doc = stack_json(slot)
+    parameters = doc["data"]["aws_ssm_parameter"]
+    for group in resources(doc, "aws_eks_node_group").values():
+        key = f"ami-release-{group['ami_type'].lower()}"
+        assert group["release_version"] == f"${{data.aws_ssm_parameter.{key}.insecure_value}}"
+        arch = "arm64" if "_ARM_" in group["ami_type"] else "x86_64"
+        flavour = "nvidia" if group["ami_type"].endswith("NVIDIA") else "standard"
+        assert parameters[key]["name"] == (f"/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/{arch}/"
+                                           f"{flavour}/recommended/release_version")
+    newest = doc["data"]["aws_eks_addon_version"]
+    for name, addon in resources(doc, "aws_eks_addon").items():
+        source = f"{name}-version"
+        assert addon["addon_version"] == f"${{data.aws_eks_addon_version.{source}.version}}"
+        assert {k: v for k, v in newest[source].items() if k != "//"} == {
+            "addon_name": addon["addon_name"], "kubernetes_version": version, "most_recent": True}
+
+
+def test_pinned_ami_releases_and_addon_versions_hold_a_slot(tmp_path: Path, accounts_copy: Path, stack_json) -> None:
+    edit(accounts_copy / "prod.yaml", 'green: {version: "1.36"}',
+         'green: {version: "1.36", ami_releases: {AL2023_x86_64_STANDARD: 1.36.1-20261120},\n'
+         '             addon_versions: {coredns: v1.12.4-eksbuild.1}}')
+    after = synth_stacks(accounts_copy, tmp_path / "out")
+    green = after["prod-main-green"]
+    groups = resources(green, "aws_eks_node_group")
+    assert groups["nodes-system_group"]["release_version"] == "1.36.1-20261120"
+    assert groups["nodes-app_group"]["release_version"] == "1.36.1-20261120"
+    assert groups["nodes-gpu_group"]["release_version"].startswith("${data.aws_ssm_parameter.")  # NVIDIA: unpinned
+    assert set(green["data"]["aws_ssm_parameter"]) == {"ami-release-al2023_x86_64_nvidia"}
+    assert resources(green, "aws_eks_addon")["eks_addon-coredns"]["addon_version"] == "v1.12.4-eksbuild.1"
+    assert "eks_addon-coredns-version" not in green["data"]["aws_eks_addon_version"]
+    before, now = flat(stack_json("prod-main-green")), flat(green)
+    changed = {a for a in now if before[a] != now[a]}
+    assert changed == {"aws_eks_node_group.nodes-system_group", "aws_eks_node_group.nodes-app_group",
+                       "aws_eks_addon.eks_addon-coredns"}
+    assert after["prod-main-blue"] == stack_json("prod-main-blue")
+
+
+def test_a_pin_for_an_addon_fleetform_does_not_install_is_an_error(accounts_copy: Path) -> None:
+    edit(accounts_copy / "prod.yaml", 'green: {version: "1.36"}',
+         'green: {version: "1.36", addon_versions: {cordns: v1}}')
+    result = CliRunner().invoke(cli, ["validate", "--config", str(accounts_copy)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "clusters.main.slots.green.addon_versions" in result.output and "'cordns'" in result.output

@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, f
 
 from fleetform.config.endpoints import INTERFACE_ENDPOINTS, unknown_service_message
 from fleetform.config.network import ZONE_ID, zones
+from fleetform.naming import ADDONS_AFTER_NODES, ADDONS_BEFORE_NODES
 
 ACCOUNT_ID = r"^\d{12}$"
 K8S_VERSION = r"^1\.\d{2}$"
@@ -241,6 +242,22 @@ class SlotConfig(Strict):
     weight: Annotated[int, Field(ge=0, le=255)] | None = Field(
         None, description="initial Route 53 weight; afterwards the upgrade runbook owns it"
     )
+    ami_releases: dict[str, Annotated[str, Field(pattern=r"^[0-9][0-9A-Za-z.+-]*$")]] = Field(
+        default_factory=dict, description="AMI type -> EKS optimized AMI release the slot's node groups of that "
+        "type stay on (e.g. AL2023_x86_64_STANDARD: 1.34.2-20251120); unpinned: the newest release in AWS's "
+        "public SSM parameter, so a new release shows in the next plan as a rolling update")
+    addon_versions: dict[str, Annotated[str, Field(pattern=r"^v[0-9][0-9A-Za-z.+-]*$")]] = Field(
+        default_factory=dict, description="add-on -> version the slot stays on (e.g. coredns: v1.12.1-eksbuild.2); "
+        "unpinned: the newest version EKS publishes for the slot's Kubernetes version")
+
+    @field_validator("addon_versions")
+    @classmethod
+    def _known_addons(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(ADDONS_BEFORE_NODES + ADDONS_AFTER_NODES))
+        if unknown:
+            raise ValueError(f"fleetform installs no add-on {', '.join(map(repr, unknown))}; it installs "
+                             f"{', '.join(ADDONS_BEFORE_NODES + ADDONS_AFTER_NODES)}")
+        return value
 
 
 class Taint(Strict):

@@ -11,15 +11,14 @@ from dataclasses import dataclass, field
 
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import Construct, Dependable, Local, Resource, policy_json
+from fleetform.engine import Construct, DataSource, Dependable, Local, Resource, policy_json
+from fleetform.naming import ADDONS_AFTER_NODES, ADDONS_BEFORE_NODES
+
+__all__ = ["ADDONS_AFTER_NODES", "ADDONS_BEFORE_NODES", "AccessGrant", "EksCluster", "EksClusterProps", "grant_key"]
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN = "AmazonEKSClusterAdminPolicy"
 VIEW = "AmazonEKSViewPolicy"
-# add-ons the nodes need to join and get credentials: before any node group
-ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
-# add-ons that run as Deployments on the nodes: after the node groups
-ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver")
 AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/"
 EKS_ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/"
 # the newest Kubernetes version checkov's CKV_AWS_339 knows; newer ones are checked by fleetform's
@@ -169,9 +168,15 @@ class EksCluster(Construct):
         return entry
 
     def addon(self, name: str, *, depends_on: Sequence[Dependable] = (),
-              service_account_role_arn: str | None = None) -> Resource:
+              service_account_role_arn: str | None = None, version: str | None = None) -> Resource:
+        """A managed add-on at ``version`` (a pin from the configuration), else at the newest version EKS
+        publishes for the cluster's Kubernetes version: a newer one shows in the next plan as an update."""
+        if version is None:
+            newest = DataSource(self, f"addon-{name}-version", "aws_eks_addon_version", addon_name=name,
+                                kubernetes_version=self.props.version, most_recent=True)
+            version = newest.attr("version")
         addon = Resource(self, f"addon-{name}", "aws_eks_addon", cluster_name=self.cluster.attr("name"),
-                         addon_name=name, resolve_conflicts_on_create="OVERWRITE",
+                         addon_name=name, addon_version=version, resolve_conflicts_on_create="OVERWRITE",
                          resolve_conflicts_on_update="OVERWRITE",
                          service_account_role_arn=service_account_role_arn,
                          depends_on=list(depends_on) or None)

@@ -37,6 +37,24 @@ def is_arm(instance_type: str) -> bool:
     return bool(ARM_FAMILY.match(instance_type.split(".", 1)[0]))
 
 
+AL2023_FLAVOURS = {"STANDARD": "standard", "NVIDIA": "nvidia", "NEURON": "neuron"}
+
+
+def release_parameter(ami_type: str, kubernetes_version: str) -> str | None:
+    """The public SSM parameter that holds the newest EKS optimized AMI release of ``ami_type`` for a
+    Kubernetes version (the format ``release_version`` takes), or None for an AMI type without one."""
+    parts = ami_type.split("_")
+    if parts[0] == "AL2023" and len(parts) == 4 and parts[3] in AL2023_FLAVOURS:
+        arch = "x86_64" if parts[1:3] == ["x86", "64"] else "arm64"
+        return (f"/aws/service/eks/optimized-ami/{kubernetes_version}/amazon-linux-2023/{arch}/"
+                f"{AL2023_FLAVOURS[parts[3]]}/recommended/release_version")
+    if parts[0] == "BOTTLEROCKET" and parts[1] in ("x86", "ARM") and parts[3:] in ([], ["NVIDIA"]):
+        arch = "x86_64" if parts[1] == "x86" else "arm64"
+        variant = f"aws-k8s-{kubernetes_version}" + ("-nvidia" if parts[-1] == "NVIDIA" else "")
+        return f"/aws/service/bottlerocket/{variant}/{arch}/latest/image_version"
+    return None
+
+
 def default_ami_type(instance_types: Sequence[str], gpu: bool) -> str:
     arm = any(is_arm(t) for t in instance_types)
     if gpu:

@@ -29,11 +29,13 @@ from fleetform.constructs.node_group import (
     NodeGroupProps,
     NodeRole,
     NodeRoleProps,
+    default_ami_type,
+    release_parameter,
     volume_key_statements,
 )
 from fleetform.constructs.ops import ARGOCD_NAMESPACE, ARGOCD_SERVICE_ACCOUNTS, OpsCluster, OpsClusterProps
 from fleetform.constructs.workload_identity import SERVICE_ACCOUNTS, WorkloadIdentities, WorkloadIdentityProps
-from fleetform.engine import Resource, output
+from fleetform.engine import DataSource, Resource, output
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     AMP_WRITER_ROLE,
@@ -191,15 +193,19 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
                                             "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                                             "kms:DescribeKey"],
                                  "Condition": {"StringEquals": {"kms:ViaService": f"ec2.{region}.amazonaws.com"}}}])
-    before = [eks.addon(addon, service_account_role_arn=cni_role.arn if addon == "vpc-cni" else None)
+    before = [eks.addon(addon, service_account_role_arn=cni_role.arn if addon == "vpc-cni" else None,
+                        version=settings.addon_versions.get(addon))
               for addon in ADDONS_BEFORE_NODES]
     groups = []
+    releases = AmiReleases(stack, settings)
     for group_name, group in cluster.node_groups.items():
+        ami_type = group.ami_type or default_ami_type(group.instance_types, group.gpu)
         groups.append(NodeGroup(stack, f"nodes-{group_name}", NodeGroupProps(
             cluster_name=cluster_ref, name=group_name, node_role_arn=node_role.arn,
             subnet_ids=vpc.subnet_ids["private"], instance_types=tuple(group.instance_types),
             min_size=group.min, max_size=group.max, desired_size=group.desired, volume_kms_key_arn=volume_key.arn,
-            capacity=group.capacity, gpu=group.gpu, ami_type=group.ami_type, disk_size_gb=group.disk_size_gb,
+            capacity=group.capacity, gpu=group.gpu, ami_type=ami_type, release_version=releases.of(ami_type),
+            disk_size_gb=group.disk_size_gb,
             max_unavailable=group.max_unavailable,
             max_unavailable_percentage=group.max_unavailable_percentage or DEFAULT_MAX_UNAVAILABLE_PERCENTAGE,
             labels=dict(group.labels),
@@ -207,7 +213,7 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
             tags={**tags, NODE_GROUP_TAG: group_name}, template_name=f"{cluster_name}-{group_name}",
         ), depends_on=[*before, *node_role.attachments]))
     for addon in ADDONS_AFTER_NODES:
-        eks.addon(addon, depends_on=[g.node_group for g in groups],
+        eks.addon(addon, depends_on=[g.node_group for g in groups], version=settings.addon_versions.get(addon),
                   service_account_role_arn=ebs_role.arn if addon == "aws-ebs-csi-driver" else None)
     if cluster.role == "ops":
         for service_account in ARGOCD_SERVICE_ACCOUNTS:
@@ -225,6 +231,29 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
     stack.identities = identities  # type: ignore[attr-defined]
     _outputs(stack, eks, node_role, launched_role, identities)
     fleet.add(stack, depends_on=depends)
+
+
+class AmiReleases:
+    """The AMI release of each AMI type in a slot: the configuration's pin, else the newest release in AWS's
+    public SSM parameter for the slot's Kubernetes version (one data source per AMI type; the plan shows
+    a newer release as an in-place, rolling update of the node groups of that type)."""
+
+    def __init__(self, stack: FleetStack, settings: SlotConfig) -> None:
+        self.stack = stack
+        self.settings = settings
+        self.parameters: dict[str, DataSource] = {}
+
+    def of(self, ami_type: str) -> str | None:
+        if ami_type in self.settings.ami_releases:
+            return self.settings.ami_releases[ami_type]
+        name = release_parameter(ami_type, self.settings.version)
+        if name is None:
+            return None  # EKS takes the newest release at creation; nothing moves it later
+        if ami_type not in self.parameters:
+            # insecure_value: a String parameter, readable in the plan (value is marked sensitive)
+            self.parameters[ami_type] = DataSource(self.stack, f"ami-release-{ami_type.lower()}",
+                                                   "aws_ssm_parameter", name=name)
+        return self.parameters[ami_type].attr("insecure_value")
 
 
 def _zone(fleet: FleetApp, account: Account) -> HostedZone | None:
