@@ -224,7 +224,7 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
     if cluster.hostname is not None and zone is not None:
         WeightedRecord(stack, "dns", WeightedRecordProps(
             zone_id=zone.zone_id, hostname=cluster.hostname, slot=slot,
-            weight=initial_weight(cluster, slot, settings)))
+            weight=initial_weight(cluster, slot, settings), wait_for_target=len(cluster.slots) == 1))
         depends.append(dns_stack(account.name))
     stack.eks = eks  # type: ignore[attr-defined]
     stack.node_groups = groups  # type: ignore[attr-defined]
