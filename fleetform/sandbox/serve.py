@@ -29,11 +29,13 @@ def main(argv: list[str] | None = None) -> int:
     from moto.server import ThreadedMotoServer
 
     from fleetform.config import load_config
+    from fleetform.sandbox.moto_ext import install
     from fleetform.sandbox.seed import emit_traffic, seed
     from fleetform.upgrade.aws import Aws, connect
     from fleetform.upgrade.state import utcnow, write_atomic
 
     config = load_config(args.config)
+    install()
     endpoint = f"http://127.0.0.1:{args.port}"
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
     server.start()
@@ -51,9 +53,10 @@ def main(argv: list[str] | None = None) -> int:
     write_atomic(Path(args.record), json.dumps({
         "pid": os.getpid(), "port": args.port, "endpoint": endpoint, "config": args.config, "ready": True,
         "started_at": utcnow().isoformat(timespec="seconds"), "seeded": summary}, indent=2) + "\n")
+    load_balancers: dict[str, str] = {}
     while not stopping.wait(TRAFFIC_INTERVAL):
         try:
-            emit_traffic(aws_for, config, utcnow())
+            emit_traffic(aws_for, config, utcnow(), cache=load_balancers)
         except Exception as exc:  # noqa: BLE001 - keep serving; the log shows why traffic paused
             print(f"traffic: {exc}", file=sys.stderr, flush=True)
     server.stop()

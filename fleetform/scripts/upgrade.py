@@ -492,7 +492,9 @@ def permissions_command(account: str | None, config_dir: str) -> None:
             cluster_prefixes=[f"{acct.name}-{c}" for c in clusters],
             hostnames=[c.hostname for c in clusters.values() if c.hostname],
             alarms=[a for c in clusters.values() for a in c.upgrade.alarms],
-            state_bucket=next((c.upgrade.state_bucket for c in clusters.values() if c.upgrade.state_bucket), None))
+            state_bucket=next((c.upgrade.state_bucket for c in clusters.values() if c.upgrade.state_bucket), None),
+            workspaces=[(p.workspace, p.region) for c in clusters.values() if (p := c.upgrade.prometheus)],
+            query_roles=[p.role_arn for c in clusters.values() if (p := c.upgrade.prometheus) and p.role_arn])
     emit_json(policy(scope))
 
 
