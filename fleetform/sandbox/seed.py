@@ -144,9 +144,11 @@ def _records(aws: Aws, config: FleetConfig, account: Account, key: str, cluster:
 
 
 def emit_traffic(aws_for: Any, config: FleetConfig, moment: datetime, only: set[str] | None = None,
-                 cache: dict[str, str] | None = None) -> None:
+                 cache: dict[str, str] | None = None) -> dict[str, float]:
     """Per-slot ALB metrics in proportion to the current weights (a slot at weight 0 gets no requests).
-    ``cache``: cluster name -> ALB dimension, kept by a caller that emits again and again."""
+    ``cache``: cluster name -> ALB dimension, kept by a caller that emits again and again.
+    Returns the error ratio of each slot that served requests (the sandbox's PromQL answers)."""
+    served: dict[str, float] = {}
     for account in config.accounts:
         if only is not None and account.name not in only:
             continue
@@ -161,8 +163,11 @@ def emit_traffic(aws_for: Any, config: FleetConfig, moment: datetime, only: set[
                 if weight == 0:
                     continue
                 requests = HEALTHY["requests"] * weight / total
-                put_traffic(aws, naming.cluster_name(account.name, key, slot), moment, requests,
-                            requests * HEALTHY["error_rate"], HEALTHY["latency_ms"], cache)
+                name = naming.cluster_name(account.name, key, slot)
+                put_traffic(aws, name, moment, requests, requests * HEALTHY["error_rate"], HEALTHY["latency_ms"],
+                            cache)
+                served[name] = HEALTHY["error_rate"]
+    return served
 
 
 def put_traffic(aws: Aws, cluster_name: str, moment: datetime, requests: float, errors: float,

@@ -232,7 +232,7 @@ def promql_client(aws: Aws, target: Target) -> promql.PromQLClient:
     cfg = target.cluster.upgrade.prometheus
     assert cfg is not None
     region = cfg.region or target.region
-    if cfg.role_arn and not aws.sandbox:
+    if cfg.role_arn:
         creds = call(aws.client("sts").assume_role, RoleArn=cfg.role_arn,
                      RoleSessionName="fleetform-upgrade-gates")["Credentials"]
         credentials = Credentials(creds["AccessKeyId"], creds["SecretAccessKey"], creds["SessionToken"])
