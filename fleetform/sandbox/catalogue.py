@@ -30,15 +30,8 @@ EC2_QUOTAS = {
     "L-7212CCBC": ("All P4, P3 and P2 Spot Instance Requests", "P/Spot", 0.0),
 }
 
-# a real deprecation (flowcontrol.apiserver.k8s.io/v1beta3 stopped being served in Kubernetes 1.32)
-BLOCKING_DEPRECATION = {
-    "usage": "/apis/flowcontrol.apiserver.k8s.io/v1beta3/flowschemas",
-    "replacedWith": "/apis/flowcontrol.apiserver.k8s.io/v1/flowschemas",
-    "stopServingVersion": "1.32",
-    "startServingReplacementVersion": "1.29",
-    "clientStats": [{"userAgent": "legacy-operator/v0.9.1", "numberOfRequestsLast30Days": 4210,
-                     "lastRequestTime": 0}],
-}
+# the add-on that the blocking insight finds too old for the next Kubernetes version
+BLOCKING_ADDON = "vpc-cni"
 
 
 def _minor(version: str) -> int:
@@ -60,8 +53,9 @@ class Catalogue:
 
     @classmethod
     def from_config(cls, config: FleetConfig, now: datetime | None = None) -> Catalogue:
-        """Every slot of every account; the blocking insight on the first single-slot service
-        cluster (stg/main in the example), so prod/main's demo upgrade stays clear."""
+        """Every slot of every account; the blocking insight on each service cluster with a hostname
+        and no upgrade under way (one slot: dev/main and stg/main in the example), so prod/main's demo
+        upgrade stays clear and any other is a rehearsal of a blocked one."""
         from fleetform import naming
 
         clusters: dict[str, str] = {}
@@ -70,7 +64,7 @@ class Catalogue:
             for key, cluster in account.spec.clusters.items():
                 for slot, slot_cfg in cluster.slots.items():
                     clusters[naming.cluster_name(account.name, key, slot)] = slot_cfg.version
-                if not blocked and cluster.role == "service" and len(cluster.slots) == 1 and cluster.hostname:
+                if cluster.role == "service" and len(cluster.slots) == 1 and cluster.hostname:
                     blocked.add(naming.cluster_name(account.name, key, next(iter(cluster.slots))))
         return cls(clusters, blocked, now or datetime.now(UTC))
 
@@ -148,26 +142,29 @@ class Catalogue:
                     "resources": [], "categorySpecificSummary": summary}
 
         blocked = cluster in self.blocked
-        deprecation = {**BLOCKING_DEPRECATION, "clientStats": [{**BLOCKING_DEPRECATION["clientStats"][0],
-                                                                "lastRequestTime": changed}]}
-        deprecations = {"deprecationDetails": [deprecation] if blocked else [], "addonCompatibilityDetails": []}
+        none: dict[str, Any] = {"deprecationDetails": [], "addonCompatibilityDetails": []}
+        addons = {"deprecationDetails": [], "addonCompatibilityDetails": [
+            {"name": BLOCKING_ADDON, "compatibleVersions": [_addon_version(BLOCKING_ADDON, nxt)]}]}
         return [
-            insight("deprecated-apis", f"Deprecated APIs removed in Kubernetes v{nxt}",
-                    "ERROR" if blocked else "PASSING",
-                    "Deprecated API usage detected within last 30 days." if blocked
-                    else "No deprecated API usage detected within the last 30 days.",
+            insight("deprecated-apis", f"Deprecated APIs removed in Kubernetes v{nxt}", "PASSING",
+                    "No deprecated API usage detected within the last 30 days.",
                     "Checks for usage of deprecated APIs that are scheduled for removal in the next version.",
                     "Update manifests and API clients to use newer Kubernetes APIs if applicable before "
-                    "upgrading.", deprecations),
+                    "upgrading.", none),
+            insight("addon-compatibility", "Amazon EKS add-on version compatibility", "ERROR" if blocked else "PASSING",
+                    f"{BLOCKING_ADDON} is not compatible with Kubernetes {nxt}." if blocked
+                    else "All installed add-ons are compatible with the next Kubernetes version.",
+                    "Checks version of installed EKS add-ons to ensure they are compatible with the next version "
+                    "of Kubernetes.", "Upgrade your EKS add-on to a compatible version before upgrading the "
+                    "cluster.", addons if blocked else none),
             insight("kubelet-skew", "Kubelet version skew", "PASSING", "Node kubelet versions match the cluster.",
                     "Checks for kubelet versions of worker nodes in the cluster to see if an upgrade would "
                     "cause non compliance with supported Kubernetes kubelet version skew policy.",
                     "Upgrade your worker nodes to match the Kubernetes version of your cluster control plane.",
-                    {"deprecationDetails": [], "addonCompatibilityDetails": []}),
+                    none),
             insight("cluster-health", "Cluster health issues", "PASSING", "No cluster health issues detected.",
                     "Checks for any cluster health issues that prevent successful upgrade to the next Kubernetes "
-                    "version on EKS.", "Refer to the EKS documentation on cluster health issues.",
-                    {"deprecationDetails": [], "addonCompatibilityDetails": []}),
+                    "version on EKS.", "Refer to the EKS documentation on cluster health issues.", none),
         ]
 
     def list_insights(self, cluster: str, categories: list[str], statuses: list[str]) -> dict[str, Any]:

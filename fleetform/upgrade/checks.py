@@ -214,9 +214,12 @@ def _insight_detail(eks: Any, cluster: str, insight_id: str) -> str:
         insight = call(eks.describe_insight, clusterName=cluster, id=insight_id)["insight"]
     except FleetformError:
         return ""
-    details = (insight.get("categorySpecificSummary") or {}).get("deprecationDetails") or []
-    uses = [f"{d.get('usage')} -> {d.get('replacedWith') or 'removed'}" for d in details if d.get("usage")]
-    return f" ({', '.join(uses)})" if uses else ""
+    summary = insight.get("categorySpecificSummary") or {}
+    found = [f"{d['usage']} -> {d.get('replacedWith') or 'removed'}" for d in summary.get("deprecationDetails") or []
+             if d.get("usage")]
+    found += [f"{a['name']} needs {' or '.join(a.get('compatibleVersions') or ['a newer version'])}"
+              for a in summary.get("addonCompatibilityDetails") or [] if a.get("name")]
+    return f" ({', '.join(found)})" if found else ""
 
 
 @_check("node-groups", "node groups healthy, none on an AMI type the target drops",
