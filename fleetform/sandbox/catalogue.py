@@ -70,12 +70,12 @@ class Catalogue:
 
     # ---------------------------------------------------------------- EKS
     def versions(self) -> list[dict[str, Any]]:
-        """Kubernetes minors from two below the oldest to one above the newest configured; the
+        """Kubernetes minors from four below the oldest to one above the newest configured; the
         newest was released 45 days ago, each older one 120 days before the next."""
         minors = [_minor(v) for v in self.clusters.values()] or [34]
         newest = max(minors) + 1
         answer = []
-        for minor in range(newest, min(minors) - 3, -1):
+        for minor in range(newest, min(minors) - 5, -1):
             released = self.now - timedelta(days=45 + 120 * (newest - minor))
             standard, extended = released + STANDARD_SUPPORT, released + EXTENDED_SUPPORT
             status = ("STANDARD_SUPPORT" if self.now < standard else

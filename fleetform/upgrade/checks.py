@@ -191,7 +191,7 @@ def addon_versions(ctx: CheckContext) -> Outcome:
 
 
 @_check("upgrade-insights", "EKS upgrade insights have no errors",
-        "read the insight (aws eks describe-insight) and fix deprecated API use before upgrading",
+        "read the insight (aws eks describe-insight) and fix what it names (deprecated APIs, add-on versions) first",
         "eks:ListInsights", "eks:DescribeInsight")
 def upgrade_insights(ctx: CheckContext) -> Outcome:
     eks = ctx.aws.client("eks")
