@@ -214,6 +214,9 @@ class SlotConfig(Strict):
     weight: Annotated[int, Field(ge=0, le=255)] | None = Field(
         None, description="initial Route 53 weight; afterwards the upgrade runbook owns it"
     )
+    retiring: bool = Field(
+        False, description="set by `cluster-upgrade retire`: EKS deletion protection off, so that removing the "
+                           "slot afterwards can destroy it (docs/upgrade.md#7-retire)")
 
 
 class Taint(Strict):
@@ -326,6 +329,8 @@ class ClusterConfig(Strict):
         bad = [k for k in value if k not in SLOT_NAMES]
         if bad:
             raise ValueError(f"slot names must be blue or green, not {', '.join(map(repr, bad))}")
+        if value and all(s.retiring for s in value.values()):
+            raise ValueError("every slot is retiring: one slot must stay (retiring: true only on the old slot)")
         return value
 
 

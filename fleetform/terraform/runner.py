@@ -74,11 +74,13 @@ class Terraform:
         return self.run(args, cwd)
 
     def plan(self, cwd: str | Path, plan_file: str | Path, variables: Sequence[str] = (),
-             refresh_only: bool = False) -> TerraformResult:
+             refresh_only: bool = False, destroy: bool = False) -> TerraformResult:
         """Exit code 0 = no changes, 2 = changes (``-detailed-exitcode``); other codes raise."""
         args = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={plan_file}"]
         if refresh_only:
             args.append("-refresh-only")
+        if destroy:
+            args.append("-destroy")
         args += [f"-var={item}" for item in variables]
         return self.run(args, cwd, ok=(0, 2))
 

@@ -23,6 +23,7 @@ from typing import Any
 from fleetform.errors import FleetformError, UsageError
 from fleetform.manifest import StackInfo, read_manifest
 from fleetform.terraform.lock import StackLock, holding
+from fleetform.terraform.removed import protection_problems, removed_stacks
 from fleetform.terraform.runner import Terraform, TerraformError
 from fleetform.terraform.summary import (
     DEFAULT_PROTECTED_TYPES,
@@ -160,9 +161,13 @@ def _plan_one(tf: Terraform, stack: StackInfo, options: PlanOptions) -> StackPla
         stale.unlink(missing_ok=True)
     digest = file_hash(stack.json_path)
     try:
+        if stack.destroy and (problems := protection_problems(stack)):
+            raise TerraformError(f"{stack.name} (removed from the configuration) cannot be destroyed yet: "
+                                 + "; ".join(problems))
         tf.init(stack.directory, options.backend_config)
         names = declared_variables(stack)  # a variable is passed to the stacks that declare it
-        tf.plan(stack.directory, plan_file, [v for v in options.variables if v.split("=", 1)[0] in names])
+        tf.plan(stack.directory, plan_file, [v for v in options.variables if v.split("=", 1)[0] in names],
+                destroy=stack.destroy)
         shown = tf.show_json(stack.directory, plan_file)
         (directory / "plan.json").write_text(json.dumps(shown))
         plan = summarize_plan(stack.name, shown, options.protected_types)
@@ -173,6 +178,7 @@ def _plan_one(tf: Terraform, stack: StackInfo, options: PlanOptions) -> StackPla
         "stack_json_sha256": digest,
         "stack_json": str(stack.json_path.resolve()),
         "working_directory": str(stack.directory.resolve()),
+        "destroy": stack.destroy,
         "plan_file": str(plan_file) if plan.status != "error" else None,
         "status": plan.status,
         "protected_destroys": [c.address for c in plan.protected_destroys],
@@ -196,7 +202,7 @@ class SavedPlan:
 
 def saved_plans(synth_dir: Path, out_dir: Path, names: Sequence[str]) -> list[SavedPlan]:
     """The saved plans to apply, in dependency order; refuses stale, failed or missing plans."""
-    stacks = read_manifest(synth_dir)
+    stacks = read_manifest(synth_dir) + removed_stacks(synth_dir)  # destroys of removed stacks come last
     by_name = {s.name: s for s in stacks}
     metas: dict[str, tuple[dict[str, Any], Path]] = {}
     for meta_path in sorted(out_dir.glob("*/meta.json")):
