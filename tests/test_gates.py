@@ -135,3 +135,30 @@ def test_run_gates_keeps_blues_promql_values_in_the_baseline(env: Env) -> None:
     found, live = gates.run_gates(env.aws(), target, {"blue": 50, "green": 50}, env.clock.now())
     assert gates.verdict(found) == gates.PASS, found
     assert live is not None and live.promql == {"error-ratio": 0.001} and live.requests == 500
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ('cluster="$cluster"', 'job="rails"',
+     "clusters.main.upgrade.prometheus.gates.error-ratio.query: the query must select the slot with "
+     "$cluster"),
+    ("workspace: ws-0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9", "workspace: my-workspace",
+     "clusters.main.upgrade.prometheus.workspace"),
+    ("          error-ratio:", "          Error_Ratio:", "clusters.main.upgrade.prometheus.gates: gate "
+                                                         "names are lowercase"),
+    ("            margin: 0.01", "            margin: -1", "clusters.main.upgrade.prometheus.gates.error-ratio.margin"),
+    ("        workspace:", "        workspaces:", "clusters.main.upgrade.prometheus.workspaces: unknown key"),
+    ('blue: {version: "1.34"}\n      green: {version: "1.36"}',
+     'blue: {version: "1.34", retiring: true}\n      green: {version: "1.36", retiring: true}',
+     "clusters.main.slots: every slot is retiring"),
+])
+def test_gate_and_retire_configuration_errors_name_file_and_field(accounts_copy, old, new, expected) -> None:
+    from fleetform.errors import ConfigurationError as Error
+
+    prod = accounts_copy / "prod.yaml"
+    text = prod.read_text()
+    assert old in text
+    prod.write_text(text.replace(old, new))
+    with pytest.raises(Error) as info:
+        load_config(accounts_copy)
+    problems = [str(p) for p in info.value.problems]
+    assert any(p.startswith(str(prod)) and expected in p for p in problems), problems
