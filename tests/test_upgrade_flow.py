@@ -123,7 +123,7 @@ def test_green_worse_than_blue_rolls_back(env: Env) -> None:
     assert state.phase == ROLLED_BACK and "5xx-rate" in state.reason
     assert env.weights() == {"blue": 100, "green": 0}
     failed = [g for g in env.display.gate_results if g.status == "fail"]
-    assert {g.name for g in failed} == {"5xx-rate", "latency-p99"}
+    assert {g.name for g in failed} == {"5xx-rate", "latency-p99", "promql:error-ratio"}
 
 
 def test_no_data_pauses_and_never_passes_then_resume_finishes(env: Env) -> None:

@@ -20,7 +20,7 @@ from fleetform.sandbox.server import SANDBOX_STATE_DIR
 from fleetform.scripts.common import aws_options, config_option, emit_json, handle_errors, output_option
 from fleetform.upgrade import checks as checks_mod
 from fleetform.upgrade.aws import connect, is_sandbox_endpoint
-from fleetform.upgrade.gates import GateResult
+from fleetform.upgrade.gates import GateResult, workspace_arn
 from fleetform.upgrade.permissions import PolicyScope, policy
 from fleetform.upgrade.runbook import Clock, Options, Runbook
 from fleetform.upgrade.state import DEFAULT_STATE_DIR, SHIFTED, LocalStore, RunState, S3Store, audit_trail
@@ -501,7 +501,8 @@ def permissions_command(account: str | None, config_dir: str) -> None:
             hostnames=[c.hostname for c in clusters.values() if c.hostname],
             alarms=[a for c in clusters.values() for a in c.upgrade.alarms],
             state_bucket=next((c.upgrade.state_bucket for c in clusters.values() if c.upgrade.state_bucket), None),
-            workspaces=[(p.workspace, p.region) for c in clusters.values() if (p := c.upgrade.prometheus)],
+            workspaces=[workspace_arn(p, config.region_of(acct), acct.id) for c in clusters.values()
+                        if (p := c.upgrade.prometheus)],
             query_roles=[p.role_arn for c in clusters.values() if (p := c.upgrade.prometheus) and p.role_arn])
     emit_json(policy(scope))
 

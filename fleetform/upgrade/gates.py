@@ -18,6 +18,7 @@ from typing import Any
 from botocore.credentials import Credentials
 
 from fleetform.aws_session import call
+from fleetform.config.models import PrometheusGatesConfig
 from fleetform.errors import FleetformError
 from fleetform.upgrade import promql
 from fleetform.upgrade.aws import Aws
@@ -225,6 +226,12 @@ def promql_gates(aws: Aws, target: Target, weights: dict[str, int], now: datetim
         results.append(GateResult(label, status, f"{new} {green:g} vs {live} {blue:g} ({source}); "
                                                  f"margin {gate.margin:g}"))
     return results, blue_now
+
+
+def workspace_arn(cfg: PrometheusGatesConfig, region: str, account_id: str) -> str:
+    """The workspace's ARN: in the account of ``role_arn`` when one is set, else the cluster's account."""
+    owner = cfg.role_arn.split(":")[4] if cfg.role_arn else account_id
+    return f"arn:aws:aps:{cfg.region or region}:{owner}:workspace/{cfg.workspace}"
 
 
 def promql_client(aws: Aws, target: Target) -> promql.PromQLClient:

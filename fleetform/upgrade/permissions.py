@@ -74,8 +74,7 @@ def policy(scope: PolicyScope | None = None) -> dict[str, Any]:
         add("GuardAlarms", ["cloudwatch:DescribeAlarms"],
             [f"arn:aws:cloudwatch:{scope.region}:{scope.account_id}:alarm:{a}" for a in sorted(scope.alarms)])
     if scope.workspaces:
-        add("PromQLGates", ["aps:QueryMetrics"], sorted(
-            f"arn:aws:aps:{region or scope.region}:*:workspace/{ws}" for ws, region in scope.workspaces))
+        add("PromQLGates", ["aps:QueryMetrics"], sorted(set(scope.workspaces)))
     if scope.query_roles:
         add("PromQLGatesWorkspaceRole", ["sts:AssumeRole"], sorted(scope.query_roles))
     if scope.scoped:
@@ -111,7 +110,7 @@ class PolicyScope:
 
     def __init__(self, account_id: str = "*", region: str = "*", cluster_prefixes: list[str] | None = None,
                  hostnames: list[str] | None = None, alarms: list[str] | None = None,
-                 state_bucket: str | None = None, workspaces: list[tuple[str, str | None]] | None = None,
+                 state_bucket: str | None = None, workspaces: list[str] | None = None,
                  query_roles: list[str] | None = None) -> None:
         self.account_id = account_id
         self.region = region
@@ -119,7 +118,7 @@ class PolicyScope:
         self.hostnames = hostnames or []
         self.alarms = alarms or []
         self.state_bucket = state_bucket
-        self.workspaces = workspaces or []  # (AMP workspace id, its region or None: the account's)
+        self.workspaces = workspaces or []  # ARNs of the AMP workspaces that PromQL gates query
         self.query_roles = query_roles or []
 
     @property
