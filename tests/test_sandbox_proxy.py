@@ -170,3 +170,30 @@ def test_the_strict_check_catches_what_a_lenient_parser_drops() -> None:
     assert strict({"insights": [{"insightStatus": {"status": "BROKEN"}}]}, model)[0].endswith("not in "
                                                                                               "['PASSING', 'WARNING', "
                                                                                               "'ERROR', 'UNKNOWN']")
+
+
+def test_a_chunked_request_reaches_moto_whole(aws: Aws, proxy: str) -> None:
+    import http.client
+    import urllib.parse
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+
+    call(aws.client("s3").create_bucket, Bucket="chunks",
+         CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"})
+    url = f"{proxy}/chunks/k"
+    request = AWSRequest(method="PUT", url=url, data=b"", headers={"X-Amz-Content-Sha256": "UNSIGNED-PAYLOAD"})
+    SigV4Auth(aws.session.get_credentials(), "s3", "ap-northeast-1").add_auth(request)
+    parsed = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=10)
+    connection.putrequest("PUT", parsed.path)
+    for key, value in request.headers.items():
+        connection.putheader(key, value)
+    connection.putheader("Transfer-Encoding", "chunked")
+    connection.endheaders()
+    for piece in (b"hello ", b"chunked ", b"world"):
+        connection.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+    connection.send(b"0\r\n\r\n")
+    assert connection.getresponse().status == 200
+    connection.close()
+    assert call(aws.client("s3").get_object, Bucket="chunks", Key="k")["Body"].read() == b"hello chunked world"
