@@ -140,3 +140,14 @@ def test_the_slot_is_removed_only_once_eks_reports_the_protection_off(env: Env) 
         removed = env.runbook(aws=runbook.aws).retire("prod-main-blue")
     assert removed["step"] == "remove" and "blue:" not in (env.config_dir / "prod.yaml").read_text().split(
         "node_groups")[0].split("main:")[1]
+
+
+def test_a_removed_stacks_destroy_waits_for_every_other_stack_of_the_run(tmp_path: Path) -> None:
+    from fleetform.manifest import StackInfo
+    from fleetform.terraform.workflow import run_graph
+
+    network = StackInfo("prod-network", (), tmp_path, 1)
+    green = StackInfo("prod-main-green", ("prod-network",), tmp_path, 1)
+    blue = StackInfo("prod-main-blue", (), tmp_path, 1, destroy=True)
+    assert run_graph([network, green, blue]) == {"prod-network": (), "prod-main-green": ("prod-network",),
+                                                 "prod-main-blue": ("prod-network", "prod-main-green")}

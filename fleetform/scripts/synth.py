@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -87,13 +86,16 @@ def validate_command(config_dir: str, output: str) -> None:
 def stacks_command(config_dir: str, as_json: bool, output: str) -> None:
     """List the stacks in dependency order, with what each depends on.
 
+    Builds the stacks without synthesizing them (nothing is written; about half the time of a synth).
+
     \b
     Example:
       fleetform stacks
       fleetform stacks --json | jq -r '.[].name'
     """
-    with tempfile.TemporaryDirectory(prefix="fleetform-stacks-") as tmp:
-        stacks = synthesize(config_dir, tmp)
+    from fleetform.stacks.app import describe
+
+    stacks = describe(load_config(config_dir))
     if as_json or output == "json":
         emit_json([{"name": s.name, "dependencies": list(s.dependencies), "resources": s.resource_count}
                    for s in stacks])

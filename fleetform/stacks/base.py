@@ -37,6 +37,7 @@ class FleetStack(TerraformStack):
         self.config = config
         self.target = target
         self.description = description
+        self.dependency_names: set[str] = set()  # what the manifest will list, known without a synth
         org = config.organization
         if local_state_path is not None:
             self.backend: tuple[str, dict[str, Any]] = ("local", {"path": local_state_path})
@@ -53,6 +54,11 @@ class FleetStack(TerraformStack):
                             f"({PLAN_ROLE} for plans, {APPLY_ROLE} for applies)",
             )
         self.provider = self.provider_for("aws")
+
+    def add_dependency(self, dependency: TerraformStack) -> None:
+        self.dependency_names.add(dependency.stack_name if isinstance(dependency, FleetStack)
+                                  else dependency.node.id)
+        super().add_dependency(dependency)
 
     def provider_for(self, id: str, alias: str | None = None, *, account_id: str | None = None,
                      region: str | None = None, role_without_variable: str | None = None) -> AwsProvider:
