@@ -74,9 +74,6 @@ WEIGHTED_RECORD_TTL = 60
 AMP_WRITER_ROLE = "fleetform-amp-remote-write"
 # suffix of the per-slot Prometheus workload role (``prod-main-blue-prometheus``)
 PROMETHEUS_ROLE_SUFFIX = "prometheus"
-# per-slot traffic metrics that the upgrade gates compare (docs/upgrade.md): dimension Cluster =
-# cluster_name(...), metrics RequestCount and 5xxCount (Sum), LatencyP99 (milliseconds, Maximum)
-TRAFFIC_METRICS_NAMESPACE = "fleetform/traffic"
 # the role an operator assumes to run cluster-upgrade (policy: `cluster-upgrade permissions`)
 UPGRADE_OPERATOR_ROLE = "fleetform-upgrade-operator"
 

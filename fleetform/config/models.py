@@ -281,6 +281,9 @@ class SlotConfig(Strict):
             raise ValueError(f"fleetform installs no add-on {', '.join(map(repr, unknown))}; it installs "
                              f"{', '.join(ADDONS_BEFORE_NODES + ADDONS_AFTER_NODES)}")
         return value
+    retiring: bool = Field(
+        False, description="set by `cluster-upgrade retire`: EKS deletion protection off, so that removing the "
+                           "slot afterwards can destroy it (docs/upgrade.md#7-retire)")
 
 
 class Taint(Strict):
@@ -318,6 +321,39 @@ class NodeGroupConfig(Strict):
         return value
 
 
+class PromQLGateConfig(Strict):
+    """One gate on a PromQL query: ``$cluster`` stands for the slot's EKS cluster name."""
+
+    query: str = Field(min_length=1, description="instant query giving one value per slot, with $cluster in it")
+    margin: Annotated[float, Field(ge=0)] = Field(description="green may exceed blue by at most this much")
+
+    @field_validator("query")
+    @classmethod
+    def _has_cluster(cls, value: str) -> str:
+        if "$cluster" not in value:
+            raise ValueError('the query must select the slot with $cluster, e.g. {cluster="$cluster"}')
+        return value
+
+
+class PrometheusGatesConfig(Strict):
+    """PromQL gates against an Amazon Managed Service for Prometheus workspace (aps:QueryMetrics)."""
+
+    workspace: str = Field(pattern=r"^ws-[A-Za-z0-9-]{1,64}$", description="AMP workspace id (ws-...)")
+    region: str | None = Field(None, description="the workspace's region; default: the account's region")
+    role_arn: str | None = Field(
+        None, pattern=r"^arn:aws[a-z-]*:iam::\d{12}:role/.+$",
+        description="role to assume for the query when the workspace is in another account (the ops account)")
+    gates: dict[str, PromQLGateConfig] = Field(min_length=1)
+
+    @field_validator("gates")
+    @classmethod
+    def _gate_names(cls, value: dict[str, PromQLGateConfig]) -> dict[str, PromQLGateConfig]:
+        bad = [k for k in value if not re.match(r"^[a-z0-9][a-z0-9-]{0,40}$", k)]
+        if bad:
+            raise ValueError(f"gate names are lowercase letters, digits and dashes, not {', '.join(map(repr, bad))}")
+        return value
+
+
 class UpgradeConfig(Strict):
     """Guard rails for the blue/green runbook (cluster-upgrade)."""
 
@@ -335,6 +371,10 @@ class UpgradeConfig(Strict):
     state_bucket: str | None = Field(
         None, description="S3 bucket for run state records, locks and audit trail; default: local .fleetform/upgrades/"
     )
+    ingress_group: str | None = Field(
+        None, description="gates read the ALB of this IngressGroup only (tag ingress.k8s.aws/stack); "
+                          "default: every ALB of the slot (tag elbv2.k8s.aws/cluster)")
+    prometheus: PrometheusGatesConfig | None = None
 
 
 class ClusterConfig(Strict):
@@ -359,6 +399,8 @@ class ClusterConfig(Strict):
         bad = [k for k in value if k not in SLOT_NAMES]
         if bad:
             raise ValueError(f"slot names must be blue or green, not {', '.join(map(repr, bad))}")
+        if value and all(s.retiring for s in value.values()):
+            raise ValueError("every slot is retiring: one slot must stay (retiring: true only on the old slot)")
         return value
 
 

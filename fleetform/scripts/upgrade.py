@@ -20,7 +20,7 @@ from fleetform.sandbox.server import SANDBOX_STATE_DIR
 from fleetform.scripts.common import aws_options, config_option, emit_json, handle_errors, output_option
 from fleetform.upgrade import checks as checks_mod
 from fleetform.upgrade.aws import connect, is_sandbox_endpoint
-from fleetform.upgrade.gates import GateResult
+from fleetform.upgrade.gates import GateResult, workspace_arn
 from fleetform.upgrade.permissions import PolicyScope, policy
 from fleetform.upgrade.runbook import Clock, Options, Runbook
 from fleetform.upgrade.state import DEFAULT_STATE_DIR, SHIFTED, LocalStore, RunState, S3Store, audit_trail
@@ -448,8 +448,11 @@ def _print_audit(console: Console, rb: Runbook, entries: list[dict[str, Any]]) -
 @upgrade_options
 @handle_errors
 def retire_command(cluster: str, confirmation: str | None, output: str, **kw: Any) -> None:
-    """Remove the old slot from the YAML once the new slot has held 100% for upgrade.soak_minutes
-    and the old one serves no more than upgrade.retire_max_requests. Typed confirmation.
+    """Retire the old slot in two pull requests, once the new slot has held 100% for
+    upgrade.soak_minutes and the old one serves no more than upgrade.retire_max_requests:
+    the first run marks it `retiring: true` (the pipeline turns its EKS deletion protection off);
+    after that is applied, the second run removes it (the pipeline destroys its stack, behind the
+    allow-destroy label). Typed confirmation each time.
 
     \b
     Example:
@@ -458,7 +461,12 @@ def retire_command(cluster: str, confirmation: str | None, output: str, **kw: An
     """
     rb = build(cluster, output=output, **kw)
     result = rb.retire(confirmation)
-    next_step = (f"commit {result['file']} in a pull request; on merge the pipeline destroys {result['cluster']}")
+    if result["step"] == "mark":
+        next_step = (f"commit {result['file']} in a pull request; once the pipeline has applied it (deletion "
+                     f"protection of {result['cluster']} off), run `cluster-upgrade retire {cluster}` again")
+    else:
+        next_step = (f"commit {result['file']} in a pull request with the allow-destroy label; on merge the "
+                     f"pipeline destroys {result['cluster']}")
     if output == "json":
         emit_json({**result, "next": next_step})
         return
@@ -492,7 +500,10 @@ def permissions_command(account: str | None, config_dir: str) -> None:
             cluster_prefixes=[f"{acct.name}-{c}" for c in clusters],
             hostnames=[c.hostname for c in clusters.values() if c.hostname],
             alarms=[a for c in clusters.values() for a in c.upgrade.alarms],
-            state_bucket=next((c.upgrade.state_bucket for c in clusters.values() if c.upgrade.state_bucket), None))
+            state_bucket=next((c.upgrade.state_bucket for c in clusters.values() if c.upgrade.state_bucket), None),
+            workspaces=[workspace_arn(p, config.region_of(acct), acct.id) for c in clusters.values()
+                        if (p := c.upgrade.prometheus)],
+            query_roles=[p.role_arn for c in clusters.values() if (p := c.upgrade.prometheus) and p.role_arn])
     emit_json(policy(scope))
 
 

@@ -162,7 +162,8 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
         name=cluster_name, version=settings.version, account_id=stack.account_id, region=region,
         subnet_ids=vpc.subnet_ids["intra"], public_access_cidrs=tuple(cluster.public_access_cidrs),
         access=tuple(_access(account, stack.account_id, cluster, ops)),
-        deletion_protection=(cluster.deletion_protection if cluster.deletion_protection is not None
+        deletion_protection=(False if settings.retiring  # retire: off first, so removing the slot can destroy it
+                             else cluster.deletion_protection if cluster.deletion_protection is not None
                              else is_production(account)),
         support_type=cluster.support_type, tags=tags))
     cluster_ref = eks.cluster.attr("name")

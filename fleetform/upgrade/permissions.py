@@ -13,7 +13,7 @@ from typing import Any
 REGISTRY: dict[str, tuple[str, ...]] = {}
 
 # boto3 service name -> IAM prefix, where they differ
-_PREFIX = {"service-quotas": "servicequotas"}
+_PREFIX = {"service-quotas": "servicequotas", "elbv2": "elasticloadbalancing"}
 # operations whose IAM action has another name
 _S3_ACTIONS = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "HeadBucket": "ListBucket",
                "GetBucketEncryption": "GetEncryptionConfiguration"}
@@ -73,6 +73,13 @@ def policy(scope: PolicyScope | None = None) -> dict[str, Any]:
     if scope.alarms:
         add("GuardAlarms", ["cloudwatch:DescribeAlarms"],
             [f"arn:aws:cloudwatch:{scope.region}:{scope.account_id}:alarm:{a}" for a in sorted(scope.alarms)])
+    if scope.workspaces:
+        add("PromQLGates", ["aps:QueryMetrics"], sorted(set(scope.workspaces)))
+    if scope.query_roles:
+        add("PromQLGatesWorkspaceRole", ["sts:AssumeRole"], sorted(scope.query_roles))
+    if scope.scoped:
+        # no PromQL gates configured (or not through a role): grant neither
+        claimed.update(a for a in actions if a in ("aps:QueryMetrics", "sts:AssumeRole"))
     if scope.scoped and not scope.state_bucket:
         # local state records and audit log: no S3, no KMS needed
         claimed.update(a for a in actions if a.startswith(("s3:", "kms:")))
@@ -103,13 +110,16 @@ class PolicyScope:
 
     def __init__(self, account_id: str = "*", region: str = "*", cluster_prefixes: list[str] | None = None,
                  hostnames: list[str] | None = None, alarms: list[str] | None = None,
-                 state_bucket: str | None = None) -> None:
+                 state_bucket: str | None = None, workspaces: list[str] | None = None,
+                 query_roles: list[str] | None = None) -> None:
         self.account_id = account_id
         self.region = region
         self.cluster_prefixes = cluster_prefixes or []
         self.hostnames = hostnames or []
         self.alarms = alarms or []
         self.state_bucket = state_bucket
+        self.workspaces = workspaces or []  # ARNs of the AMP workspaces that PromQL gates query
+        self.query_roles = query_roles or []
 
     @property
     def scoped(self) -> bool:
