@@ -75,6 +75,11 @@ def cluster_shared_stack(account: str, cluster: str) -> str:
     return f"{account}-{cluster}-shared"
 
 
+def loki_bucket(organization: str, account_id: str, cluster: str) -> str:
+    """Loki's chunk bucket of a cluster (its shared stack), named in the slots' Helm values."""
+    return f"{organization}-{account_id}-{cluster}-loki"
+
+
 def bastion_stack(account: str) -> str:
     return f"{account}-bastion"
 
@@ -125,3 +130,20 @@ def config_key_alias_arn(organization: str, home_region: str, log_archive_accoun
 def config_service_linked_role_arn(account_id: str) -> str:
     """AWSServiceRoleForConfig: the role every configuration recorder uses, whoever created it."""
     return f"arn:aws:iam::{account_id}:role/aws-service-role/{CONFIG_SERVICE}/AWSServiceRoleForConfig"
+
+# Ops hub (docs/decisions/0005-ops-hub.md): the Transit Gateway's owner-side stack in the ops account,
+# the registration secrets every service slot writes there, their key and External Secrets' role
+TRANSIT_STACK_SUFFIX = "transit"
+ARGOCD_REGISTRATION_PREFIX = "fleetform/argocd/clusters/"
+ARGOCD_REGISTRATION_KEY_ALIAS = "fleetform-argocd-clusters"
+EXTERNAL_SECRETS_ROLE = "fleetform-external-secrets"
+
+
+def transit_stack(ops_account: str) -> str:
+    """Accepts, associates and propagates every spoke attachment: ``prod-transit``."""
+    return f"{ops_account}-{TRANSIT_STACK_SUFFIX}"
+
+
+def argocd_registration_secret(cluster: str) -> str:
+    """The Secrets Manager secret (ops account) holding a slot's Argo CD cluster registration."""
+    return f"{ARGOCD_REGISTRATION_PREFIX}{cluster}"

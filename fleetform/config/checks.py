@@ -20,6 +20,7 @@ from fleetform.constructs.scp_library import (
     ROOT_TARGET,
     builtin_targets,
 )
+from fleetform.config.hub import hub_problems
 from fleetform.errors import Problem
 from fleetform.naming import ROUTE53_QUERY_LOG_REGION
 
@@ -58,6 +59,7 @@ def check_config(config: FleetConfig, partial: bool = False) -> list[Problem]:
         *_regions(config),
         *_networks(config),
         *_clusters(config),
+        *hub_problems(config),
     ]
 
 
