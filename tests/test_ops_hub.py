@@ -166,7 +166,8 @@ def test_every_service_slot_publishes_its_argocd_registration(plan, stack_json):
             "fleetform.io/environment": registration.account}
         assert set(value["annotations"]) == {"fleetform.io/vpc-id", "fleetform.io/region",
                                              "fleetform.io/amp-remote-write-url"}
-        assert "cross-stack-reference-input-prod-ops-shared" in value["annotations"]["fleetform.io/amp-remote-write-url"]
+        amp_url = value["annotations"]["fleetform.io/amp-remote-write-url"]
+        assert "cross-stack-reference-input-prod-ops-shared" in amp_url
     green = next(r for r in plan.registrations if r.stack == "prod-main-green")
     assert green.labels["fleetform.io/slot"] == "green" and green.labels["fleetform.io/version"] == "1.36"
 
@@ -221,7 +222,8 @@ def test_a_service_cluster_in_another_region_is_refused(accounts_copy):
     from fleetform.errors import ConfigurationError
 
     path = accounts_copy / "stg.yaml"
-    path.write_text(path.read_text().replace("  ou: Workloads/NonProd\n", "  ou: Workloads/NonProd\n  region: us-east-1\n"))
+    text = path.read_text().replace("  ou: Workloads/NonProd\n", "  ou: Workloads/NonProd\n  region: us-east-1\n")
+    path.write_text(text)
     with pytest.raises(ConfigurationError) as raised:
         load_config(accounts_copy)
     messages = [str(p) for p in raised.value.problems]

@@ -8,9 +8,14 @@ group, which the Cluster Autoscaler scales.
 
 from __future__ import annotations
 
-from fleetform.config.models import ClusterConfig, NodeGroupConfig
+from collections.abc import Iterator
+
+from fleetform.config.models import ClusterConfig, FleetConfig, NodeGroupConfig
+from fleetform.errors import Problem
 
 SYSTEM_GROUP = "system"
+# EKS AMI type prefixes -> Karpenter's AMI alias family (the NVIDIA/ARM variant follows the instance type)
+KARPENTER_AMI_FAMILIES = {"AL2023_": "al2023", "BOTTLEROCKET_": "bottlerocket", "AL2_": "al2"}
 
 
 def system_group(cluster: ClusterConfig) -> str | None:
@@ -36,3 +41,23 @@ def karpenter_node_groups(cluster: ClusterConfig) -> dict[str, NodeGroupConfig]:
     """The groups that become Karpenter NodePools (none without Karpenter)."""
     managed = managed_node_groups(cluster)
     return {name: group for name, group in cluster.node_groups.items() if name not in managed}
+
+
+def karpenter_ami_family(ami_type: str) -> str | None:
+    for prefix, family in KARPENTER_AMI_FAMILIES.items():
+        if ami_type.startswith(prefix):
+            return family
+    return None
+
+
+def capacity_problems(config: FleetConfig) -> Iterator[Problem]:
+    """A Karpenter group whose ``ami_type`` Karpenter has no alias for (Windows, custom AMIs)."""
+    for account in config.accounts:
+        for name, cluster in account.spec.clusters.items():
+            for group_name, group in karpenter_node_groups(cluster).items():
+                if group.ami_type is not None and karpenter_ami_family(group.ami_type) is None:
+                    yield Problem(account.file, f"clusters.{name}.node_groups.{group_name}.ami_type",
+                                  f"{group.ami_type!r}: this group becomes a Karpenter NodePool (autoscaler: "
+                                  f"karpenter; only {system_group(cluster)!r} stays a managed node group), and "
+                                  f"Karpenter's EC2NodeClass takes AL2023, Bottlerocket or AL2 AMI types; use one "
+                                  f"of those, or autoscaler: cluster-autoscaler")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fleetform.config.capacity import karpenter_node_groups
+from fleetform.config.capacity import karpenter_ami_family, karpenter_node_groups
 from fleetform.config.checks import instance_family
 from fleetform.config.models import ClusterConfig, NodeGroupConfig
 from fleetform.constructs.node_group import (
@@ -36,8 +36,6 @@ from fleetform.constructs.vpc import DISCOVERY_TAG
 NODEPOOL_API = "karpenter.sh/v1"
 NODECLASS_API = "karpenter.k8s.aws/v1"
 NODECLASS_GROUP = "karpenter.k8s.aws"
-# Karpenter's AMI aliases per EKS AMI type prefix (the NVIDIA/ARM variant follows the instance type)
-AMI_ALIASES = {"AL2023_": "al2023", "BOTTLEROCKET_": "bottlerocket", "AL2_": "al2"}
 # nodes are replaced at least this often (the slot's AMI updates arrive through this drift)
 EXPIRE_AFTER = "720h"
 # vCPUs of the usual sizes; Nxlarge is 4N
@@ -57,10 +55,10 @@ def vcpus(instance_type: str) -> int:
 
 def ami_alias(group: NodeGroupConfig) -> str:
     ami_type = group.ami_type or default_ami_type(group.instance_types, group.gpu)
-    for prefix, family in AMI_ALIASES.items():
-        if ami_type.startswith(prefix):
-            return f"{family}@latest"
-    raise ValueError(f"ami_type {ami_type!r} has no Karpenter AMI alias (use an AL2023 or Bottlerocket type)")
+    family = karpenter_ami_family(ami_type)
+    if family is None:  # the configuration check refuses it first (capacity_problems)
+        raise ValueError(f"ami_type {ami_type!r} has no Karpenter AMI alias")
+    return f"{family}@latest"
 
 
 def _requirements(group: NodeGroupConfig) -> list[dict[str, Any]]:
