@@ -147,3 +147,11 @@ def transit_stack(ops_account: str) -> str:
 def argocd_registration_secret(cluster: str) -> str:
     """The Secrets Manager secret (ops account) holding a slot's Argo CD cluster registration."""
     return f"{ARGOCD_REGISTRATION_PREFIX}{cluster}"
+# role in the ops account that `cluster-upgrade verify` assumes (from any cluster account's
+# UPGRADE_OPERATOR_ROLE) to read Argo CD's metrics in the ops AMP workspace
+ARGOCD_STATUS_ROLE = "fleetform-argocd-status"
+
+
+def amp_workspace_alias(ops_account: str, ops_cluster: str) -> str:
+    """The ops cluster's AMP workspace alias (its shared stack): how the runbook finds its id."""
+    return f"{ops_account}-{ops_cluster}-metrics"

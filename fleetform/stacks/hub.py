@@ -13,6 +13,7 @@ Runs after the network and cluster builders and adds to their stacks:
 from __future__ import annotations
 
 from fleetform.config.hub import HubPlan, hub_plan
+from fleetform.constructs.argocd_status import ArgoCdStatusProps, ArgoCdStatusRole
 from fleetform.constructs.registration import (
     EXTERNAL_SECRETS_NAMESPACE,
     EXTERNAL_SECRETS_SERVICE_ACCOUNT,
@@ -94,12 +95,16 @@ def _registrations(fleet: FleetApp, plan: HubPlan) -> None:
     shared = fleet.stacks[cluster_shared_stack(plan.ops_account.name, plan.ops_cluster)]
     store = RegistrationStore(shared, "registrations", RegistrationStoreProps(plan.ops_account.id, ops_region))
     output(shared, "external_secrets_role_arn", store.external_secrets_role_arn)
+    ops = getattr(shared, "ops", None)
+    if ops is not None:
+        ArgoCdStatusRole(shared, "argocd-status", ArgoCdStatusProps(
+            workspace_arn=ops.workspace_arn,
+            operator_account_ids=[a.id for a in fleet.config.accounts if a.spec.clusters]))
     for slot in plan.ops_slots:
         Resource(fleet.stacks[slot], "external-secrets", "aws_eks_pod_identity_association",
                  cluster_name=fleet.stacks[slot].eks.cluster.attr("name"),  # type: ignore[attr-defined]
                  namespace=EXTERNAL_SECRETS_NAMESPACE, service_account=EXTERNAL_SECRETS_SERVICE_ACCOUNT,
                  role_arn=role_arn(plan.ops_account.id, EXTERNAL_SECRETS_ROLE))
-    ops = getattr(shared, "ops", None)
     for registration in plan.registrations:
         stack = fleet.stacks.get(registration.stack)
         if stack is None:
