@@ -20,9 +20,9 @@ import boto3
 from botocore.credentials import Credentials
 
 from fleetform.aws_session import call
-from fleetform.config.hub import hub_plan
+from fleetform.config.hub import Registration, hub_plan
 from fleetform.errors import FleetformError
-from fleetform.naming import ARGOCD_STATUS_ROLE, amp_workspace_alias, argocd_registration_secret, role_arn
+from fleetform.naming import ARGOCD_STATUS_ROLE, amp_workspace_alias, role_arn
 from fleetform.upgrade import promql
 from fleetform.upgrade.checks import FAIL, PASS, WARN, CheckContext, Outcome, _check
 from fleetform.upgrade.target import Target
@@ -37,22 +37,21 @@ def app_query(server: str) -> str:
     return f'{METRIC}{{dest_server="{server}"}}'
 
 
-def argocd_preview(target: Target) -> dict[str, Any] | None:
+def argocd_preview(target: Target, version: str) -> dict[str, Any] | None:
     """What ``prepare`` announces: the registration the new slot's stack writes and how Argo CD sees it."""
     plan = hub_plan(target.config)
     if plan is None or target.cluster.role != "service":
         return None
     slot = target.new_slot
-    name = target.eks_name(slot)
-    version = target.version_of(slot)
-    labels = {"fleetform.io/account": target.account.name, "fleetform.io/cluster": target.cluster_key,
-              "fleetform.io/slot": slot, "fleetform.io/version": version or "",
-              "fleetform.io/environment": target.account.name}
+    registration = Registration(stack=target.eks_name(slot), account=target.account.name,
+                                account_id=target.account.id, region=target.region, cluster=target.cluster_key,
+                                slot=slot, version=version)
+    name = registration.cluster_name
     return {
         "cluster_secret": name,
-        "registration": f"{argocd_registration_secret(name)} (Secrets Manager, account {plan.ops_account.name})",
+        "registration": f"{registration.secret_name} (Secrets Manager, account {plan.ops_account.name})",
         "ops_cluster": f"{plan.ops_account.name}/{plan.ops_cluster}",
-        "labels": labels,
+        "labels": registration.labels,
         "selector": f"fleetform.io/cluster={target.cluster_key},fleetform.io/slot={slot}",
         "metric": f'{METRIC}{{dest_server="<{name} endpoint>"}}',
     }
