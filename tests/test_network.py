@@ -166,9 +166,16 @@ def test_removing_an_az_changes_no_other_resource(tmp_path: Path, accounts_copy:
         "aws_vpc_endpoint_route_table_association.vpc_endpoint-dynamodb-private-3",
         *{f"aws_vpc_endpoint_subnet_association.vpc_endpoint-{s.replace('.', '-')}-private-3"
           for s in INTERFACE_ENDPOINTS},
+        # the ops hub's routes to the spokes from that AZ's private route table (decision 0005)
+        "aws_route.ops-hub_route-private-3-stg", "aws_route.ops-hub_route-private-3-dev",
     }
     changed = [a for a in after_net if before_net[a] != after_net[a]]
-    assert changed == []
+    # the Transit Gateway attachment has one subnet per AZ in one resource: it loses the third in place
+    attachment = "aws_ec2_transit_gateway_vpc_attachment.ops-hub_attachment"
+    assert changed == [attachment]
+    assert before_net[attachment]["subnet_ids"][:2] == after_net[attachment]["subnet_ids"]
+    assert {k: v for k, v in before_net[attachment].items() if k != "subnet_ids"} == {
+        k: v for k, v in after_net[attachment].items() if k != "subnet_ids"}
     for slot in ("prod-main-blue", "prod-main-green", "prod-ops-blue"):
         assert set(flat(stack_json(slot))) == set(flat(after[slot])), slot
 
