@@ -5,8 +5,8 @@
   the ops VPC's routes to every spoke CIDR.
 - ``TransitSpoke`` (a spoke account's network stack): the attachment in the intra subnets (where the
   control-plane ENIs are) and the intra route table's route back to the ops CIDR.
-- ``TransitAcceptance`` (the ``<ops>-transit`` stack, after every spoke): the owner accepts each spoke
-  attachment, associates it with ``spokes`` and propagates it into ``hub``.
+- ``SpokeRouting`` (the ``<ops>-transit`` stack, after every spoke): the owner associates each spoke
+  attachment with ``spokes`` and propagates it into ``hub``; until then the attachment carries nothing.
 
 Spokes reach only the ops VPC (``spokes`` has a single route), never each other. Every resource is
 keyed by an account name or a CIDR, never by a list position.
@@ -18,6 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from fleetform.engine import Construct, Resource
+
+AUTO_ACCEPT_REASON = ("only the accounts named in the RAM share (organization members, no external principals) can "
+                      "attach, and an attachment carries nothing until the ops account's <ops>-transit stack "
+                      "associates it with a route table: that association is the approval. A pending attachment "
+                      "would instead fail the spoke's own route to the Transit Gateway, and the spoke's network "
+                      "stack comes before the acceptance")
 
 
 def cidr_key(cidr: str) -> str:
@@ -44,11 +50,12 @@ class TransitHub(Construct):
         super().__init__(scope, id)
         tgw = Resource(self, "tgw", "aws_ec2_transit_gateway",
                        description=f"{props.name}: the ops cluster reaches service cluster API endpoints",
-                       auto_accept_shared_attachments="disable",
+                       auto_accept_shared_attachments="enable",
                        default_route_table_association="disable",
                        default_route_table_propagation="disable",
                        dns_support="enable", vpn_ecmp_support="disable",
-                       tags={"Name": f"{props.name}-ops-hub"})
+                       tags={"Name": f"{props.name}-ops-hub"},
+                       skip_checks={"CKV_AWS_331": AUTO_ACCEPT_REASON})
         self.transit_gateway = tgw
         self.transit_gateway_id = tgw.id_ref
         share = Resource(self, "share", "aws_ram_resource_share", name=f"{props.name}-ops-hub",
@@ -111,26 +118,21 @@ class TransitSpoke(Construct):
 
 
 @dataclass(frozen=True)
-class TransitAcceptanceProps:
+class SpokeRoutingProps:
     hub_route_table_id: str
     spokes_route_table_id: str
     spoke_attachment_ids: Mapping[str, str]  # spoke account name -> attachment id
 
 
-class TransitAcceptance(Construct):
-    """The owner's half of each spoke attachment: accept, associate with ``spokes``, propagate into ``hub``."""
+class SpokeRouting(Construct):
+    """The owner's half of each spoke attachment: associate with ``spokes``, propagate into ``hub``."""
 
-    def __init__(self, scope: Construct, id: str, props: TransitAcceptanceProps) -> None:
+    def __init__(self, scope: Construct, id: str, props: SpokeRoutingProps) -> None:
         super().__init__(scope, id)
         for account, attachment_id in sorted(props.spoke_attachment_ids.items()):
-            accepter = Resource(self, f"accept-{account}", "aws_ec2_transit_gateway_vpc_attachment_accepter",
-                                transit_gateway_attachment_id=attachment_id,
-                                transit_gateway_default_route_table_association=False,
-                                transit_gateway_default_route_table_propagation=False,
-                                tags={"Name": f"{account}-ops-hub"})
             Resource(self, f"associate-{account}", "aws_ec2_transit_gateway_route_table_association",
                      transit_gateway_attachment_id=attachment_id,
-                     transit_gateway_route_table_id=props.spokes_route_table_id, depends_on=[accepter])
+                     transit_gateway_route_table_id=props.spokes_route_table_id)
             Resource(self, f"propagate-{account}", "aws_ec2_transit_gateway_route_table_propagation",
                      transit_gateway_attachment_id=attachment_id,
-                     transit_gateway_route_table_id=props.hub_route_table_id, depends_on=[accepter])
+                     transit_gateway_route_table_id=props.hub_route_table_id)

@@ -3,7 +3,7 @@
 Runs after the network and cluster builders and adds to their stacks:
 
 - the Transit Gateway (``<ops>-network``), each spoke's attachment and route (``<acct>-network``), and
-  the ``<ops>-transit`` stack that accepts and routes every spoke attachment;
+  the ``<ops>-transit`` stack that associates and propagates every spoke attachment;
 - in each service slot stack, HTTPS from the ops VPC's CIDR on the cluster security group and the Argo
   CD registration secret in the ops account;
 - in the ops cluster's shared stack, the registrations' key and External Secrets' role; in its slot
@@ -24,8 +24,8 @@ from fleetform.constructs.registration import (
     registration_document,
 )
 from fleetform.constructs.transit import (
-    TransitAcceptance,
-    TransitAcceptanceProps,
+    SpokeRouting,
+    SpokeRoutingProps,
     TransitHub,
     TransitHubProps,
     TransitSpoke,
@@ -83,8 +83,8 @@ def _transit(fleet: FleetApp, plan: HubPlan) -> None:
     region = fleet.config.region_of(plan.ops_account)
     stack = FleetStack(fleet.app, transit_stack(plan.ops_account.name), fleet.config,
                        StackTarget(plan.ops_account.id, region),
-                       description="the ops hub accepts and routes every spoke's Transit Gateway attachment")
-    stack.acceptance = TransitAcceptance(stack, "ops-hub", TransitAcceptanceProps(  # type: ignore[attr-defined]
+                       description="the ops hub associates and propagates every spoke's Transit Gateway attachment")
+    stack.spoke_routing = SpokeRouting(stack, "ops-hub", SpokeRoutingProps(  # type: ignore[attr-defined]
         hub_route_table_id=hub.hub_route_table_id, spokes_route_table_id=hub.spokes_route_table_id,
         spoke_attachment_ids=attachments))
     fleet.add(stack, depends_on=[network_stack(plan.ops_account.name), *(network_stack(s.name) for s in plan.spokes)])
