@@ -139,9 +139,10 @@ ARGOCD_REGISTRATION_KEY_ALIAS = "fleetform-argocd-clusters"
 EXTERNAL_SECRETS_ROLE = "fleetform-external-secrets"
 
 
-def transit_stack(ops_account: str) -> str:
-    """Accepts, associates and propagates every spoke attachment: ``prod-transit``."""
-    return f"{ops_account}-{TRANSIT_STACK_SUFFIX}"
+def transit_stack(account: str) -> str:
+    """An account's part of the ops hub's Transit Gateway: in the ops account the association and
+    propagation of every spoke attachment (``prod-transit``), in a spoke its attachment and route back."""
+    return f"{account}-{TRANSIT_STACK_SUFFIX}"
 
 
 def argocd_registration_secret(cluster: str) -> str:

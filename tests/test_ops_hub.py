@@ -61,7 +61,8 @@ def _tgw_routes(document: dict) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for body in bodies(document, "aws_route").values():
         if "transit_gateway_id" in body:
-            table = re.search(r"aws_route_table\.vpc_rt-([a-z0-9-]+)\.id", body["route_table_id"]).group(1)
+            # a table of the same stack (aws_route_table.vpc_rt-x.id) or of the network stack (..._vpc_rt-x_id)
+            table = re.search(r"vpc_rt-([a-z0-9-]+?)[._]id\}$", body["route_table_id"]).group(1)
             out.setdefault(table, []).append(body["destination_cidr_block"])
     return {k: sorted(v) for k, v in out.items()}
 
@@ -74,9 +75,14 @@ def test_ops_vpc_routes_to_every_spoke_and_spokes_route_only_back_to_ops(plan, s
     # Argo CD's pods are in the private subnets: each private table routes every spoke, nothing else does
     assert ops_routes == {f"private-{n}": spoke_cidrs for n in range(1, azs + 1)}
     for spoke in plan.spokes:
-        document = stack_json(network_stack(spoke.name))
+        # the spoke's network stack itself holds nothing of the hub: a change of the ops network re-plans
+        # only the spoke's small transit stack
+        assert not _tgw_routes(stack_json(network_stack(spoke.name)))
+        document = stack_json(transit_stack(spoke.name))
         # only the control-plane subnets (intra) answer the ops VPC; nodes and pods have no path there
         assert _tgw_routes(document) == {"intra": [plan.ops_cidr]}
+        assert f"cross-stack-reference-input-{spoke.name}-network" in \
+            bodies(document, "aws_route")["ops-hub_route-intra-ops"]["route_table_id"]
         [attachment] = bodies(document, "aws_ec2_transit_gateway_vpc_attachment").values()
         assert "cross-stack-reference-input-prod-network" in attachment["transit_gateway_id"]
         assert all("vpc_subnet-intra-" in s for s in attachment["subnet_ids"])
@@ -99,7 +105,7 @@ def test_transit_route_tables_let_spokes_reach_only_the_ops_vpc(plan, stack_json
     propagated = bodies(transit, "aws_ec2_transit_gateway_route_table_propagation")
     assert set(associated) == {f"ops-hub_associate-{s.name}" for s in plan.spokes}
     for spoke in plan.spokes:
-        source = f"cross-stack-reference-input-{spoke.name}-network"
+        source = f"cross-stack-reference-input-{spoke.name}-transit"
         for found in (associated[f"ops-hub_associate-{spoke.name}"], propagated[f"ops-hub_propagate-{spoke.name}"]):
             assert source in found["transit_gateway_attachment_id"]
         # spokes are associated with the spokes' table, propagated only into the hub's

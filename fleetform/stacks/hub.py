@@ -2,7 +2,7 @@
 
 Runs after the network and cluster builders and adds to their stacks:
 
-- the Transit Gateway (``<ops>-network``), each spoke's attachment and route (``<acct>-network``), and
+- the Transit Gateway (``<ops>-network``), each spoke's attachment and route (``<spoke>-transit``), and
   the ``<ops>-transit`` stack that associates and propagates every spoke attachment;
 - in each service slot stack, HTTPS from the ops VPC's CIDR on the cluster security group and the Argo
   CD registration secret in the ops account;
@@ -72,13 +72,19 @@ def _transit(fleet: FleetApp, plan: HubPlan) -> None:
     output(ops_network, "transit_gateway_id", hub.transit_gateway_id)
     attachments = {}
     for spoke in plan.spokes:
-        stack = fleet.stacks[network_stack(spoke.name)]
-        spoke_vpc = stack.vpc  # type: ignore[attr-defined]
+        # the spoke's half in a stack of its own: a change of the ops network re-plans only these small
+        # stacks, not every stack that follows the spoke's network
+        network = fleet.stacks[network_stack(spoke.name)]
+        spoke_vpc = network.vpc  # type: ignore[attr-defined]
+        stack = FleetStack(fleet.app, transit_stack(spoke.name), fleet.config,
+                           StackTarget(spoke.account_id, fleet.config.region_of(plan.ops_account)),
+                           description=f"{spoke.name}'s attachment to the ops hub's Transit Gateway")
         attached = TransitSpoke(stack, "ops-hub", TransitSpokeProps(
             name=spoke.name, transit_gateway_id=hub.transit_gateway_id, vpc_id=spoke_vpc.vpc_id,
             attachment_subnet_ids=spoke_vpc.subnet_ids["intra"],
             route_table_ids={"intra": spoke_vpc.route_tables["intra"].id_ref}, ops_cidr=plan.ops_cidr))
         stack.ops_hub = attached  # type: ignore[attr-defined]
+        fleet.add(stack, depends_on=[network_stack(spoke.name), network_stack(plan.ops_account.name)])
         attachments[spoke.name] = attached.attachment_id
     region = fleet.config.region_of(plan.ops_account)
     stack = FleetStack(fleet.app, transit_stack(plan.ops_account.name), fleet.config,
@@ -87,7 +93,7 @@ def _transit(fleet: FleetApp, plan: HubPlan) -> None:
     stack.spoke_routing = SpokeRouting(stack, "ops-hub", SpokeRoutingProps(  # type: ignore[attr-defined]
         hub_route_table_id=hub.hub_route_table_id, spokes_route_table_id=hub.spokes_route_table_id,
         spoke_attachment_ids=attachments))
-    fleet.add(stack, depends_on=[network_stack(plan.ops_account.name), *(network_stack(s.name) for s in plan.spokes)])
+    fleet.add(stack, depends_on=[network_stack(plan.ops_account.name), *(transit_stack(s.name) for s in plan.spokes)])
 
 
 def _registrations(fleet: FleetApp, plan: HubPlan) -> None:
