@@ -13,10 +13,18 @@ ACCOUNT_APPLY_ROLE = "fleetform-apply"
 # roles of the pipeline's CodeBuild projects, in the pipeline account (pipeline stack)
 PIPELINE_PLAN_ROLE = "fleetform-pipeline-plan"
 PIPELINE_APPLY_ROLE = "fleetform-pipeline-apply"
+# the trusted builds: the pull request comment (default branch code) and scheduled drift detection;
+# the batch role only starts the plan project's shard builds (docs/pipeline.md, threat model)
+PIPELINE_COMMENT_ROLE = "fleetform-pipeline-comment"
+PIPELINE_DRIFT_ROLE = "fleetform-pipeline-drift"
+PIPELINE_PLAN_BATCH_ROLE = "fleetform-pipeline-plan-batch"
 # key prefix in the pipeline's artifacts bucket where each plan shard of a pull request writes its
 # summary (``<prefix>pr-<N>/<commit>/shard-<i>-of-<n>.json``); the plan role may write only there
 # (besides its builds' own artifacts), the comment build reads them back
 PLAN_SUMMARY_PREFIX = "plan-summaries/"
+# where the comment build records the plan it posted and verified (``<prefix>pr-<N>.json``): what the
+# reviewers saw, which the apply build compares its own plan with; only the comment role writes there
+REVIEWED_PLAN_PREFIX = "reviewed/"
 # the role AWS Organizations creates in every member account, trusted by the management account:
 # the first apply of a baseline stack goes through it (the fleetform roles do not exist yet)
 ORGANIZATION_ACCESS_ROLE = "OrganizationAccountAccessRole"
@@ -148,6 +156,8 @@ def transit_stack(account: str) -> str:
 def argocd_registration_secret(cluster: str) -> str:
     """The Secrets Manager secret (ops account) holding a slot's Argo CD cluster registration."""
     return f"{ARGOCD_REGISTRATION_PREFIX}{cluster}"
+
+
 # role in the ops account that `cluster-upgrade verify` assumes (from any cluster account's
 # UPGRADE_OPERATOR_ROLE) to read Argo CD's metrics in the ops AMP workspace
 ARGOCD_STATUS_ROLE = "fleetform-argocd-status"
@@ -156,3 +166,8 @@ ARGOCD_STATUS_ROLE = "fleetform-argocd-status"
 def amp_workspace_alias(ops_account: str, ops_cluster: str) -> str:
     """The ops cluster's AMP workspace alias (its shared stack): how the runbook finds its id."""
     return f"{ops_account}-{ops_cluster}-metrics"
+
+
+def new_account_output(account: str) -> str:
+    """The organization stack's output with the id of a new account it created."""
+    return f"account_id_{account}"

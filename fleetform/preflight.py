@@ -46,7 +46,9 @@ SESSION_NAME = "fleetform-preflight"
 SLR_FIELD = "organization.aws_config.existing_service_linked_role"
 # what the command calls, for docs/organization.md and the operator's policy (all read-only)
 PERMISSIONS = ("sts:GetCallerIdentity", f"sts:AssumeRole (on {ORGANIZATION_ACCESS_ROLE})", "iam:GetRole",
-               "config:DescribeConfigurationRecorders", "organizations:DescribeOrganization")
+               "config:DescribeConfigurationRecorders", "organizations:DescribeOrganization",
+               "organizations:ListAccounts")
+NEW_ACCOUNT_ID = "(new)"
 
 # (target account id, session, service, region) -> a boto3 client; tests wrap it to put a Stubber in
 ClientFactory = Callable[[str, boto3.Session, str, str], Any]
@@ -239,7 +241,43 @@ class Preflight:
         return Finding(ORGANIZATION, OK, f"member of {org_id}"), org_id
 
     # ------------------------------------------------------------------ the whole run
+    def new_account(self, account: Account, caller: str) -> AccountReport:
+        """A new account (no id): nothing to reach yet; its email must be free in the organization, or
+        CreateAccount fails (an account with that email exists: adopt it with its id and adopt: true)."""
+        report = AccountReport(account.name, NEW_ACCOUNT_ID, "created by the organization stack")
+        report.findings.append(Finding(ACCESS, OK, "new account: the organization stack creates it, with "
+                                                   f"{ORGANIZATION_ACCESS_ROLE} for its first baseline apply"))
+        report.findings += [Finding(check, OK, "new account: made by the baseline") for check in
+                            (SERVICE_LINKED_ROLE, RECORDERS)]
+        email = account.spec.account.email.lower()
+        if caller != self.config.organization.management_account_id:
+            report.findings.append(Finding(ORGANIZATION, UNKNOWN, f"not checked: the credentials are of account "
+                                                                  f"{caller}, not of the management account"))
+            return report
+        client = self.client(caller, self.session, "organizations", self.region)
+        members: list[dict[str, Any]] = []
+        token: dict[str, str] = {}
+        try:
+            while True:
+                page = call(client.list_accounts, **token)
+                members += page.get("Accounts", [])
+                if not page.get("NextToken"):
+                    break
+                token = {"NextToken": page["NextToken"]}
+        except FleetformError as exc:
+            return _with(report, Finding(ORGANIZATION, UNKNOWN, f"organizations:ListAccounts: {reason(exc)}"))
+        taken = next((a for a in members if str(a.get("Email", "")).lower() == email), None)
+        if taken is not None:
+            return _with(report, Finding(ORGANIZATION, ACTION, (
+                f"{account.file}: account.email {email} is already used by account {taken.get('Id')} "
+                f"({taken.get('Name')}) of the organization: CreateAccount would fail. Adopt that account "
+                f"(account.id: \"{taken.get('Id')}\" and adopt: true) or choose another email")))
+        return _with(report, Finding(ORGANIZATION, OK, f"email {email} is free in the organization "
+                                                       f"({len(members)} accounts)"))
+
     def check(self, account: Account, caller: str) -> tuple[AccountReport, bool | None, str | None]:
+        if account.is_new:
+            return self.new_account(account, caller), None, None
         via = ("the caller's credentials" if account.id == self.config.organization.management_account_id
                else ORGANIZATION_ACCESS_ROLE)
         report = AccountReport(account.name, account.id, via)
@@ -284,6 +322,11 @@ class Preflight:
         if len(org_ids) == 1 and org.id not in org_ids:
             fixes.append(Fix(file, "organization.id", f"organization:\n  id: {next(iter(org_ids))}\n"))
         return fixes
+
+
+def _with(report: AccountReport, finding: Finding) -> AccountReport:
+    report.findings.append(finding)
+    return report
 
 
 def status(report: AccountReport, check: str) -> str | None:

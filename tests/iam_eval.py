@@ -130,3 +130,15 @@ def denied_by(documents: Iterable[Mapping[str, Any]], request: Request) -> list[
     return [str(statement.get("Sid", i)) for document in documents
             for i, statement in enumerate(_statements(document))
             if statement["Effect"] == "Deny" and statement_applies(statement, request)]
+
+
+def allowed_by(documents: Iterable[Mapping[str, Any]], request: Request) -> list[str]:
+    """The Sids (or statement positions) of every Allow statement that applies to ``request``."""
+    return [str(statement.get("Sid", i)) for document in documents
+            for i, statement in enumerate(_statements(document))
+            if statement["Effect"] == "Allow" and statement_applies(statement, request)]
+
+
+def is_allowed(documents: Sequence[Mapping[str, Any]], request: Request) -> bool:
+    """Identity-policy evaluation within one account: some Allow applies and no Deny does."""
+    return bool(allowed_by(documents, request)) and not denied_by(documents, request)

@@ -53,9 +53,9 @@ def test_baseline_assumes_fleetform_apply_in_its_account(stack_json, example_con
         assert body["variable"]["fleetform_role"]["default"] == "fleetform-apply"
 
 
-@pytest.mark.parametrize(("role", "pipeline_role"), [("plan", "fleetform-pipeline-plan"),
-                                                     ("apply", "fleetform-pipeline-apply")])
-def test_role_trust_names_only_the_pipeline_role(stack_json, example_config, role, pipeline_role):
+@pytest.mark.parametrize(("role", "pipeline_roles"), [
+    ("plan", ["fleetform-pipeline-plan", "fleetform-pipeline-drift"]), ("apply", ["fleetform-pipeline-apply"])])
+def test_role_trust_names_only_the_pipeline_role(stack_json, example_config, role, pipeline_roles):
     for account in example_config.accounts:
         body = stack_json(f"{account.name}-baseline")
         assert resources(body, "aws_iam_role")[f"baseline_{role}-role"]["name"] == f"fleetform-{role}"
@@ -63,19 +63,65 @@ def test_role_trust_names_only_the_pipeline_role(stack_json, example_config, rol
         assert statement["Effect"] == "Allow" and statement["Action"] == "sts:AssumeRole"
         assert statement["Principal"] == {"AWS": [f"arn:aws:iam::{PIPELINE}:root"]}
         assert statement["Condition"] == {"ArnEquals": {"aws:PrincipalArn": [
-            f"arn:aws:iam::{PIPELINE}:role/{pipeline_role}"]}}
+            f"arn:aws:iam::{PIPELINE}:role/{name}" for name in pipeline_roles]}}
 
 
 def test_role_permissions(stack_json):
     body = stack_json("prod-baseline")
     attachments = {a["role"]: a["policy_arn"] for a in resources(body, "aws_iam_role_policy_attachment").values()}
-    assert attachments == {"${aws_iam_role.baseline_plan-role.id}": "arn:aws:iam::aws:policy/ReadOnlyAccess",
+    view_only = "arn:aws:iam::aws:policy/job-function/ViewOnlyAccess"
+    assert attachments == {"${aws_iam_role.baseline_plan-role.id}": view_only,
                            "${aws_iam_role.baseline_apply-role.id}": "arn:aws:iam::aws:policy/AdministratorAccess"}
-    (inline,) = resources(body, "aws_iam_role_policy").values()
-    assert inline["role"] == "${aws_iam_role.baseline_plan-role.id}"
-    (deny,) = json.loads(inline["policy"])["Statement"]
-    assert deny["Effect"] == "Deny" and "s3:GetObject" in deny["Action"] and "secretsmanager:GetSecretValue" in \
-        deny["Action"]
+    inline = {p["name"]: p for p in resources(body, "aws_iam_role_policy").values()}
+    assert {p["role"] for p in inline.values()} == {"${aws_iam_role.baseline_plan-role.id}"}
+    (deny,) = json.loads(inline["deny-data-reads"]["policy"])["Statement"]
+    assert deny["Effect"] == "Deny" and "s3:GetObject" in deny["Action"] and "logs:GetLogEvents" in deny["Action"]
+
+
+def _plan_role_documents(body: dict) -> list[dict]:
+    return [json.loads(p["policy"]) for p in resources(body, "aws_iam_role_policy").values()
+            if p["role"] == "${aws_iam_role.baseline_plan-role.id}"]
+
+
+@pytest.mark.parametrize("action", [
+    "logs:GetLogEvents", "logs:FilterLogEvents", "logs:StartQuery", "ssm:GetParameter", "ssm:GetParameters",
+    "ssm:GetParametersByPath", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage", "lambda:GetFunction",
+    "s3:GetObject", "secretsmanager:GetSecretValue", "dynamodb:Scan", "athena:GetQueryResults",
+    "rds:DownloadDBLogFilePortion", "es:ESHttpGet", "cognito-identity:GetCredentialsForIdentity",
+    "ec2:GetPasswordData", "sqs:ReceiveMessage"])
+def test_plan_role_never_reads_data(stack_json, action):
+    """Whatever ViewOnlyAccess grants now or later, the plan role's own documents deny data reads."""
+    from iam_eval import Request, denied_by
+
+    documents = _plan_role_documents(stack_json("prod-baseline"))
+    request = Request(action, "arn:aws:iam::222222222222:role/fleetform-plan", "arn:aws:logs:*:*:log-group:x")
+    assert denied_by(documents, request) == ["DenyDataReads"]
+
+
+def test_plan_role_reads_what_the_provider_reads_for_every_type(synth_out):
+    """Every resource and data source type that fleetform emits has its provider read calls listed, and
+    the plan role may make each of them (and none of them reads data)."""
+    from iam_eval import Request, denied_by, is_allowed
+
+    from fleetform.constructs.plan_permissions import PROVIDER_READS
+
+    types: set[str] = set()
+    for stack in read_manifest(synth_out):
+        body = json.loads(stack.json_path.read_text())
+        types |= set(body.get("resource", {})) | set(body.get("data", {}))
+    types.discard("terraform_remote_state")  # read by the pipeline role from the state bucket
+    assert sorted(types - set(PROVIDER_READS)) == []
+    documents = [d for stack in read_manifest(synth_out) if stack.name == "prod-baseline"
+                 for d in _plan_role_documents(json.loads(stack.json_path.read_text()))]
+    role = "arn:aws:iam::222222222222:role/fleetform-plan"
+    for tf_type in sorted(types):
+        for action in PROVIDER_READS[tf_type]:
+            assert is_allowed(documents, Request(action, role)), (tf_type, action)
+    assert not [a for actions in PROVIDER_READS.values() for a in actions
+                if denied_by(documents, Request(a, role))]
+    writes = [a for actions in PROVIDER_READS.values() for a in actions
+              if not a.split(":")[1].startswith(("Get", "Describe", "List", "BatchGet", "View"))]
+    assert writes == []
 
 
 def test_account_defaults(stack_json):

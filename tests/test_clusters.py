@@ -277,7 +277,8 @@ def test_workload_identities_are_scoped(stack_json) -> None:
         assert roles[f"identity_{workload}-role"]["name"] == f"prod-main-blue-{workload}"
         trust = json.loads(roles[f"identity_{workload}-role"]["assume_role_policy"])["Statement"][0]
         assert trust["Principal"] == {"Service": "pods.eks.amazonaws.com"}
-        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "333333333333"}}
+        assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "333333333333"}, "ArnLike": {
+            "aws:SourceArn": ["arn:aws:eks:ap-northeast-1:333333333333:cluster/prod-main-blue"]}}
     dns = policies["external-dns"]["Statement"]
     assert dns[0]["Action"][0] == "route53:ChangeResourceRecordSets"
     assert dns[0]["Resource"].startswith("${data.terraform_remote_state.cross-stack-reference-input-prod-dns")
@@ -346,8 +347,8 @@ def test_ops_cluster_workspace_argocd_and_remote_write(stack_json) -> None:
     assert argocd["Resource"] == [f"arn:aws:iam::{a}:role/fleetform-argocd-manager"
                                   for a in sorted(ACCOUNT_IDS.values())]
     writer = json.loads(roles["ops_amp-writer"]["assume_role_policy"])["Statement"][0]
-    assert writer["Condition"]["ArnLike"]["aws:PrincipalArn"] == sorted(
-        f"arn:aws:iam::{a}:role/*-prometheus" for a in ACCOUNT_IDS.values())
+    assert "arn:aws:iam::333333333333:role/prod-main-green-prometheus" in writer["Condition"]["ArnLike"][
+        "aws:PrincipalArn"]  # exact names (tests/test_guardrail_gaps.py evaluates them)
     write = policy(resources(shared, "aws_iam_role_policy")["ops_amp-writer-policy"])["Statement"][0]
     assert write["Action"] == ["aps:RemoteWrite"] and write["Resource"] == "${aws_prometheus_workspace.ops_amp.arn}"
     ops_slot = stack_json("prod-ops-blue")

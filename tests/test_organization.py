@@ -120,9 +120,10 @@ def test_scp_documents_say_what_they_protect(org):
     assert state["Resource"] == ["arn:aws:s3:::familyalbum-tfstate", "arn:aws:s3:::familyalbum-tfstate/*"]
     assert state["Condition"] == {"ArnNotLike": {"aws:PrincipalArn": [
         f"arn:aws:iam::{MANAGEMENT}:role/fleetform-pipeline-plan",
+        f"arn:aws:iam::{MANAGEMENT}:role/fleetform-pipeline-drift",
         f"arn:aws:iam::{MANAGEMENT}:role/fleetform-pipeline-apply"]}}
     roles = protect["ProtectFleetformRoles"]
-    assert roles["Resource"] == ["arn:aws:iam::*:role/fleetform-*"]
+    assert roles["Resource"] == ["arn:aws:iam::*:role/fleetform-*", "arn:aws:iam::*:role/OrganizationAccountAccessRole"]
     assert "iam:UpdateAssumeRolePolicy" in roles["Action"] and "iam:DeleteRole" in roles["Action"]
     assert set(roles["Condition"]["ArnNotLike"]["aws:PrincipalArn"]) == {
         "arn:aws:iam::*:role/fleetform-apply", "arn:aws:iam::*:role/OrganizationAccountAccessRole",
@@ -154,7 +155,9 @@ def test_organization_trail(org):
     assert trail["kms_key_id"] == "${aws_kms_key.audit_log-archive_trail-key_key.arn}"
     assert trail["s3_bucket_name"] == f"familyalbum-cloudtrail-{LOG_ARCHIVE}"
     assert "provider" not in trail  # the management account creates organization trails
-    assert trail["event_selector"][0]["data_resource"][0]["values"] == ["arn:aws:s3:::familyalbum-tfstate/"]
+    values = trail["event_selector"][0]["data_resource"][0]["values"]
+    assert values[0] == "arn:aws:s3:::familyalbum-tfstate/"  # the state, then the bastion session recordings
+    assert all(v.endswith("-bastion-sessions/") for v in values[1:]) and len(values) > 1
     assert "aws_s3_bucket_policy.audit_log-archive_trail-bucket_policy" in trail["depends_on"]
 
 

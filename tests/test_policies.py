@@ -78,6 +78,10 @@ ALLOWLIST: list[Allowed] = [
                                r"elasticloadbalancing:AddTags$",
             "the upstream AWS Load Balancer Controller policy; AWS documents this key for AddTags on ELBv2, "
             "parliament checks AddTags against the v1 definition"),
+    Allowed(UNKNOWN_CONDITION, r"^Unknown condition kms:ResourceAliases for action kms:(DisableKey|PutKeyPolicy|"
+                               r"ScheduleKeyDeletion)$",
+            "AWS KMS documents kms:ResourceAliases (2021) for every operation on a KMS key resource; the "
+            "guardrail names the trail, Config and session keys by alias because their key ids are random"),
     Allowed("UNKNOWN_ACTION", r"^Unknown action elasticloadbalancing:ModifyIpPools$",
             "added to ELBv2 in 2025 (IPAM pools for load balancers; botocore has ModifyIpPools); parliament "
             "1.6.4's definitions predate it"),

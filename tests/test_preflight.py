@@ -242,3 +242,32 @@ def test_config_checks_make_no_call_when_aws_config_is_off(org):
     prod = findings(json.loads(result.output))[("prod", "service-linked role")]
     assert prod == {"check": "service-linked role", "status": "ok",
                     "detail": "AWS Config is off (organization.aws_config.enabled: false)"}
+
+
+NEW_ACCOUNT = "account:\n  name: analytics\n  email: {email}\n  ou: Workloads/NonProd\n"
+
+
+def test_a_new_account_is_not_reached_and_its_email_is_free(org):
+    (org["config"] / "analytics.yaml").write_text(NEW_ACCOUNT.format(email="aws+analytics@familyalbum.example"))
+    result = run(org, "--output", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    (analytics,) = [a for a in document["accounts"] if a["account"] == "analytics"]
+    assert analytics["id"] == "(new)" and analytics["status"] == "ok"
+    assert findings(document)[("analytics", "organization")]["detail"] == \
+        "email aws+analytics@familyalbum.example is free in the organization (5 accounts)"
+
+
+def test_a_new_account_with_an_email_the_organization_already_has_needs_action(org):
+    # prod's address in moto's organization, under another name in accounts/: CreateAccount would refuse it
+    (org["config"] / "analytics.yaml").write_text(NEW_ACCOUNT.format(email="AWS+prod@familyalbum.example"))
+    prod = org["config"] / "prod.yaml"
+    prod.write_text(prod.read_text().replace("aws+prod@familyalbum.example", "aws+production@familyalbum.example"))
+    result = run(org, "--output", "json")
+    assert result.exit_code == 1, result.output
+    finding = findings(json.loads(result.output))[("analytics", "organization")]
+    assert finding["status"] == "action needed"
+    assert finding["detail"] == (
+        f"{org['config']}/analytics.yaml: account.email aws+prod@familyalbum.example is already used by account "
+        f"{org['ids']['prod']} (prod) of the organization: CreateAccount would fail. Adopt that account "
+        f"(account.id: \"{org['ids']['prod']}\" and adopt: true) or choose another email")

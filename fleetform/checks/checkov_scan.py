@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,8 +72,24 @@ def scan_stacks(out_dir: str | Path, stacks: list[str] | None = None) -> ScanRes
     """Scan ``cdktf.out/stacks/*/cdk.tf.json`` (or the named stacks) in one checkov run."""
     root = Path(out_dir) / "stacks"
     names = stacks or sorted(p.name for p in root.iterdir() if (p / "cdk.tf.json").exists())
-    files = [str(root / name / "cdk.tf.json") for name in names]
     documents = {name: json.loads((root / name / "cdk.tf.json").read_text()) for name in names}
+    with tempfile.TemporaryDirectory(prefix="fleetform-checkov-") as tmp:
+        files = [_readable_copy(root, name, documents[name], Path(tmp)) for name in names]
+        return _scan(files, documents)
+
+
+def _readable_copy(root: Path, name: str, document: dict, tmp: Path) -> str:
+    """The stack's file, or where it has ``import`` blocks (adopted accounts, the first apply) a copy
+    without them: checkov's terraform_json parser fails on that list; an import configures nothing."""
+    if "import" not in document:
+        return str(root / name / "cdk.tf.json")
+    copy = tmp / name / "cdk.tf.json"  # the directory keeps the stack's name: findings are keyed by it
+    copy.parent.mkdir(parents=True)
+    copy.write_text(json.dumps({k: v for k, v in document.items() if k != "import"}))
+    return str(copy)
+
+
+def _scan(files: list[str], documents: dict[str, dict]) -> ScanResult:
     skips = {name: inline_skips(document) for name, document in documents.items()}
     types = {name: _types_by_name(document) for name, document in documents.items()}
     command = [sys.executable, "-m", "checkov.main", "--framework", "terraform_json", "--skip-download",

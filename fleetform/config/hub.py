@@ -21,7 +21,7 @@ class Spoke:
     """An account whose VPC attaches to the ops hub's Transit Gateway."""
 
     name: str
-    account_id: str
+    account_id: str | None  # None: a new account (the organization stack creates it)
     cidr: str
 
 
@@ -31,7 +31,7 @@ class Registration:
 
     stack: str  # also the EKS cluster name
     account: str
-    account_id: str
+    account_id: str | None  # None: a new account (the organization stack creates it)
     region: str
     cluster: str  # the cluster's key under ``clusters:``
     slot: str

@@ -79,7 +79,14 @@ class PipelineConfig(Strict):
     drift_schedule: str = "cron(0 21 * * ? *)"
     notification_email: Email | None = None
     allow_destroy_label: str = "allow-destroy"
-    github_token_secret: str = "fleetform/github-token"
+    github_token_secret: str = Field("fleetform/github-token", description="Secrets Manager secret: the "
+                                     "CodeBuild source credential and the apply build's token")
+    github_comment_token_secret: str = Field(
+        "fleetform/github-comment-token", description="Secrets Manager secret: a token that can only comment on "
+        "pull requests (the plan comment build)")
+    trusted_actor_ids: list[Annotated[str, Field(pattern=r"^[0-9]+$")]] = Field(
+        default_factory=list, description="GitHub account ids (numbers) whose pull requests and pushes start "
+        "builds; empty: anyone's, with a maintainer's approval for pull requests")
     protected_types: list[str] = Field(
         default_factory=list, description="resource types whose destroy needs the allow-destroy label, "
         "in addition to fleetform's list (accounts, buckets, EKS clusters, KMS keys, zones, ...)")
@@ -170,10 +177,26 @@ class OrganizationConfig(Strict):
 
 class AccountInfo(Strict):
     name: Annotated[str, Field(pattern=NAME)]
-    id: Annotated[str, Field(pattern=ACCOUNT_ID)]
+    id: Annotated[str, Field(pattern=ACCOUNT_ID)] | None = Field(
+        None, description="the account's id; none for a new account, which the organization stack creates "
+        "(its stacks then read the id from the organization stack's state); writing it later changes nothing")
     email: Email
     ou: str | None = Field(None, description="OU path; none only for the management account")
     region: str | None = Field(None, description="defaults to the organization's home_region")
+    adopt: StrictBool = Field(
+        False, description="the account (with this id) exists outside fleetform: the organization stack "
+        "imports it (an import block, no CreateAccount); run `fleetform preflight` first")
+    closed: StrictBool = Field(
+        False, description="the account is leaving: the organization stack sets close_on_deletion and drops "
+        "prevent_destroy, so removing the file afterwards closes it (a protected destroy: the pipeline applies "
+        "it only with the allow-destroy label); without this, removing an account file is refused")
+
+    @model_validator(mode="after")
+    def _adopt_needs_id(self) -> AccountInfo:
+        if self.adopt and self.id is None:
+            raise ValueError("adopt: true needs the existing account's id (account.id); without an id the "
+                             "organization stack creates a new account")
+        return self
 
 
 class BudgetConfig(Strict):
@@ -341,8 +364,14 @@ class Account(BaseModel):
         return self.spec.account.name
 
     @property
-    def id(self) -> str:
+    def id(self) -> str | None:
+        """The id written in the file; None for a new account (use FleetApp.account_id in stacks)."""
         return self.spec.account.id
+
+    @property
+    def is_new(self) -> bool:
+        """No id in the file: the organization stack creates (or has created) the account."""
+        return self.spec.account.id is None
 
 
 class FleetConfig(BaseModel):

@@ -25,6 +25,10 @@ ACCESS_LOG_EXPIRATION_DAYS = 730
 GUARDDUTY_FEATURES = ("S3_DATA_EVENTS", "EKS_AUDIT_LOGS", "EBS_MALWARE_PROTECTION", "RUNTIME_MONITORING")
 RUNTIME_ADDONS = ("EKS_ADDON_MANAGEMENT",)
 
+# Object Lock (governance) on the trail's log files: not even a member-account administrator can delete
+# them for this long (bypassing governance needs s3:BypassGovernanceRetention, which the guardrail denies)
+AUDIT_LOCK_DAYS = 365
+
 
 @dataclass(frozen=True)
 class AuditProps:
@@ -74,6 +78,7 @@ class OrganizationAudit(Construct):
             transition_days=TRAIL_LOG_TRANSITION_DAYS,
             access_log_bucket=self.access_logs.id_ref,  # a reference: the access-log bucket comes first
             prevent_destroy=True,
+            object_lock_days=AUDIT_LOCK_DAYS,
         ))
         self.config: ConfigArchive | None = None
         if props.config is not None:

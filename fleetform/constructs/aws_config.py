@@ -138,6 +138,7 @@ class ConfigArchive(Construct):
             transition_days=CONFIG_LOG_TRANSITION_DAYS,
             access_log_bucket=access_log_bucket,
             prevent_destroy=True,
+            object_lock_days=365,  # governance mode, like the trail (constructs/audit.py)
         ))
         role = Resource(
             self, "aggregator-role", "aws_iam_role", name=CONFIG_AGGREGATOR_ROLE,

@@ -2,12 +2,12 @@
 a strict password policy, AWS Config recorders (unless the organization opted out) and a monthly
 budget.
 
-``fleetform-plan`` (read-only) and ``fleetform-apply`` (administrator) trust only the pipeline's
-CodeBuild roles in the pipeline account, plan to plan and apply to apply, plus the optional
-break-glass principal. The trust names the account as principal and the exact role ARNs in an
-``aws:PrincipalArn`` condition: a role ARN as principal would make IAM refuse the policy while
-the pipeline roles do not exist yet, and would silently stop matching if a pipeline role were
-ever re-created.
+``fleetform-plan`` (configuration reads only: constructs/plan_permissions.py) and ``fleetform-apply``
+(administrator) trust only the pipeline's CodeBuild roles in the pipeline account (the pull request
+plan and drift roles the first, the apply role the second), plus the optional break-glass principal.
+The trust names the account as principal and the exact role ARNs in an ``aws:PrincipalArn``
+condition: a role ARN as principal would make IAM refuse the policy while the pipeline roles
+do not exist yet, and would silently stop matching if a pipeline role were ever re-created.
 """
 
 from __future__ import annotations
@@ -16,16 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleetform.constructs.aws_config import ConfigRecorderProps, ConfigRecorders
+from fleetform.constructs.plan_permissions import DATA_READS, VIEW_ONLY_POLICY, plan_read_actions
 from fleetform.engine import Construct, Resource, policy_json
-from fleetform.naming import ACCOUNT_APPLY_ROLE, ACCOUNT_PLAN_ROLE, PIPELINE_APPLY_ROLE, PIPELINE_PLAN_ROLE, role_arn
-
-READ_ONLY_POLICY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
-ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
-# ReadOnlyAccess also reads data; a plan needs configuration, never the users' photos or messages
-DATA_READS = (
-    "dynamodb:BatchGetItem", "dynamodb:GetItem", "dynamodb:Query", "dynamodb:Scan", "kinesis:GetRecords",
-    "s3:GetObject", "s3:GetObjectVersion", "secretsmanager:GetSecretValue", "sqs:ReceiveMessage",
+from fleetform.naming import (
+    ACCOUNT_APPLY_ROLE,
+    ACCOUNT_PLAN_ROLE,
+    PIPELINE_APPLY_ROLE,
+    PIPELINE_DRIFT_ROLE,
+    PIPELINE_PLAN_ROLE,
+    role_arn,
 )
+
+ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
 IMDS_HOP_LIMIT = 2  # containers on EKS nodes are one hop further than the instance
 
 
@@ -48,9 +50,9 @@ class BaselineProps:
     config: ConfigRecorderProps | None = None  # AWS Config recorders; None: the organization opted out
 
 
-def trust_policy(pipeline_role_arn: str, break_glass_principal: str | None) -> str:
+def trust_policy(pipeline_role_arns: Sequence[str], break_glass_principal: str | None) -> str:
     """Who may assume a fleetform role: exactly these principal ARNs."""
-    principals = [pipeline_role_arn] + ([break_glass_principal] if break_glass_principal else [])
+    principals = [*pipeline_role_arns] + ([break_glass_principal] if break_glass_principal else [])
     accounts = sorted({arn.split(":")[4] for arn in principals})
     return policy_json([{
         "Sid": "PipelineOnly",
@@ -80,12 +82,17 @@ class AccountBaseline(Construct):
         pipeline = props.pipeline_account_id
         self.plan_role = Resource(
             self, "plan-role", "aws_iam_role", name=ACCOUNT_PLAN_ROLE,
-            description="fleetform: terraform plan (read-only); assumed by the pipeline's plan role",
+            description="fleetform: terraform plan (configuration reads, no data); assumed by the pipeline's "
+                        "pull request plan and drift roles",
             max_session_duration=props.max_session_seconds,
-            assume_role_policy=trust_policy(role_arn(pipeline, PIPELINE_PLAN_ROLE), props.break_glass_principal),
+            assume_role_policy=trust_policy([role_arn(pipeline, PIPELINE_PLAN_ROLE),
+                                             role_arn(pipeline, PIPELINE_DRIFT_ROLE)], props.break_glass_principal),
             skip_checks=TRUST_SKIP)
-        Resource(self, "plan-read-only", "aws_iam_role_policy_attachment", role=self.plan_role.id_ref,
-                 policy_arn=READ_ONLY_POLICY)
+        Resource(self, "plan-view-only", "aws_iam_role_policy_attachment", role=self.plan_role.id_ref,
+                 policy_arn=VIEW_ONLY_POLICY)
+        Resource(self, "plan-provider-reads", "aws_iam_role_policy", name="provider-reads", role=self.plan_role.id_ref,
+                 policy=policy_json([{"Sid": "ProviderReads", "Effect": "Allow", "Action": plan_read_actions(),
+                                      "Resource": "*"}]))
         Resource(self, "plan-no-data", "aws_iam_role_policy", name="deny-data-reads", role=self.plan_role.id_ref,
                  policy=policy_json([{"Sid": "DenyDataReads", "Effect": "Deny", "Action": list(DATA_READS),
                                       "Resource": "*"}]))
@@ -93,7 +100,7 @@ class AccountBaseline(Construct):
             self, "apply-role", "aws_iam_role", name=ACCOUNT_APPLY_ROLE,
             description="fleetform: terraform apply; assumed by the pipeline's apply role",
             max_session_duration=props.max_session_seconds,
-            assume_role_policy=trust_policy(role_arn(pipeline, PIPELINE_APPLY_ROLE), props.break_glass_principal),
+            assume_role_policy=trust_policy([role_arn(pipeline, PIPELINE_APPLY_ROLE)], props.break_glass_principal),
             skip_checks=TRUST_SKIP)
         Resource(self, "apply-admin", "aws_iam_role_policy_attachment", role=self.apply_role.id_ref,
                  policy_arn=ADMIN_POLICY,

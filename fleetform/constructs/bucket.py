@@ -26,6 +26,10 @@ class BucketProps:
     force_destroy: bool = False
     prevent_destroy: bool = False
     object_ownership: str = "BucketOwnerEnforced"
+    # Object Lock, governance mode: every new object version is kept this many days (None: no lock).
+    # A new bucket is created with Object Lock; an existing (versioned) bucket gets it from the lock
+    # configuration alone, without replacement (docs/pipeline.md, "Object Lock").
+    object_lock_days: int | None = None
 
 
 class SecureBucket(Construct):
@@ -38,18 +42,29 @@ class SecureBucket(Construct):
             if not props.access_log_reason:
                 raise ValueError(f"bucket {props.name}: give access_log_bucket or access_log_reason")
             skips["CKV_AWS_18"] = props.access_log_reason
+        lifecycle: dict[str, Any] = {"prevent_destroy": True} if props.prevent_destroy else {}
+        if props.object_lock_days is not None:
+            # S3 allows enabling Object Lock on an existing versioned bucket (the lock configuration below);
+            # the provider would replace the bucket to change this flag, so only new buckets take it from here
+            lifecycle["ignore_changes"] = ["object_lock_enabled"]
         self.bucket = Resource(
             self, "bucket", "aws_s3_bucket",
             bucket=props.name,
             force_destroy=props.force_destroy,
-            lifecycle={"prevent_destroy": True} if props.prevent_destroy else None,
+            object_lock_enabled=True if props.object_lock_days is not None else None,
+            lifecycle=lifecycle or None,
             skip_checks=skips,
         )
         bucket_id = self.bucket.id_ref
         self.arn = self.bucket.arn
         self.name = props.name
-        Resource(self, "versioning", "aws_s3_bucket_versioning", bucket=bucket_id,
-                 versioning_configuration=[{"status": "Enabled"}])
+        versioning = Resource(self, "versioning", "aws_s3_bucket_versioning", bucket=bucket_id,
+                              versioning_configuration=[{"status": "Enabled"}])
+        if props.object_lock_days is not None:
+            Resource(self, "object-lock", "aws_s3_bucket_object_lock_configuration", bucket=bucket_id,
+                     object_lock_enabled="Enabled",
+                     rule=[{"default_retention": [{"mode": "GOVERNANCE", "days": props.object_lock_days}]}],
+                     depends_on=[versioning])
         Resource(self, "encryption", "aws_s3_bucket_server_side_encryption_configuration", bucket=bucket_id,
                  rule=[{"apply_server_side_encryption_by_default": [
                      {"sse_algorithm": "aws:kms", "kms_master_key_id": props.kms_key_arn}],

@@ -22,10 +22,12 @@ ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
 ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver")
 AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/"
 EKS_ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/"
-# the newest Kubernetes version checkov's CKV_AWS_339 knows; newer ones are checked by fleetform's
-# configuration (a 1.NN version) and by the upgrade runbook against the EKS API
+# the newest Kubernetes version that CKV_AWS_339 of the checkov pinned in pyproject.toml (3.2.459) lists
+# (tests/test_checkov.py reads checkov's list, so this and the reason stay true when the pin moves);
+# newer ones are checked by fleetform's configuration (a 1.NN version) and by the upgrade runbook
 CHECKOV_NEWEST_VERSION = (1, 33)
-NEWER_THAN_CHECKOV = ("checkov's list of supported EKS versions ends at 1.33; newer versions are validated by "
+NEWER_THAN_CHECKOV = (f"CKV_AWS_339 of the pinned checkov lists EKS versions up to "
+                      f"{'.'.join(map(str, CHECKOV_NEWEST_VERSION))} only; newer versions are validated by "
                       "cluster-upgrade against the EKS API (DescribeClusterVersions)")
 
 

@@ -14,28 +14,35 @@ either side are created by stacks that must not wait for each other.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
 from fleetform.engine import Construct, Resource, policy_json
-from fleetform.naming import AMP_WRITER_ROLE, ARGOCD_MANAGER_ROLE, ARGOCD_ROLE, PROMETHEUS_ROLE_SUFFIX, role_arn
+from fleetform.naming import AMP_WRITER_ROLE, ARGOCD_MANAGER_ROLE, ARGOCD_ROLE, role_arn
 
 ACCOUNT_PRINCIPAL_REASON = ("the account principal is narrowed by an aws:PrincipalArn condition to named roles; naming "
                             "a role as principal fails while it does not exist yet and would order stacks in a cycle")
+AMP_WRITER_REASON = ("each account principal is narrowed by aws:PrincipalArn to the exact Prometheus role names of "
+                     "that account's own cluster slots; naming a role as principal fails while it does not exist yet")
 # Argo CD components that talk to remote clusters
 ARGOCD_NAMESPACE = "argocd"
 ARGOCD_SERVICE_ACCOUNTS = ("argocd-application-controller", "argocd-applicationset-controller", "argocd-server")
 
 
-def pod_identity_trust(account_id: str) -> str:
-    """Trust for EKS Pod Identity roles: the pods service, from this account's clusters only."""
+def pod_identity_trust(account_id: str, cluster_arns: Sequence[str] = ()) -> str:
+    """Trust for EKS Pod Identity roles: the pods service, for these clusters (ARN patterns) of this
+    account only; EKS sets aws:SourceArn to the cluster's ARN."""
+    condition: dict[str, Any] = {"StringEquals": {"aws:SourceAccount": account_id}}
+    if cluster_arns:
+        condition["ArnLike"] = {"aws:SourceArn": list(cluster_arns)}
     return policy_json([{
         "Effect": "Allow",
         "Principal": {"Service": "pods.eks.amazonaws.com"},
         "Action": ["sts:AssumeRole", "sts:TagSession"],
-        "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
+        "Condition": condition,
     }])
 
 
@@ -89,8 +96,8 @@ class OpsClusterProps:
     region: str
     # accounts whose clusters Argo CD manages (ARGOCD_MANAGER_ROLE in each)
     managed_account_ids: Sequence[str]
-    # accounts with clusters whose Prometheus writes to the workspace
-    metrics_account_ids: Sequence[str]
+    # account id -> the Prometheus role names of its cluster slots, which write to the workspace
+    metrics_roles: Mapping[str, Sequence[str]]
     log_retention_days: int = 365
 
 
@@ -117,12 +124,14 @@ class OpsCluster(Construct):
         self._argocd(props)
 
     def _amp_writer(self, props: OpsClusterProps) -> None:
-        patterns = {acct: [f"arn:aws:iam::{acct}:role/*-{PROMETHEUS_ROLE_SUFFIX}"]
-                    for acct in sorted(set(props.metrics_account_ids) | {props.account_id})}
+        # exact names in their own account: another account's admin cannot name a role after a
+        # prod slot and write prod's series
+        principals = {acct: [role_arn(acct, name) for name in names]
+                      for acct, names in sorted(props.metrics_roles.items()) if names}
         role = Resource(self, "amp-writer", "aws_iam_role", name=AMP_WRITER_ROLE,
                         description="Prometheus in every cluster remote-writes to the ops metrics workspace",
-                        assume_role_policy=cross_account_trust(patterns),
-                        skip_checks={"CKV_AWS_61": ACCOUNT_PRINCIPAL_REASON})
+                        assume_role_policy=cross_account_trust(principals),
+                        skip_checks={"CKV_AWS_61": AMP_WRITER_REASON})
         Resource(self, "amp-writer-policy", "aws_iam_role_policy", name="remote-write", role=role.id_ref,
                  policy=policy_json([{"Sid": "RemoteWrite", "Effect": "Allow", "Action": ["aps:RemoteWrite"],
                                       "Resource": self.workspace_arn}]))
@@ -131,7 +140,8 @@ class OpsCluster(Construct):
     def _argocd(self, props: OpsClusterProps) -> None:
         role = Resource(self, "argocd", "aws_iam_role", name=ARGOCD_ROLE,
                         description="Argo CD in the ops cluster (EKS Pod Identity)",
-                        assume_role_policy=pod_identity_trust(props.account_id))
+                        assume_role_policy=pod_identity_trust(props.account_id, [  # the ops cluster's slots
+                            f"arn:aws:eks:{props.region}:{props.account_id}:cluster/{props.name}-*"]))
         targets = sorted({role_arn(a, ARGOCD_MANAGER_ROLE) for a in props.managed_account_ids})
         if targets:
             Resource(self, "argocd-policy", "aws_iam_role_policy", name="assume-cluster-managers",

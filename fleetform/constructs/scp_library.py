@@ -23,7 +23,10 @@ from fleetform.naming import (
     BASTION_NAME_TAG,
     ORGANIZATION_ACCESS_ROLE,
     PIPELINE_APPLY_ROLE,
+    PIPELINE_DRIFT_ROLE,
     PIPELINE_PLAN_ROLE,
+    SESSION_DOCUMENT,
+    config_key_alias,
     role_arn,
 )
 
@@ -43,6 +46,21 @@ class GuardrailContext:
     state_bucket: str
     pipeline_account_id: str
     break_glass_principal: str | None = None
+    organization_name: str | None = None  # names the trail and Config buckets and keys; None: any
+    aws_config: bool = True  # organization.aws_config.enabled: the Config bucket and key exist
+
+    @property
+    def audit_buckets(self) -> list[str]:
+        """The trail, Config and bastion session buckets (constructs/audit.py, aws_config.py, stacks/bastion.py)."""
+        org = self.organization_name or "*"
+        config = [f"{org}-config-*"] if self.aws_config else []
+        return [f"{org}-cloudtrail-*", *config, f"{org}-*-bastion-sessions"]
+
+    @property
+    def audit_key_aliases(self) -> list[str]:
+        org = self.organization_name or "*"
+        config = [f"alias/{config_key_alias(org)}"] if self.aws_config else []
+        return [f"alias/{org}-cloudtrail", *config, f"alias/{SESSION_DOCUMENT}"]
 
     @property
     def administrators(self) -> list[str]:
@@ -55,9 +73,14 @@ class GuardrailContext:
         return arns + ([self.break_glass_principal] if self.break_glass_principal else [])
 
     @property
+    def pipeline_projects(self) -> str:
+        return f"arn:aws:codebuild:*:{self.pipeline_account_id}:project/{self.organization_name or '*'}-*"
+
+    @property
     def pipeline(self) -> list[str]:
         """The pipeline's CodeBuild roles (plan and apply) and the break-glass principal."""
         arns = [role_arn(self.pipeline_account_id, PIPELINE_PLAN_ROLE),
+                role_arn(self.pipeline_account_id, PIPELINE_DRIFT_ROLE),
                 role_arn(self.pipeline_account_id, PIPELINE_APPLY_ROLE)]
         return arns + ([self.break_glass_principal] if self.break_glass_principal else [])
 
@@ -120,14 +143,36 @@ def protect_security_services(ctx: GuardrailContext) -> Document:
         {"Sid": "ProtectCloudTrail", "Effect": "Deny", "Resource": "*", "Condition": _unless(ctx.administrators),
          "Action": ["cloudtrail:DeleteTrail", "cloudtrail:PutEventSelectors", "cloudtrail:StopLogging",
                     "cloudtrail:UpdateTrail"]},
+        # filters can auto-archive findings and trusted IP sets silence them: as good as stopping GuardDuty
         {"Sid": "ProtectGuardDuty", "Effect": "Deny", "Resource": "*", "Condition": _unless(ctx.administrators),
-         "Action": ["guardduty:DeleteDetector", "guardduty:DeleteMembers",
-                    "guardduty:DisassociateFromAdministratorAccount", "guardduty:DisassociateFromMasterAccount",
-                    "guardduty:DisassociateMembers", "guardduty:StopMonitoringMembers", "guardduty:UpdateDetector"]},
+         "Action": ["guardduty:CreateFilter", "guardduty:CreateIPSet", "guardduty:DeleteDetector",
+                    "guardduty:DeleteMembers", "guardduty:DisassociateFromAdministratorAccount",
+                    "guardduty:DisassociateFromMasterAccount", "guardduty:DisassociateMembers",
+                    "guardduty:StopMonitoringMembers", "guardduty:UpdateDetector", "guardduty:UpdateFilter",
+                    "guardduty:UpdateIPSet", "guardduty:UpdateMemberDetectors",
+                    "guardduty:UpdateOrganizationConfiguration"]},
         {"Sid": "ProtectConfig", "Effect": "Deny", "Resource": "*", "Condition": _unless(ctx.administrators),
          "Action": ["config:DeleteConfigurationRecorder", "config:DeleteDeliveryChannel",
-                    "config:DeleteRetentionConfiguration", "config:PutConfigurationRecorder",
-                    "config:PutDeliveryChannel", "config:StopConfigurationRecorder"]},
+                    "config:DeleteRetentionConfiguration", "config:DisassociateResourceTypes",
+                    "config:PutConfigurationRecorder", "config:PutDeliveryChannel",
+                    "config:StopConfigurationRecorder"]},
+        # where the records are kept: the buckets' lifecycle, policy, versioning and Object Lock, the
+        # locked history, the keys that decrypt them, the log groups and the session document
+        {"Sid": "ProtectAuditBuckets", "Effect": "Deny", "Condition": _unless(ctx.administrators),
+         "Resource": [f"arn:aws:s3:::{b}{suffix}" for b in ctx.audit_buckets for suffix in ("", "/*")],
+         "Action": ["s3:BypassGovernanceRetention", "s3:DeleteBucket", "s3:DeleteBucketPolicy",
+                    "s3:PutBucketObjectLockConfiguration", "s3:PutBucketPolicy", "s3:PutBucketVersioning",
+                    "s3:PutEncryptionConfiguration", "s3:PutLifecycleConfiguration"]},
+        {"Sid": "ProtectAuditKeys", "Effect": "Deny", "Resource": "*",
+         "Action": ["kms:DisableKey", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion"],
+         "Condition": {"ForAnyValue:StringLike": {"kms:ResourceAliases": ctx.audit_key_aliases},
+                       **_unless(ctx.administrators)}},
+        {"Sid": "ProtectLogGroups", "Effect": "Deny", "Resource": "*", "Condition": _unless(ctx.administrators),
+         "Action": ["logs:DeleteLogGroup"]},
+        {"Sid": "ProtectSessionDocument", "Effect": "Deny", "Condition": _unless(ctx.administrators),
+         "Resource": f"arn:aws:ssm:*:*:document/{SESSION_DOCUMENT}",
+         "Action": ["ssm:DeleteDocument", "ssm:ModifyDocumentPermission", "ssm:UpdateDocument",
+                    "ssm:UpdateDocumentDefaultVersion"]},
     )
 
 
@@ -143,8 +188,22 @@ def protect_fleetform(ctx: GuardrailContext) -> Document:
     return _doc(
         {"Sid": "ProtectStateBucket", "Effect": "Deny", "Action": "s3:*", "Resource": [bucket, f"{bucket}/*"],
          "Condition": _unless(ctx.pipeline)},
+        # OrganizationAccountAccessRole is exempt from the guardrails, so nobody else may change it (make it
+        # trust themselves, then act through it)
         {"Sid": "ProtectFleetformRoles", "Effect": "Deny", "Action": list(ROLE_CHANGES),
-         "Resource": [role_arn("*", "fleetform-*")], "Condition": _unless(ctx.administrators)},
+         "Resource": [role_arn("*", "fleetform-*"), role_arn("*", ORGANIZATION_ACCESS_ROLE)],
+         "Condition": _unless(ctx.administrators)},
+        # the pipeline's projects run as administrators of every account: nobody starts one with another
+        # buildspec, and only fleetform changes them (binds where the pipeline account is a member account;
+        # SCPs never restrict the management account)
+        {"Sid": "DenyPipelineBuildspecOverrides", "Effect": "Deny", "Resource": ctx.pipeline_projects,
+         "Action": ["codebuild:StartBuild", "codebuild:StartBuildBatch"],
+         "Condition": {"Null": {"codebuild:source.buildspec": "false"},
+                       **(_unless([ctx.break_glass_principal]) if ctx.break_glass_principal else {})}},
+        {"Sid": "ProtectPipelineProjects", "Effect": "Deny", "Resource": ctx.pipeline_projects,
+         "Action": ["codebuild:CreateWebhook", "codebuild:DeleteProject", "codebuild:DeleteWebhook",
+                    "codebuild:PutResourcePolicy", "codebuild:UpdateProject", "codebuild:UpdateWebhook"],
+         "Condition": _unless(ctx.administrators)},
     )
 
 
@@ -206,7 +265,9 @@ BUILTIN: dict[str, Guardrail] = {g.name: g for g in (
     Guardrail("fleetform-deny-root-user", "The root user of member accounts can do nothing", deny_root_user),
     Guardrail("fleetform-region-allow-list", "Only the allowed regions (global services exempt)",
               region_allow_list),
-    Guardrail("fleetform-protect-security-services", "CloudTrail, GuardDuty and Config cannot be stopped",
+    Guardrail("fleetform-protect-security-services", "CloudTrail, GuardDuty and Config cannot be stopped, nor "
+                                                     "their records, keys, log groups or the session document "
+                                                     "changed",
               protect_security_services, attach="top-level-ous"),
     Guardrail("fleetform-protect-fleetform", "State bucket and fleetform roles: pipeline only",
               protect_fleetform, attach="top-level-ous"),

@@ -66,8 +66,9 @@ class SessionLogging(Construct):
             # an overwritten recording stays as long as the original would have
             noncurrent_days=props.retention_days,
             prevent_destroy=True,
-            access_log_reason="writes come only from the bastion role; reads are recorded by the organization "
-                              "CloudTrail",
+            object_lock_days=props.retention_days,  # governance mode: recordings outlive whoever was recorded
+            access_log_reason="writes come only from the bastion role; every object read and write is recorded "
+                              "by the organization CloudTrail (S3 data events on this bucket)",
             policy_statements=self._bucket_statements(props),
         ))
         self.bucket_arn = self.bucket.arn

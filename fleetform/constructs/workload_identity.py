@@ -108,7 +108,8 @@ class WorkloadIdentities(Construct):
     def pod_identity(self, workload: str, statements: Sequence[Mapping[str, Any]]) -> Resource:
         """A role for ``SERVICE_ACCOUNTS[workload]`` through an EKS Pod Identity association."""
         namespace, service_account = SERVICE_ACCOUNTS[workload]
-        role = self._role(workload, pod_identity_trust(self.props.account_id), statements)
+        cluster = f"arn:aws:eks:{self.props.region}:{self.props.account_id}:cluster/{self.props.cluster_name}"
+        role = self._role(workload, pod_identity_trust(self.props.account_id, [cluster]), statements)
         Resource(self, f"{workload}-association", "aws_eks_pod_identity_association",
                  cluster_name=self.props.cluster_name_ref, namespace=namespace, service_account=service_account,
                  role_arn=role.arn)

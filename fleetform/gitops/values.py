@@ -143,6 +143,8 @@ def gitops_files(config: FleetConfig) -> list[SlotFiles]:
     plan = hub_plan(config)
     files = []
     for account in config.accounts:
+        if account.id is None:
+            continue  # a new account: its ids are known once the organization stack created it (skipped_accounts)
         for cluster_key, cluster in account.spec.clusters.items():
             for slot in cluster.slots:
                 name = slot_stack(account.name, cluster_key, slot)
@@ -159,3 +161,8 @@ def gitops_files(config: FleetConfig) -> list[SlotFiles]:
                                        external_secrets(config, plan) if ops and plan is not None else []))
     return files
 
+
+
+def skipped_accounts(config: FleetConfig) -> list[str]:
+    """Accounts with clusters but no id yet (new accounts): ``fleetform gitops`` writes nothing for them."""
+    return [a.name for a in config.accounts if a.id is None and a.spec.clusters]

@@ -138,6 +138,7 @@ def bootstrap_command(config_dir: str, out_dir: str, terraform_bin: str | None, 
     """
     from fleetform.stacks.app import synth
     from fleetform.terraform import Terraform, find_terraform
+    from fleetform.terraform.runner import aws_env
 
     config = load_config(config_dir)
     if not dry_run:
@@ -161,7 +162,7 @@ def bootstrap_command(config_dir: str, out_dir: str, terraform_bin: str | None, 
     if dry_run:
         report(output, steps, migrated, local_state, config, out_dir, note, dry_run=True)
         return
-    terraform = Terraform(binary, log=lambda line: say(f"$ {line}"))
+    terraform = Terraform(binary, env=aws_env(profile, region), log=lambda line: say(f"$ {line}"))
     for step in steps:
         if step.action == "confirm":
             if not yes and not click.confirm("Apply this plan?", default=False, err=True):

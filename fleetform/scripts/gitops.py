@@ -13,7 +13,7 @@ from ruamel.yaml import YAML
 
 from fleetform.config import load_config
 from fleetform.errors import UsageError
-from fleetform.gitops.values import gitops_files
+from fleetform.gitops.values import gitops_files, skipped_accounts
 from fleetform.scripts.common import config_option, emit_json, handle_errors, output_option
 
 DEFAULT_GITOPS_OUT = "gitops.out"
@@ -87,9 +87,12 @@ def gitops_command(config_dir: str, out_dir: str, output: str) -> None:
                         "node_pools": [m["metadata"]["name"] for m in slot.karpenter if m["kind"] == "NodePool"],
                         "registrations": [m["metadata"]["name"] for m in slot.external_secrets
                                           if m["kind"] == "ExternalSecret"]})
+    skipped = skipped_accounts(config)
     if output == "json":
-        emit_json({"ok": True, "out": str(out), "slots": written})
+        emit_json({"ok": True, "out": str(out), "slots": written, "skipped_accounts": skipped})
         return
+    for name in skipped:
+        click.echo(f"{name}: skipped, no account id yet (write it once the organization stack created the account)")
     for entry in written:
         extra = []
         if entry["node_pools"]:

@@ -56,8 +56,19 @@ def _remote_only(chosen: list, skip_local: bool) -> list:
     return kept
 
 
+def no_lock_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--no-lock", is_flag=True, help="terraform plan -lock=false: for read-only roles that "
+                        "cannot write the state lock file (the pipeline's pull request plans and drift).")(func)
+
+
 def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--synth-dir / --out-dir / --backend-config / --terraform, shared by plan, apply and drift."""
+    """--synth-dir / --backend-config / --terraform / --parallelism, shared by plan, apply and drift."""
+    from fleetform.terraform.parallel import DEFAULT_PARALLELISM
+
+    func = click.option("--parallelism", default=DEFAULT_PARALLELISM, show_default=True, type=click.IntRange(1, 64),
+                        envvar="FLEETFORM_PARALLELISM", help="Stacks run at once, along the dependency graph: a "
+                        "stack starts when the stacks it depends on are done; a failure stops only the stacks "
+                        "that depend on it. 1 runs them one by one.")(func)
     func = terraform_option(func)
     func = click.option("--backend-config", "backend_config", multiple=True, metavar="KEY=VALUE",
                         help="Passed to terraform init (repeatable), e.g. use_path_style=true.")(func)
@@ -86,12 +97,13 @@ def _pipeline_settings(config_dir: str, required: bool) -> PipelineConfig:
     return load_config(config_dir).organization.pipeline
 
 
-def _terraform(terraform_bin: str | None) -> Any:
+def _terraform(terraform_bin: str | None, profile: str | None = None, region: str | None = None) -> Any:
     from fleetform.terraform import Terraform, find_terraform
+    from fleetform.terraform.runner import aws_env
 
     binary = find_terraform(terraform_bin)
     _progress(f"terraform: {binary.describe()}")
-    return Terraform(binary)
+    return Terraform(binary, env=aws_env(profile, region))
 
 
 def _check_pairs(option: str, values: tuple[str, ...]) -> None:
@@ -163,6 +175,11 @@ def _report(run: Any, out_dir: str, output: str, extra: dict[str, Any] | None = 
 @click.option("--head-commit", default=None, metavar="SHA", envvar="CODEBUILD_RESOLVED_SOURCE_VERSION",
               help="With --publish-bucket: the pull request commit being planned (default: CodeBuild's "
                    "CODEBUILD_RESOLVED_SOURCE_VERSION).")
+@click.option("--reviewed-bucket", default=None, metavar="BUCKET", help="With --comment --commit SHA (the apply "
+              "build): refuse (exit 1) unless this plan equals the plan reviewed on the merged pull request "
+              "(s3://BUCKET/reviewed/pr-N.json, recorded by `plan-comment --record-reviewed`). A plan with no "
+              "changes needs no review.")
+@no_lock_option
 @github_options
 @aws_options
 @output_option
@@ -171,9 +188,10 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
                  terraform_bin: str | None, out_dir: str, affected: bool, base: str | None,
                  variables: tuple[str, ...], allow_destroy: bool, protected_types: tuple[str, ...],
                  shard_spec: str | None, skip_local_state: bool, comment: bool, pull_request: int | None,
-                 commit: str | None, publish_bucket: str | None, head_commit: str | None, repository: str | None,
-                 api_url: str, token_secret: str | None, profile: str | None, region: str | None,
-                 endpoint_url: str | None, output: str) -> None:
+                 commit: str | None, publish_bucket: str | None, head_commit: str | None,
+                 reviewed_bucket: str | None, no_lock: bool, repository: str | None, api_url: str,
+                 token_secret: str | None, profile: str | None, region: str | None, endpoint_url: str | None,
+                 output: str, parallelism: int) -> None:
     """Plan stacks in dependency order into saved plans, with a Markdown summary and a JSON report.
 
     Runs terraform init, plan -out and show -json per stack. Exit status: 0 no changes, 2 changes,
@@ -184,7 +202,8 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
       fleetform synth && fleetform plan                       # every stack
       fleetform plan prod-network 'stg-*' --out-dir /tmp/plan
       fleetform plan --affected --base origin/main --var fleetform_role=fleetform-plan --comment
-      fleetform plan --affected --base origin/main --shard 2/4 --publish-bucket my-artifacts   # a pipeline shard
+      fleetform plan --affected --base origin/main --shard 2/4 --no-lock --publish-bucket my-artifacts  # a PR shard
+      fleetform plan --affected --base HEAD~1 --comment --commit "$SHA" --reviewed-bucket my-artifacts  # on merge
     """
     from fleetform.terraform.summary import DEFAULT_PROTECTED_TYPES
     from fleetform.terraform.workflow import PlanOptions, plan_stacks
@@ -194,6 +213,9 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
     if comment and publish_bucket:
         raise UsageError("--comment and --publish-bucket: choose one (`fleetform plan-comment` comments what "
                          "the shards published)")
+    if reviewed_bucket and not (comment and commit):
+        raise UsageError("--reviewed-bucket needs --comment --commit SHA (the merged commit, whose pull request's "
+                         "reviewed plan is compared)")
     # a shard that publishes reports every error from here on, so the comment build can show it
     publisher = _publisher(publish_bucket, pull_request, head_commit, shard_spec, profile, region, endpoint_url)
     if publisher is not None:
@@ -201,7 +223,9 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
     try:
         settings = _pipeline_settings(config_dir, required=affected)
         github, comment_key = None, "plan"
-        if comment or publish_bucket:
+        # a publishing shard is a pull request's untrusted build: it holds no GitHub token; the comment
+        # build reads the labels
+        if comment:
             repository = repository or settings.repository
             github, pull_request, comment_key = _pull_request(
                 _github(api_url, token_secret or settings.github_token_secret, profile, region, endpoint_url),
@@ -215,13 +239,19 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
         title = "fleetform plan" + (f" (shard {shard_spec})" if shard_spec else "")
         options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
                               protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types, *protected_types),
-                              allow_destroy=allow_destroy, title=title)
-        run = plan_stacks(_terraform(terraform_bin), chosen, options, _progress)
+                              allow_destroy=allow_destroy, title=title, lock=not no_lock, parallelism=parallelism)
+        tf = _terraform(terraform_bin, profile, region)
+        chosen, waiting = _hold_back_new_accounts(tf, synth_dir, chosen, backend_config)
+        run = plan_stacks(tf, chosen, options, _progress)
+        _record_new_accounts(run, waiting, Path(out_dir))
     except FleetformError as exc:
         if publisher is not None:  # the comment build shows this shard as failed, with the reason
             _progress(f"plan summary (error) written to {publisher.publish_error(str(exc))}")
         raise
     extra: dict[str, Any] = {}
+    if reviewed_bucket:
+        extra["reviewed"] = _check_reviewed(run, Path(out_dir), reviewed_bucket, github, repository, pull_request,
+                                            profile, region, endpoint_url)
     if publisher is not None:
         extra["published"] = publisher.publish(run.report)
         _progress(f"plan summary written to {extra['published']}")
@@ -231,6 +261,55 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
         _progress(f"pull request comment {extra['comment']['action']}: {extra['comment'].get('url')}")
     _report(run, out_dir, output, extra)
     sys.exit(run.exit_code)
+
+
+def _hold_back_new_accounts(tf: Any, synth_dir: str, chosen: list, backend_config: tuple[str, ...]) -> tuple[list, Any]:
+    """Leave out the stacks that read the id of an account the organization stack has not created yet
+    (``fleetform apply-new-accounts`` plans and applies them after it has)."""
+    from fleetform.manifest import read_manifest
+    from fleetform.new_accounts import hold_back
+
+    return hold_back(tf, read_manifest(synth_dir), chosen, backend_config, _progress)
+
+
+def _record_new_accounts(run: Any, waiting: Any, out_dir: Path) -> None:
+    from fleetform.new_accounts import record
+
+    record(run, waiting, out_dir)
+
+
+def _check_reviewed(run: Any, out_dir: Path, bucket: str, github: Any, repository: str | None,
+                    pull_request: int | None, profile: str | None, region: str | None,
+                    endpoint_url: str | None) -> dict[str, Any]:
+    """Compare the merge's plan with the reviewed one; on a difference the plan is refused: exit 1, the
+    summary says why at the top, and every saved plan is marked so that `apply` refuses it too."""
+    import json
+
+    from fleetform.reviewed_plan import check, load
+
+    reviewed = head = None
+    if pull_request is not None and run.plans and any(p.changes for p in run.plans):
+        reviewed = load(_client("s3", profile, region, endpoint_url), bucket, pull_request)
+        head = github.pull_request_head(repository, pull_request) if github is not None else None
+    problems = check(reviewed, pull_request, head, run.plans)
+    if not problems:
+        if reviewed is not None:
+            _progress(f"the plan equals the one reviewed on pull request #{pull_request} ({reviewed.commit[:12]})")
+        return {"matches": True, "pull_request": pull_request}
+    _progress("REFUSED: this plan is not the reviewed plan:\n  " + "\n  ".join(problems))
+    for meta_path in out_dir.glob("*/meta.json"):
+        meta = json.loads(meta_path.read_text())
+        if meta["status"] == "changes":
+            meta["status"] = "not-reviewed"
+            meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+    run.exit_code = 1
+    run.markdown = ("> [!CAUTION]\n> **Not applied: this plan differs from the plan reviewed on the pull request.** "
+                    "Plan the change again in a new pull request.\n"
+                    + "".join(f"> - {line}\n" for line in problems[:50]) + "\n" + run.markdown)
+    run.report.update(exit_code=1, not_reviewed=problems)
+    (out_dir / "report.json").write_text(json.dumps(run.report, indent=2) + "\n")
+    (out_dir / "summary.md").write_text(run.markdown)
+    return {"matches": False, "pull_request": pull_request, "differences": problems}
 
 
 def _publisher(bucket: str | None, pull_request: int | None, head_commit: str | None, shard_spec: str | None,
@@ -319,7 +398,8 @@ def _client(service: str, profile: str | None, region: str | None, endpoint_url:
 @handle_errors
 def apply_command(stacks: tuple[str, ...], synth_dir: str, backend_config: tuple[str, ...], terraform_bin: str | None,
                   out_dir: str, yes: bool, allow_destroy: bool, lock_bucket: str | None, lock_ttl: int,
-                  profile: str | None, region: str | None, endpoint_url: str | None, output: str) -> None:
+                  profile: str | None, region: str | None, endpoint_url: str | None, output: str,
+                  parallelism: int) -> None:
     """Apply saved plans in dependency order, holding the pipeline lock of every stack.
 
     Refuses a plan whose stack JSON changed since it was planned, a failed plan, and (without
@@ -347,7 +427,8 @@ def apply_command(stacks: tuple[str, ...], synth_dir: str, backend_config: tuple
         if not confirmed:
             raise FleetformError("apply cancelled (pass --yes to apply without asking)")
     lock = _lock(plans, lock_bucket, lock_ttl, Path(out_dir), profile, region, endpoint_url)
-    results = apply_plans(_terraform(terraform_bin), plans, lock, allow_destroy, backend_config, _progress)
+    results = apply_plans(_terraform(terraform_bin, profile, region), plans, lock, allow_destroy, backend_config,
+                          _progress, parallelism=parallelism)
     _finish_apply(results, output, f"applied: {names}")
 
 
@@ -385,13 +466,14 @@ def _lock(plans: list, bucket: str | None, ttl: int, out_dir: Path, profile: str
 @click.option("--var", "variables", multiple=True, metavar="NAME=VALUE", help="Terraform variable (repeatable).")
 @click.option("--notify-topic", default=None, metavar="ARN", help="SNS topic told about drifted stacks.")
 @skip_local_option
+@no_lock_option
 @aws_options
 @output_option
 @handle_errors
 def drift_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backend_config: tuple[str, ...],
                   terraform_bin: str | None, out_dir: str, variables: tuple[str, ...], notify_topic: str | None,
-                  skip_local_state: bool, profile: str | None, region: str | None, endpoint_url: str | None,
-                  output: str) -> None:
+                  skip_local_state: bool, no_lock: bool, profile: str | None, region: str | None,
+                  endpoint_url: str | None, output: str, parallelism: int) -> None:
     """Plan every stack (or the named ones) and report those whose real state differs from the code.
 
     Exit status: 0 no drift, 2 drift found, 1 error. Run on the main branch (the scheduled
@@ -411,8 +493,8 @@ def drift_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, back
     chosen = _remote_only(select_stacks(read_manifest(synth_dir), stacks), skip_local_state)
     options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
                           protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types),
-                          allow_destroy=True, title="fleetform drift")
-    run = plan_stacks(_terraform(terraform_bin), chosen, options, _progress)
+                          allow_destroy=True, title="fleetform drift", lock=not no_lock, parallelism=parallelism)
+    run = plan_stacks(_terraform(terraform_bin, profile, region), chosen, options, _progress)
     drifted = [p.stack for p in run.plans if p.has_changes or p.drift]
     code = 1 if any(p.status == "error" for p in run.plans) else (2 if drifted else 0)
     run.report.update(exit_code=code, drifted=drifted)

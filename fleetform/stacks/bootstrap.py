@@ -15,6 +15,9 @@ from fleetform.stacks.context import FleetApp
 # relative to the stack's working directory (cdktf.out/stacks/bootstrap): outside cdktf.out,
 # so a new synth never deletes the only copy of the bootstrap state
 LOCAL_STATE_PATH = "../../../.fleetform/bootstrap/terraform.tfstate"
+# Object Lock (governance) on the state history: every state version stays this long, whoever asks
+# (the bucket policy below only stops deletions by principals other than break glass)
+STATE_LOCK_DAYS = 90
 
 
 def build(fleet: FleetApp) -> None:
@@ -32,6 +35,7 @@ def build(fleet: FleetApp) -> None:
         kms_key_arn=key.arn,
         noncurrent_days=365,
         prevent_destroy=True,
+        object_lock_days=STATE_LOCK_DAYS,
         access_log_reason="state access is recorded by the organization CloudTrail (data events)",
         policy_statements=state_history_protection(org.state.bucket, org.break_glass_principal),
     ))

@@ -33,6 +33,7 @@ from fleetform.constructs.transit import (
 )
 from fleetform.engine import Resource, output
 from fleetform.naming import (
+    ARGOCD_MANAGER_ROLE,
     EXTERNAL_SECRETS_ROLE,
     ORGANIZATION_STACK,
     cluster_shared_stack,
@@ -67,7 +68,7 @@ def _transit(fleet: FleetApp, plan: HubPlan) -> None:
         attachment_subnet_ids=vpc.subnet_ids["intra"],
         route_table_ids={k: t.id_ref for k, t in vpc.route_tables.items() if k.startswith("private-")},
         spoke_cidrs={s.name: s.cidr for s in plan.spokes},
-        spoke_account_ids={s.name: s.account_id for s in plan.spokes}))
+        spoke_account_ids={s.name: fleet.account_id(fleet.config.account(s.name)) for s in plan.spokes}))
     ops_network.ops_hub = hub  # type: ignore[attr-defined]
     output(ops_network, "transit_gateway_id", hub.transit_gateway_id)
     attachments = {}
@@ -77,7 +78,8 @@ def _transit(fleet: FleetApp, plan: HubPlan) -> None:
         network = fleet.stacks[network_stack(spoke.name)]
         spoke_vpc = network.vpc  # type: ignore[attr-defined]
         stack = FleetStack(fleet.app, transit_stack(spoke.name), fleet.config,
-                           StackTarget(spoke.account_id, fleet.config.region_of(plan.ops_account)),
+                           StackTarget(fleet.account_id(fleet.config.account(spoke.name)),
+                                       fleet.config.region_of(plan.ops_account)),
                            description=f"{spoke.name}'s attachment to the ops hub's Transit Gateway")
         attached = TransitSpoke(stack, "ops-hub", TransitSpokeProps(
             name=spoke.name, transit_gateway_id=hub.transit_gateway_id, vpc_id=spoke_vpc.vpc_id,
@@ -88,7 +90,7 @@ def _transit(fleet: FleetApp, plan: HubPlan) -> None:
         attachments[spoke.name] = attached.attachment_id
     region = fleet.config.region_of(plan.ops_account)
     stack = FleetStack(fleet.app, transit_stack(plan.ops_account.name), fleet.config,
-                       StackTarget(plan.ops_account.id, region),
+                       StackTarget(fleet.account_id(plan.ops_account), region),
                        description="the ops hub associates and propagates every spoke's Transit Gateway attachment")
     stack.spoke_routing = SpokeRouting(stack, "ops-hub", SpokeRoutingProps(  # type: ignore[attr-defined]
         hub_route_table_id=hub.hub_route_table_id, spokes_route_table_id=hub.spokes_route_table_id,
@@ -98,19 +100,20 @@ def _transit(fleet: FleetApp, plan: HubPlan) -> None:
 
 def _registrations(fleet: FleetApp, plan: HubPlan) -> None:
     ops_region = fleet.config.region_of(plan.ops_account)
+    ops_id = fleet.account_id(plan.ops_account)
     shared = fleet.stacks[cluster_shared_stack(plan.ops_account.name, plan.ops_cluster)]
-    store = RegistrationStore(shared, "registrations", RegistrationStoreProps(plan.ops_account.id, ops_region))
+    store = RegistrationStore(shared, "registrations", RegistrationStoreProps(ops_id, ops_region))
     output(shared, "external_secrets_role_arn", store.external_secrets_role_arn)
     ops = getattr(shared, "ops", None)
     if ops is not None:
         ArgoCdStatusRole(shared, "argocd-status", ArgoCdStatusProps(
             workspace_arn=ops.workspace_arn,
-            operator_account_ids=[a.id for a in fleet.config.accounts if a.spec.clusters]))
+            operator_account_ids=[fleet.account_id(a) for a in fleet.config.accounts if a.spec.clusters]))
     for slot in plan.ops_slots:
         Resource(fleet.stacks[slot], "external-secrets", "aws_eks_pod_identity_association",
                  cluster_name=fleet.stacks[slot].eks.cluster.attr("name"),  # type: ignore[attr-defined]
                  namespace=EXTERNAL_SECRETS_NAMESPACE, service_account=EXTERNAL_SECRETS_SERVICE_ACCOUNT,
-                 role_arn=role_arn(plan.ops_account.id, EXTERNAL_SECRETS_ROLE))
+                 role_arn=role_arn(ops_id, EXTERNAL_SECRETS_ROLE))
     for registration in plan.registrations:
         stack = fleet.stacks.get(registration.stack)
         if stack is None:
@@ -120,7 +123,7 @@ def _registrations(fleet: FleetApp, plan: HubPlan) -> None:
                  security_group_id=eks.security_group_id, cidr_ipv4=plan.ops_cidr,
                  ip_protocol="tcp", from_port=443, to_port=443,
                  description="Argo CD in the ops cluster (Transit Gateway) to the private API endpoint")
-        provider = stack.provider_for("aws-ops", "ops", account_id=plan.ops_account.id, region=ops_region)
+        provider = stack.provider_for("aws-ops", "ops", account_id=ops_id, region=ops_region)
         vpc = fleet.stacks[network_stack(registration.account)].vpc  # type: ignore[attr-defined]
         annotations = {"fleetform.io/vpc-id": vpc.vpc_id, "fleetform.io/region": registration.region}
         if ops is not None:
@@ -128,9 +131,10 @@ def _registrations(fleet: FleetApp, plan: HubPlan) -> None:
         document = registration_document(
             name=registration.cluster_name, endpoint=eks.endpoint,
             ca_data=eks.cluster.attr("certificate_authority.0.data"),
-            manager_role_arn=registration.manager_role_arn, labels=registration.labels, annotations=annotations)
+            manager_role_arn=role_arn(fleet.account_id(fleet.config.account(registration.account)),
+                                      ARGOCD_MANAGER_ROLE), labels=registration.labels, annotations=annotations)
         stack.registration = ArgoCdRegistration(stack, "argocd-registration", ArgoCdRegistrationProps(  # type: ignore[attr-defined]
-            secret_name=registration.secret_name, ops_account_id=plan.ops_account.id, region=ops_region,
+            secret_name=registration.secret_name, ops_account_id=ops_id, region=ops_region,
             document=document), provider)
         # the key and External Secrets' role named in the secret's key id and policy
         stack.add_dependency(shared)

@@ -18,10 +18,11 @@ from fleetform.constructs.aws_config import ConfigArchiveProps
 from fleetform.constructs.organization import MemberAccount, Organization, OrganizationProps
 from fleetform.constructs.scp import ScpProps, ServiceControlPolicy
 from fleetform.constructs.scp_library import BUILTIN, LIBRARY, ROOT_TARGET, GuardrailContext, builtin_targets
-from fleetform.engine import AwsProvider
-from fleetform.naming import BOOTSTRAP_STACK, ORGANIZATION_ACCESS_ROLE, ORGANIZATION_STACK
+from fleetform.engine import AwsProvider, output
+from fleetform.naming import BOOTSTRAP_STACK, ORGANIZATION_ACCESS_ROLE, ORGANIZATION_STACK, new_account_output
 from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.baseline import access_role, first_apply
+from fleetform.stacks.bastion import session_bucket_name
 from fleetform.stacks.context import FleetApp
 
 ROOT = ROOT_TARGET
@@ -39,13 +40,20 @@ def build(fleet: FleetApp) -> None:
     log_archive = _log_archive_provider(stack, log_archive_id)
     organization = Organization(stack, "org", OrganizationProps(
         ou_paths=org.ou_tree,
-        accounts=[MemberAccount(a.name, a.id, a.spec.account.email, a.spec.account.ou or "")
+        accounts=[MemberAccount(a.name, a.id, a.spec.account.email, a.spec.account.ou or "",
+                                adopt=a.spec.account.adopt, closed=a.spec.account.closed)
                   for a in config.accounts if a.id != management],
         # adopt the existing organization and accounts on the first apply only: checkov cannot parse
         # import blocks, and once adopted they are in the state (docs/organization.md: adding an account)
         adopt=first_apply(),
         organization_id=org.id,
     ))
+    for account in config.accounts:
+        if account.is_new:
+            created = organization.accounts[account.name].id_ref
+            fleet.created_account_ids[account.name] = created
+            output(stack, new_account_output(account.name), created,
+                   description=f"id of the account {account.name} that this stack created ({account.file})")
     targets = {ROOT: organization.root_id, **organization.ou_ids}
     context = guardrail_context(config)
     for guardrail in BUILTIN.values():
@@ -65,13 +73,15 @@ def build(fleet: FleetApp) -> None:
         home_region=org.home_region,
         regions=org.allowed_regions,
         organization_id=organization.organization_id,
-        data_event_buckets=[org.state.bucket],
+        # the state and the bastion session recordings: who read them is recorded (their access-log reason)
+        data_event_buckets=[org.state.bucket, *(session_bucket_name(config, fleet.account_id(a))
+                                                for a in config.accounts if a.spec.bastion is not None)],
         config=ConfigArchiveProps(
             organization_name=org.name,
             log_archive_account_id=log_archive_id,
             home_region=org.home_region,
             regions=org.allowed_regions,
-            account_ids=[a.id for a in config.accounts],
+            account_ids=[fleet.account_id(a) for a in config.accounts],
         ) if org.aws_config.enabled else None,
     ), log_archive=log_archive, organization=organization.organization)
     fleet.add(stack, depends_on=[BOOTSTRAP_STACK])
@@ -81,7 +91,8 @@ def guardrail_context(config: FleetConfig) -> GuardrailContext:
     org = config.organization
     return GuardrailContext(allowed_regions=tuple(org.allowed_regions), state_bucket=org.state.bucket,
                             pipeline_account_id=config.account(org.pipeline.account).id,
-                            break_glass_principal=org.break_glass_principal)
+                            break_glass_principal=org.break_glass_principal, organization_name=org.name,
+                            aws_config=org.aws_config.enabled)
 
 
 def custom_scp(config: FleetConfig, scp: ScpConfig, context: GuardrailContext) -> tuple[str, dict]:

@@ -101,9 +101,10 @@ class S3Lock:
         from botocore.exceptions import ClientError
 
         body = self._info(stack).to_json().encode()
+        # the state bucket has Object Lock (stacks/bootstrap.py): S3 refuses uploads there without a checksum
         try:
             self.client.put_object(Bucket=self.bucket, Key=self.key(stack), Body=body, IfNoneMatch="*",
-                                   ContentType="application/json")
+                                   ContentType="application/json", ChecksumAlgorithm="SHA256")
             return
         except ClientError as exc:
             if _code(exc) not in ("PreconditionFailed", "ConditionalRequestConflict", "412", "409"):
@@ -115,7 +116,7 @@ class S3Lock:
                            "Wait for that run, or delete the object if it is dead.")
         try:  # expired: take it over, unless someone else just did
             self.client.put_object(Bucket=self.bucket, Key=self.key(stack), Body=body, IfMatch=current["ETag"],
-                                   ContentType="application/json")
+                                   ContentType="application/json", ChecksumAlgorithm="SHA256")
         except ClientError as exc:
             raise LockHeld(f"stack {stack}: another run took over the expired lock {self.where(stack)} "
                            f"({_code(exc)})") from None

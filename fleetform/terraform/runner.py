@@ -21,6 +21,19 @@ AUTOMATION_ENV = {
 }
 
 
+
+
+def aws_env(profile: str | None, region: str | None) -> dict[str, str]:
+    """What makes Terraform's AWS provider and S3 backend use ``--profile``/``--region`` (they read only
+    the environment and their own settings, never fleetform's options)."""
+    env: dict[str, str] = {}
+    if profile:
+        env["AWS_PROFILE"] = profile
+    if region:
+        env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
+    return env
+
+
 # terraform's warning about a missing TF_CLI_CONFIG_FILE: noise in an error report
 CLI_CONFIG_WARNING = re.compile(r"There are some problems with the CLI configuration:.*?╵\n?", re.S)
 
@@ -74,9 +87,12 @@ class Terraform:
         return self.run(args, cwd)
 
     def plan(self, cwd: str | Path, plan_file: str | Path, variables: Sequence[str] = (),
-             refresh_only: bool = False) -> TerraformResult:
-        """Exit code 0 = no changes, 2 = changes (``-detailed-exitcode``); other codes raise."""
+             refresh_only: bool = False, lock: bool = True) -> TerraformResult:
+        """Exit code 0 = no changes, 2 = changes (``-detailed-exitcode``); other codes raise.
+        ``lock=False``: no state lock (a read-only role cannot write the lock file)."""
         args = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={plan_file}"]
+        if not lock:
+            args.append("-lock=false")
         if refresh_only:
             args.append("-refresh-only")
         args += [f"-var={item}" for item in variables]

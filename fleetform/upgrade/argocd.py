@@ -57,10 +57,12 @@ def argocd_preview(target: Target, version: str) -> dict[str, Any] | None:
     }
 
 
-def _ops_session(ctx: CheckContext, ops_account_id: str) -> tuple[Any, Credentials]:
+def _ops_session(ctx: CheckContext, ops_account_id: str | None) -> tuple[Any, Credentials]:
     """A session that may query the ops workspace: the caller's own in the ops account (and in the
     sandbox, where every account is moto's one), else ARGOCD_STATUS_ROLE assumed in the ops account."""
     aws = ctx.aws
+    if not ops_account_id:
+        raise FleetformError("the ops account has no id in its file yet: write it (docs/organization.md)")
     if aws.sandbox or aws.caller()["account"] == ops_account_id:
         credentials = aws.session.get_credentials()
         if credentials is None:
