@@ -105,6 +105,11 @@ def cluster_shared_stack(account: str, cluster: str) -> str:
     return f"{account}-{cluster}-shared"
 
 
+def loki_bucket(organization: str, account_id: str, cluster: str) -> str:
+    """Loki's chunk bucket of a cluster (its shared stack), named in the slots' Helm values."""
+    return f"{organization}-{account_id}-{cluster}-loki"
+
+
 def bastion_stack(account: str) -> str:
     return f"{account}-bastion"
 
@@ -164,6 +169,34 @@ def autoscaling_service_linked_role_arn(account_id: str) -> str:
 def config_service_linked_role_arn(account_id: str) -> str:
     """AWSServiceRoleForConfig: the role every configuration recorder uses, whoever created it."""
     return f"arn:aws:iam::{account_id}:role/aws-service-role/{CONFIG_SERVICE}/AWSServiceRoleForConfig"
+
+# Ops hub (docs/decisions/0005-ops-hub.md): the Transit Gateway's owner-side stack in the ops account,
+# the registration secrets every service slot writes there, their key and External Secrets' role
+TRANSIT_STACK_SUFFIX = "transit"
+ARGOCD_REGISTRATION_PREFIX = "fleetform/argocd/clusters/"
+ARGOCD_REGISTRATION_KEY_ALIAS = "fleetform-argocd-clusters"
+EXTERNAL_SECRETS_ROLE = "fleetform-external-secrets"
+
+
+def transit_stack(account: str) -> str:
+    """An account's part of the ops hub's Transit Gateway: in the ops account the association and
+    propagation of every spoke attachment (``prod-transit``), in a spoke its attachment and route back."""
+    return f"{account}-{TRANSIT_STACK_SUFFIX}"
+
+
+def argocd_registration_secret(cluster: str) -> str:
+    """The Secrets Manager secret (ops account) holding a slot's Argo CD cluster registration."""
+    return f"{ARGOCD_REGISTRATION_PREFIX}{cluster}"
+
+
+# role in the ops account that `cluster-upgrade verify` assumes (from any cluster account's
+# UPGRADE_OPERATOR_ROLE) to read Argo CD's metrics in the ops AMP workspace
+ARGOCD_STATUS_ROLE = "fleetform-argocd-status"
+
+
+def amp_workspace_alias(ops_account: str, ops_cluster: str) -> str:
+    """The ops cluster's AMP workspace alias (its shared stack): how the runbook finds its id."""
+    return f"{ops_account}-{ops_cluster}-metrics"
 
 
 def new_account_output(account: str) -> str:

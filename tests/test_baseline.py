@@ -76,7 +76,10 @@ def test_role_permissions(stack_json):
                            "${aws_iam_role.baseline_apply-role.id}": "arn:aws:iam::aws:policy/AdministratorAccess"}
     inline = {p["name"]: p for p in resources(body, "aws_iam_role_policy").values()}
     assert {p["role"] for p in inline.values()} == {"${aws_iam_role.baseline_plan-role.id}"}
-    (deny,) = json.loads(inline["deny-data-reads"]["policy"])["Statement"]
+    deny, *exempted = json.loads(inline["deny-data-reads"]["policy"])["Statement"]
+    # GetSecretValue: denied everywhere but on the Argo CD registrations (decision 0005)
+    assert exempted == [{"Sid": "DenyDataReads1", "Effect": "Deny", "Action": "secretsmanager:GetSecretValue",
+                         "NotResource": ["arn:aws:secretsmanager:*:*:secret:fleetform/argocd/clusters/*"]}]
     assert deny["Effect"] == "Deny" and "s3:GetObject" in deny["Action"] and "logs:GetLogEvents" in deny["Action"]
 
 
@@ -97,7 +100,8 @@ def test_plan_role_never_reads_data(stack_json, action):
 
     documents = _plan_role_documents(stack_json("prod-baseline"))
     request = Request(action, "arn:aws:iam::222222222222:role/fleetform-plan", "arn:aws:logs:*:*:log-group:x")
-    assert denied_by(documents, request) == ["DenyDataReads"]
+    denied = denied_by(documents, request)
+    assert denied and all(sid.startswith("DenyDataReads") for sid in denied)
 
 
 def test_plan_role_reads_what_the_provider_reads_for_every_type(synth_out):
@@ -116,13 +120,18 @@ def test_plan_role_reads_what_the_provider_reads_for_every_type(synth_out):
     documents = [d for stack in read_manifest(synth_out) if stack.name == "prod-baseline"
                  for d in _plan_role_documents(json.loads(stack.json_path.read_text()))]
     role = "arn:aws:iam::222222222222:role/fleetform-plan"
+    # the one data read allowed, on the Argo CD registrations only (decision 0005)
+    registration = "arn:aws:secretsmanager:ap-northeast-1:333333333333:secret:fleetform/argocd/clusters/prod-main-blue"
+    where = {"secretsmanager:GetSecretValue": registration}
     for tf_type in sorted(types):
         for action in PROVIDER_READS[tf_type]:
-            assert is_allowed(documents, Request(action, role)), (tf_type, action)
+            assert is_allowed(documents, Request(action, role, where.get(action, "*"))), (tf_type, action)
     assert not [a for actions in PROVIDER_READS.values() for a in actions
-                if denied_by(documents, Request(a, role))]
+                if denied_by(documents, Request(a, role, where.get(a, "*")))]
+    other = "arn:aws:secretsmanager:ap-northeast-1:333333333333:secret:pipeline/github-token"
+    assert denied_by(documents, Request("secretsmanager:GetSecretValue", role, other))
     writes = [a for actions in PROVIDER_READS.values() for a in actions
-              if not a.split(":")[1].startswith(("Get", "Describe", "List", "BatchGet", "View"))]
+              if not a.split(":")[1].startswith(("Get", "Describe", "List", "BatchGet", "View", "Search"))]
     assert writes == []
 
 

@@ -5,6 +5,7 @@ addresses when a node group goes, configuration errors, and checkov over every c
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,21 @@ def synth_stacks(accounts: Path, out: Path) -> dict[str, dict]:
 
 def policy(body: dict, key: str = "policy") -> dict:
     return json.loads(body[key])
+
+
+def use_cluster_autoscaler(accounts: Path, *names: str) -> None:
+    """Every group a managed node group (decision 0005): ``autoscaler: cluster-autoscaler`` on main."""
+    for name in names:
+        edit(accounts / f"{name}.yaml", "  main:\n", "  main:\n    autoscaler: cluster-autoscaler\n")
+
+
+@pytest.fixture(scope="module")
+def autoscaler_stacks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """The example with every service cluster on the Cluster Autoscaler, synthesized once."""
+    accounts = tmp_path_factory.mktemp("autoscaler") / "accounts"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "accounts", accounts)
+    use_cluster_autoscaler(accounts, "prod", "stg", "dev")
+    return synth_stacks(accounts, accounts.parent / "out")
 
 
 def test_every_cluster_slot_and_shared_stack_is_synthesized(synth_out: Path) -> None:
@@ -235,10 +251,16 @@ def test_node_groups_use_their_templates_repair_and_leave_desired_to_the_autosca
         assert group["labels"]["fleetform.io/node-group"] == name
 
 
-def test_spot_groups_are_diversified(stack_json) -> None:
+def test_under_karpenter_only_the_system_group_is_a_managed_node_group(stack_json) -> None:
+    for slot in SLOTS:
+        assert [g["node_group_name"] for g in resources(stack_json(slot), "aws_eks_node_group").values()] == [
+            "system"], slot
+
+
+def test_spot_groups_are_diversified(autoscaler_stacks) -> None:
     seen = 0
     for slot in SLOTS:
-        for group in resources(stack_json(slot), "aws_eks_node_group").values():
+        for group in resources(autoscaler_stacks[slot], "aws_eks_node_group").values():
             if group["capacity_type"] == "SPOT":
                 seen += 1
                 assert len(group["instance_types"]) >= 3
@@ -249,8 +271,8 @@ def test_spot_groups_are_diversified(stack_json) -> None:
     assert seen == 4  # prod-main blue+green, stg, dev
 
 
-def test_gpu_group_has_nvidia_ami_taint_and_label(stack_json) -> None:
-    groups = resources(stack_json("prod-main-green"), "aws_eks_node_group")
+def test_gpu_group_has_nvidia_ami_taint_and_label(autoscaler_stacks) -> None:
+    groups = resources(autoscaler_stacks["prod-main-green"], "aws_eks_node_group")
     gpu = groups["nodes-gpu_group"]
     assert gpu["ami_type"] == "AL2023_x86_64_NVIDIA"
     assert gpu["taint"] == [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}]
@@ -265,6 +287,7 @@ def test_labels_taints_desired_and_graviton_from_configuration(tmp_path: Path, a
          "               labels: {team: platform}, taints: [{key: dedicated, value: system, effect: NoExecute}]}\n"
          "      arm: {instance_types: [m7g.large, c7g.large], min: 0, max: 5}\n"
          "      bottle: {gpu: true, ami_type: BOTTLEROCKET_x86_64_NVIDIA, instance_types: [g6.xlarge], min: 0, max: 1}")
+    use_cluster_autoscaler(accounts_copy, "dev")
     groups = resources(synth_stacks(accounts_copy, tmp_path / "out")["dev-main-blue"], "aws_eks_node_group")
     system = groups["nodes-system_group"]
     assert system["scaling_config"] == [{"min_size": 1, "max_size": 3, "desired_size": 2}]
@@ -381,12 +404,18 @@ def test_loki_bucket_outlives_slots(stack_json) -> None:
         assert "aws_s3_bucket" not in stack_json(slot)["resource"]
 
 
-def test_removing_a_node_group_changes_no_other_resource(tmp_path: Path, accounts_copy: Path, stack_json) -> None:
-    edit(accounts_copy / "prod.yaml",
-         "      gpu: {gpu: true, instance_types: [g6.xlarge, g5.xlarge], min: 0, max: 10}\n", "")
+def test_removing_a_node_group_changes_no_other_resource(tmp_path: Path, accounts_copy: Path, stack_json,
+                                                        autoscaler_stacks) -> None:
+    gpu = "      gpu: {gpu: true, instance_types: [g6.xlarge, g5.xlarge], min: 0, max: 10}\n"
+    edit(accounts_copy / "prod.yaml", gpu, "")
+    # under Karpenter the group is a NodePool (fleetform gitops): no stack changes at all
+    karpenter = synth_stacks(accounts_copy, tmp_path / "karpenter")
+    for slot in SLOTS:
+        assert flat(karpenter[slot]) == flat(stack_json(slot)), slot
+    use_cluster_autoscaler(accounts_copy, "prod", "stg", "dev")
     after = synth_stacks(accounts_copy, tmp_path / "out")
     for slot in ("prod-main-blue", "prod-main-green"):
-        before_res, after_res = flat(stack_json(slot)), flat(after[slot])
+        before_res, after_res = flat(autoscaler_stacks[slot]), flat(after[slot])
         assert set(before_res) - set(after_res) == {"aws_eks_node_group.nodes-gpu_group",
                                                     "aws_launch_template.nodes-gpu_template"}
         assert not set(after_res) - set(before_res)
@@ -397,7 +426,7 @@ def test_removing_a_node_group_changes_no_other_resource(tmp_path: Path, account
             strip = {k: v for k, v in after_res[address].items() if k != "depends_on"}
             assert strip == {k: v for k, v in before_res[address].items() if k != "depends_on"}
     for stack in ("prod-ops-blue", "prod-network", "prod-main-shared", "stg-main-blue"):
-        assert flat(stack_json(stack)) == flat(after[stack]), stack
+        assert flat(autoscaler_stacks[stack]) == flat(after[stack]), stack
 
 
 def test_changing_instance_types_changes_only_that_group_which_is_created_before_destroyed(
@@ -464,16 +493,21 @@ def test_checkov_passes_on_every_network_dns_and_cluster_stack(synth_out: Path, 
 
 
 def test_adding_the_documented_node_group_adds_only_that_group(tmp_path: Path, accounts_copy: Path,
-                                                                stack_json) -> None:
+                                                                stack_json, autoscaler_stacks) -> None:
     """The YAML in docs/clusters.md ("Add a node group") works as written."""
     doc = (Path(__file__).resolve().parent.parent / "docs" / "clusters.md").read_text()
     block = doc.split("## Add a node group", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
     group = block[block.index("      batch:"):]
     gpu_line = "      gpu: {gpu: true, instance_types: [g6.xlarge, g5.xlarge], min: 0, max: 10}\n"
     edit(accounts_copy / "prod.yaml", gpu_line, gpu_line + group)
+    # under Karpenter (the default) the group is a NodePool from fleetform gitops: the plan changes nothing
+    karpenter = synth_stacks(accounts_copy, tmp_path / "karpenter")
+    for slot in ("prod-main-blue", "prod-main-green"):
+        assert flat(karpenter[slot]) == flat(stack_json(slot)), slot
+    use_cluster_autoscaler(accounts_copy, "prod", "stg", "dev")
     after = synth_stacks(accounts_copy, tmp_path / "out")
     for slot in ("prod-main-blue", "prod-main-green"):
-        before_res, after_res = flat(stack_json(slot)), flat(after[slot])
+        before_res, after_res = flat(autoscaler_stacks[slot]), flat(after[slot])
         assert set(after_res) - set(before_res) == {"aws_eks_node_group.nodes-batch_group",
                                                     "aws_launch_template.nodes-batch_template"}
         assert not set(before_res) - set(after_res)

@@ -193,10 +193,15 @@ def test_removing_an_az_changes_no_other_resource(tmp_path: Path, accounts_copy:
         "aws_route_table.vpc_rt-private-3", "aws_route.vpc_route-private-3-nat",
         "aws_vpc_endpoint_route_table_association.vpc_endpoint-s3-private-3",
         "aws_vpc_endpoint_route_table_association.vpc_endpoint-dynamodb-private-3",
+        # the ops hub's routes to the spokes from that AZ's private route table (decision 0005)
+        "aws_route.ops-hub_route-private-3-stg", "aws_route.ops-hub_route-private-3-dev",
     }
-    # each interface endpoint drops the third private subnet from its subnet_ids (an in-place update)
+    # each interface endpoint and the Transit Gateway attachment hold one subnet per AZ in one resource:
+    # they drop the third subnet in place
     changed = {a for a in after_net if before_net[a] != after_net[a]}
-    assert changed == {f"aws_vpc_endpoint.vpc_endpoint-{s.replace('.', '-')}" for s in INTERFACE_ENDPOINTS}
+    attachment = "aws_ec2_transit_gateway_vpc_attachment.ops-hub_attachment"
+    assert changed == {f"aws_vpc_endpoint.vpc_endpoint-{s.replace('.', '-')}" for s in INTERFACE_ENDPOINTS} | {
+        attachment}
     for address in changed:
         assert after_net[address]["subnet_ids"] == before_net[address]["subnet_ids"][:2]
         assert {k: v for k, v in after_net[address].items() if k != "subnet_ids"} == {

@@ -267,10 +267,17 @@ def test_green_node_groups(env: Env) -> None:
     small = run(env, c.green_node_groups, stubs={"eks": [
         ("list_nodegroups", groups), ("describe_nodegroup", nodegroup("system")),
         ("describe_nodegroup", nodegroup("app", desired=1)), ("describe_nodegroup", nodegroup("gpu", desired=0))]})
-    assert small.status == "fail" and "app desired 1 < 3" in small.detail
+    # under Karpenter only the system group is a managed node group; app and gpu are NodePools
+    assert small.status == "pass"
+    small = run(env, c.green_node_groups, stubs={"eks": [
+        ("list_nodegroups", groups), ("describe_nodegroup", nodegroup("system", desired=1)),
+        ("describe_nodegroup", nodegroup("app", desired=1)), ("describe_nodegroup", nodegroup("gpu", desired=0))]})
+    assert small.status == "fail" and "system desired 1 < 2" in small.detail
     degraded = run(env, c.green_node_groups, stubs={"eks": [
         ("list_nodegroups", {"nodegroups": ["system"]}), ("describe_nodegroup", nodegroup("system", "DEGRADED"))]})
-    assert degraded.status == "fail" and "system is DEGRADED" in degraded.detail and "app missing" in degraded.detail
+    assert degraded.status == "fail" and "system is DEGRADED" in degraded.detail and "app" not in degraded.detail
+    missing = run(env, c.green_node_groups, stubs={"eks": [("list_nodegroups", {"nodegroups": []})]})
+    assert missing.status == "fail" and "system missing" in missing.detail
 
 
 def test_green_node_groups_found_by_label_under_their_prefixed_eks_names(env: Env) -> None:

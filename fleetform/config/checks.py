@@ -8,7 +8,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from fleetform.config.capacity import capacity_problems
 from fleetform.config.endpoints import BASTION_ENDPOINTS, cluster_endpoints, missing_endpoints
+from fleetform.config.hub import hub_problems
 from fleetform.config.models import Account, ClusterConfig, FleetConfig, NodeGroupConfig
 from fleetform.config.network import subnet_plan
 from fleetform.constructs.scp_library import (
@@ -62,6 +64,8 @@ def check_config(config: FleetConfig, partial: bool = False) -> list[Problem]:
         *_regions(config),
         *_networks(config),
         *_clusters(config),
+        *hub_problems(config),
+        *capacity_problems(config),
     ]
 
 

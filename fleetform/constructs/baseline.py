@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleetform.constructs.aws_config import ConfigRecorderProps, ConfigRecorders
-from fleetform.constructs.plan_permissions import DATA_READS, VIEW_ONLY_POLICY, plan_read_actions
+from fleetform.constructs.plan_permissions import DATA_READS, DATA_READS_EXEMPT, VIEW_ONLY_POLICY, plan_read_actions
 from fleetform.engine import Construct, Resource, policy_json
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
@@ -104,8 +104,12 @@ class AccountBaseline(Construct):
                  policy=policy_json([{"Sid": "ProviderReads", "Effect": "Allow", "Action": plan_read_actions(),
                                       "Resource": "*"}]))
         Resource(self, "plan-no-data", "aws_iam_role_policy", name="deny-data-reads", role=self.plan_role.id_ref,
-                 policy=policy_json([{"Sid": "DenyDataReads", "Effect": "Deny", "Action": list(DATA_READS),
-                                      "Resource": "*"}]))
+                 policy=policy_json([
+                     {"Sid": "DenyDataReads", "Effect": "Deny",
+                      "Action": [a for a in DATA_READS if a not in DATA_READS_EXEMPT], "Resource": "*"},
+                     *({"Sid": f"DenyDataReads{i}", "Effect": "Deny", "Action": action, "NotResource": list(arns)}
+                       for i, (action, arns) in enumerate(sorted(DATA_READS_EXEMPT.items()), 1)),
+                 ]))
         self.apply_role = Resource(
             self, "apply-role", "aws_iam_role", name=ACCOUNT_APPLY_ROLE,
             description="fleetform: terraform apply; assumed by the pipeline's apply role",

@@ -19,6 +19,7 @@ from fleetform.errors import UsageError
 from fleetform.sandbox.server import SANDBOX_STATE_DIR
 from fleetform.scripts.common import aws_options, config_option, emit_json, handle_errors, output_option
 from fleetform.upgrade import checks as checks_mod
+from fleetform.upgrade.argocd import argocd_preview
 from fleetform.upgrade.aws import connect, is_sandbox_endpoint
 from fleetform.upgrade.gates import GateResult, workspace_arn
 from fleetform.upgrade.permissions import PolicyScope, policy
@@ -241,14 +242,19 @@ def prepare_command(cluster: str, to_version: str, output: str, config_dir: str,
     next_step = (f"commit {target.account.file} in a pull request; the pipeline plans and, on merge, applies "
                  f"{target.eks_name(target.new_slot)}; then: cluster-upgrade verify {cluster} "
                  f"--account {target.account.name}")
+    argocd = argocd_preview(target, to_version)
     if output == "json":
         emit_json({"file": target.account.file, "slot": target.new_slot, "version": to_version,
-                   "changed": bool(diff), "diff": diff, "next": next_step})
+                   "changed": bool(diff), "diff": diff, "next": next_step, "argocd": argocd})
         return
     if diff:
         click.echo(diff, nl=False)
     else:
         click.echo(f"{target.account.file}: {target.new_slot} is already at {to_version} (nothing to change)")
+    if argocd is not None:
+        click.echo(f"Argo CD ({argocd['ops_cluster']}): once applied, cluster {argocd['cluster_secret']} appears, "
+                   f"from {argocd['registration']}; ApplicationSets selecting {argocd['selector']} deploy to it; "
+                   f"verify waits for their {argocd['metric']} to be Synced and Healthy")
     click.secho(f"next: {next_step}", fg="cyan")
 
 

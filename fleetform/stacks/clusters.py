@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from fleetform.config.capacity import managed_node_groups
 from fleetform.config.models import SLOT_NAMES, Account, ClusterConfig, FleetConfig, SlotConfig
 from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.dns import HostedZone, WeightedRecord, WeightedRecordProps
@@ -47,6 +48,7 @@ from fleetform.naming import (
     cluster_shared_stack,
     dns_stack,
     karpenter_node_role,
+    loki_bucket,
     network_stack,
     role_arn,
     slot_stack,
@@ -107,7 +109,7 @@ def _shared_stack(fleet: FleetApp, account: Account, name: str, cluster: Cluster
     loki_key = KmsKey(stack, "loki-key", KmsKeyProps(alias=f"{prefix}-loki", description=f"Loki logs of {prefix}",
                                                      account_id=stack.account_id))
     loki = SecureBucket(stack, "loki", BucketProps(
-        name=f"{config.organization.name}-{stack.account_id}-{name}-loki", kms_key_arn=loki_key.arn,
+        name=loki_bucket(config.organization.name, stack.account_id, name), kms_key_arn=loki_key.arn,
         transition_days=30, expiration_days=400, access_log_reason=LOKI_LOG_REASON))
     stack.loki_bucket = loki  # type: ignore[attr-defined]
     stack.loki_key = loki_key  # type: ignore[attr-defined]
@@ -203,7 +205,8 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
               for addon in ADDONS_BEFORE_NODES]
     groups = []
     releases = AmiReleases(stack, settings)
-    for group_name, group in cluster.node_groups.items():
+    # under Karpenter only the system group is a managed node group (decision 0005)
+    for group_name, group in managed_node_groups(cluster).items():
         ami_type = group.ami_type or default_ami_type(group.instance_types, group.gpu)
         groups.append(NodeGroup(stack, f"nodes-{group_name}", NodeGroupProps(
             cluster_name=cluster_ref, name=group_name, node_role_arn=node_role.arn,

@@ -16,6 +16,7 @@ from typing import Any
 
 from fleetform import naming
 from fleetform.aws_session import ApiUnavailable, AwsError, call
+from fleetform.config.capacity import managed_node_groups
 from fleetform.config.checks import MAX_MINOR_JUMP, instance_family
 from fleetform.errors import FleetformError
 from fleetform.upgrade.aws import Aws
@@ -372,7 +373,7 @@ def green_active(ctx: CheckContext) -> Outcome:
         "eks:ListNodegroups", "eks:DescribeNodegroup")
 def green_node_groups(ctx: CheckContext) -> Outcome:
     groups = {naming.node_group_key(g): g for g in ctx.nodegroups(ctx.target.new_slot)}
-    wanted = ctx.target.cluster.node_groups
+    wanted = managed_node_groups(ctx.target.cluster)  # the rest are Karpenter NodePools
     problems = [f"{name} missing" for name in wanted if name not in groups]
     for name, group in groups.items():
         scaling = group.get("scalingConfig") or {}

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleetform.naming import ARGOCD_STATUS_ROLE
+
 REGISTRY: dict[str, tuple[str, ...]] = {}
 
 # boto3 service name -> IAM prefix, where they differ
-_PREFIX = {"service-quotas": "servicequotas", "elbv2": "elasticloadbalancing"}
+_PREFIX = {"service-quotas": "servicequotas", "elbv2": "elasticloadbalancing", "amp": "aps"}
 # operations whose IAM action has another name
 _S3_ACTIONS = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "HeadBucket": "ListBucket",
                "GetBucketEncryption": "GetEncryptionConfiguration"}
@@ -96,6 +98,9 @@ def policy(scope: PolicyScope | None = None) -> dict[str, Any]:
             {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com",
                             "kms:EncryptionContext:aws:s3:arn": [f"arn:aws:s3:::{scope.state_bucket}",
                                                                  f"{objects}/*"]}})
+    # verify's argocd-synced check: Argo CD's metrics in the ops account's workspace (fleetform.upgrade.argocd)
+    add("ArgoCdStatusInTheOpsAccount", ["sts:AssumeRole"], [f"arn:aws:iam::*:role/{ARGOCD_STATUS_ROLE}"])
+    add("QueryMetricsWorkspaces", ["aps:QueryMetrics"], [f"arn:aws:aps:{scope.region}:*:workspace/*"])
     # the rest: read-only APIs that take no resource ARN (or none known before the call)
     add("ReadOnlyWithoutResourceScope", [a for a in actions if a not in claimed], ["*"])
     return {"Version": "2012-10-17", "Statement": statements}
@@ -128,4 +133,4 @@ class PolicyScope:
 
 def _load_all() -> None:
     """Import every module that declares actions (declarations run at import)."""
-    from fleetform.upgrade import checks, gates, runbook, state, weights  # noqa: F401
+    from fleetform.upgrade import argocd, checks, gates, runbook, state, weights  # noqa: F401

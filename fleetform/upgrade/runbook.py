@@ -19,6 +19,7 @@ from typing import Any, Protocol
 from fleetform.aws_session import AwsError, call
 from fleetform.errors import FleetformError, UsageError
 from fleetform.upgrade import gates as gates_mod
+from fleetform.upgrade.argocd import ARGOCD_CHECKS
 from fleetform.upgrade.aws import Aws
 from fleetform.upgrade.checks import PLAN_CHECKS, VERIFY_CHECKS, CheckContext, CheckResult, blocking, run_checks
 from fleetform.upgrade.gates import GateResult, Traffic
@@ -156,7 +157,7 @@ class Runbook:
     def verify(self) -> list[CheckResult]:
         ctx = CheckContext(self.aws, self.target, self.new_version(), self.store, self.clock.now(),
                            smoke_base_url=self.options.smoke_base_url)
-        return [_caller_check(self), *run_checks(VERIFY_CHECKS, ctx)]
+        return [_caller_check(self), *run_checks([*VERIFY_CHECKS, *ARGOCD_CHECKS], ctx)]
 
     def status(self) -> dict[str, Any]:
         state = self.load()
