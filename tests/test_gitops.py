@@ -167,7 +167,9 @@ def test_values_name_what_the_stacks_create(written, stack_json, example_config)
 
 
 def test_only_the_system_group_is_a_managed_node_group_under_karpenter(stack_json):
-    groups = [g["node_group_name"] for g in bodies(stack_json("prod-main-blue"), "aws_eks_node_group")]
+    from fleetform.naming import NODE_GROUP_LABEL
+
+    groups = [g["labels"][NODE_GROUP_LABEL] for g in bodies(stack_json("prod-main-blue"), "aws_eks_node_group")]
     assert groups == ["system"]
 
 
@@ -179,7 +181,9 @@ def test_cluster_autoscaler_keeps_every_managed_node_group(accounts_copy, tmp_pa
     assert slot.karpenter == [] and "karpenter" not in slot.values
     assert slot.values["cluster-autoscaler"]["autoDiscovery"] == {"clusterName": "prod-main-blue"}
     stacks = synth_stacks(accounts_copy, tmp_path / "out")
-    groups = [g["node_group_name"] for g in bodies(stacks["prod-main-blue"], "aws_eks_node_group")]
+    from fleetform.naming import NODE_GROUP_LABEL
+
+    groups = [g["labels"][NODE_GROUP_LABEL] for g in bodies(stacks["prod-main-blue"], "aws_eks_node_group")]
     assert sorted(groups) == ["app", "gpu", "system"]
 
 

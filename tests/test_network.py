@@ -261,7 +261,12 @@ def az_resources(n: int) -> set[str]:
         f"aws_route_table_association.vpc_rta-{tier}-{n}" for tier in ("private", "public", "intra")} | {
         f"aws_nat_gateway.vpc_nat-{n}", f"aws_eip.vpc_nat-eip-{n}", f"aws_route_table.vpc_rt-private-{n}",
         f"aws_route.vpc_route-private-{n}-nat", f"aws_vpc_endpoint_route_table_association.vpc_endpoint-s3-private-{n}",
-        f"aws_vpc_endpoint_route_table_association.vpc_endpoint-dynamodb-private-{n}"}
+        f"aws_vpc_endpoint_route_table_association.vpc_endpoint-dynamodb-private-{n}",
+        # prod holds the ops hub: its private route tables route to the spokes (decision 0005)
+        f"aws_route.ops-hub_route-private-{n}-stg", f"aws_route.ops-hub_route-private-{n}-dev"}
+
+
+HUB_ATTACHMENT = "aws_ec2_transit_gateway_vpc_attachment.ops-hub_attachment"
 
 
 def test_removing_a_middle_zone_keeps_the_others_in_place(tmp_path: Path, accounts_copy: Path, stack_json) -> None:
@@ -273,10 +278,12 @@ def test_removing_a_middle_zone_keeps_the_others_in_place(tmp_path: Path, accoun
     assert set(before_net) - set(after_net) == az_resources(2)
     assert not set(after_net) - set(before_net)
     changed = {a for a in after_net if before_net[a] != after_net[a]}
-    assert changed == {f"aws_vpc_endpoint.vpc_endpoint-{s.replace('.', '-')}" for s in INTERFACE_ENDPOINTS}
-    for address in changed:
+    assert changed == {f"aws_vpc_endpoint.vpc_endpoint-{s.replace('.', '-')}" for s in INTERFACE_ENDPOINTS} | {
+        HUB_ATTACHMENT}
+    for address in changed - {HUB_ATTACHMENT}:
         assert after_net[address]["subnet_ids"] == [
             "${aws_subnet.vpc_subnet-private-1.id}", "${aws_subnet.vpc_subnet-private-3.id}"]
+    assert len(after_net[HUB_ATTACHMENT]["subnet_ids"]) == 2
 
 
 def test_adding_a_zone_adds_only_its_resources(tmp_path: Path, accounts_copy: Path, stack_json) -> None:
@@ -287,7 +294,7 @@ def test_adding_a_zone_adds_only_its_resources(tmp_path: Path, accounts_copy: Pa
     assert set(after) - set(before) == az_resources(4)
     assert not set(before) - set(after)
     assert after["aws_subnet.vpc_subnet-private-4"]["availability_zone_id"] == "apne1-az3"
-    assert all(after[a] == before[a] for a in before if not a.startswith("aws_vpc_endpoint."))
+    assert all(after[a] == before[a] for a in before if not a.startswith("aws_vpc_endpoint.") and a != HUB_ATTACHMENT)
 
 
 def test_single_nat_sits_in_the_first_remaining_zone(tmp_path: Path, accounts_copy: Path) -> None:

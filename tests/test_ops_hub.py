@@ -73,7 +73,8 @@ def test_ops_vpc_routes_to_every_spoke_and_spokes_route_only_back_to_ops(plan, s
     ops_routes = _tgw_routes(ops)
     azs = example_config.account("prod").spec.network.azs
     # Argo CD's pods are in the private subnets: each private table routes every spoke, nothing else does
-    assert ops_routes == {f"private-{n}": spoke_cidrs for n in range(1, azs + 1)}
+    zones = [n for n, zone in enumerate(azs, 1) if zone] if isinstance(azs, list) else range(1, azs + 1)
+    assert ops_routes == {f"private-{n}": spoke_cidrs for n in zones}
     for spoke in plan.spokes:
         # the spoke's network stack itself holds nothing of the hub: a change of the ops network re-plans
         # only the spoke's small transit stack

@@ -32,6 +32,7 @@ from fleetform.constructs.node_group import (
     is_arm,
 )
 from fleetform.constructs.vpc import DISCOVERY_TAG
+from fleetform.naming import karpenter_node_role
 
 NODEPOOL_API = "karpenter.sh/v1"
 NODECLASS_API = "karpenter.k8s.aws/v1"
@@ -126,7 +127,7 @@ def node_class(name: str, group: NodeGroupConfig, *, cluster_name: str, account:
         "kind": "EC2NodeClass",
         "metadata": {"name": name},
         "spec": {
-            "role": f"{cluster_name}-node",
+            "role": karpenter_node_role(cluster_name),  # its EC2_LINUX access entry is the slot stack's
             "amiSelectorTerms": [{"alias": alias}],
             "subnetSelectorTerms": [{"tags": {DISCOVERY_TAG: account}}],
             "securityGroupSelectorTerms": [{"tags": {DISCOVERY_TAG: cluster_name}}],
