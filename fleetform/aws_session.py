@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.exceptions
@@ -12,8 +14,27 @@ from botocore.exceptions import ProfileNotFound
 from fleetform.errors import FleetformError, UsageError
 
 
+def check_endpoint_url(url: str | None, source: str = "--endpoint-url") -> str | None:
+    """The one check of an endpoint URL (``--endpoint-url`` and AWS_ENDPOINT_URL): botocore refuses a URL
+    without http:// or https:// with a bare ValueError at the first client; here it is a usage error."""
+    if url is None or url == "":
+        return None
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        guess = url.split("://", 1)[-1]
+        raise UsageError(f"{source} {url!r} is not a URL with a scheme: write http://{guess} "
+                         f"(or https://{guess})")
+    return url
+
+
 def session(profile: str | None, region: str | None = None) -> boto3.Session:
-    """A boto3 session; an unknown ``--profile`` is a usage error (exit 2), not a traceback."""
+    """A boto3 session; an unknown ``--profile`` or a malformed AWS_ENDPOINT_URL is a usage error (exit 2),
+    not a traceback."""
+    check_endpoint_url(os.environ.get("AWS_ENDPOINT_URL"), "AWS_ENDPOINT_URL")
     try:
         return boto3.Session(profile_name=profile, region_name=region)
     except ProfileNotFound as exc:
@@ -52,7 +73,8 @@ def call(method: Callable[..., Any], **kwargs: Any) -> Any:
             raise ApiUnavailable(f"{exc.operation_name} is not offered by this endpoint") from exc
         raise AwsError(exc.operation_name, code, str(error.get("Message", "")).strip()) from exc
     except botocore.exceptions.NoCredentialsError as exc:
-        raise FleetformError("no AWS credentials: use --profile, or for the sandbox --endpoint-url") from exc
+        # fixed on the command line, like an unknown profile: a usage error (exit 2) in every command
+        raise UsageError("no AWS credentials: use --profile, or for the sandbox --endpoint-url") from exc
     except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as exc:
         raise FleetformError(f"cannot reach AWS: {exc}") from exc
     except botocore.exceptions.BotoCoreError as exc:

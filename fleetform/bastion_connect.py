@@ -92,10 +92,10 @@ def _client(session: boto3.Session, service: str, target: Target) -> Any:
 
 
 def _aws_error(action: str, target: Target, exc: Exception) -> FleetformError:
-    hint = ""
-    if isinstance(exc, NoCredentialsError):
-        hint = " (give --profile, or log in first, e.g. `aws sso login --profile ...`)"
-    return FleetformError(f"{action} in account {target.account} ({target.region}) failed: {exc}{hint}")
+    text = f"{action} in account {target.account} ({target.region}) failed: {exc}"
+    if isinstance(exc, NoCredentialsError):  # fixed on the command line: a usage error, as in every command
+        return UsageError(f"{text} (give --profile, or log in first, e.g. `aws sso login --profile ...`)")
+    return FleetformError(text)
 
 
 def check_account(session: boto3.Session, target: Target) -> None:

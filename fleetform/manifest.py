@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import dataclass
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
@@ -44,6 +45,27 @@ def read_manifest(out_dir: str | Path) -> list[StackInfo]:
         count = sum(len(v) for v in body.get("resource", {}).values())
         stacks[name] = StackInfo(name, tuple(sorted(entry.get("dependencies", []))), directory, count)
     return [stacks[name] for name in dependency_order({n: s.dependencies for n, s in stacks.items()})]
+
+
+def prune_stale_stacks(out_dir: str | Path) -> tuple[list[str], list[str]]:
+    """Remove the stack directories of ``out_dir/stacks`` that the manifest no longer lists (a removed
+    account, cluster or slot), so nothing plans or applies them by mistake. A directory that holds a
+    local Terraform state is kept and reported: removing it would lose that state.
+    Returns (removed, kept)."""
+    root = Path(out_dir)
+    manifest = json.loads((root / "manifest.json").read_text())
+    current = {(root / entry["workingDirectory"]).resolve() for entry in manifest["stacks"].values()}
+    removed, kept = [], []
+    stacks = root / "stacks"
+    for directory in sorted(stacks.iterdir()) if stacks.is_dir() else []:
+        if not directory.is_dir() or directory.resolve() in current:
+            continue
+        if any(directory.glob("terraform.tfstate*")):
+            kept.append(directory.name)
+            continue
+        shutil.rmtree(directory)
+        removed.append(directory.name)
+    return removed, kept
 
 
 def dependency_order(graph: dict[str, tuple[str, ...] | list[str]]) -> list[str]:

@@ -466,11 +466,11 @@ def test_max_unavailable_percentage_from_configuration(tmp_path: Path, accounts_
          "1-36"),
         ("app: {capacity: spot, instance_types: [m7i.xlarge, m6i.xlarge, m7a.xlarge, m6a.xlarge]",
          "app: {capacity: spot, instance_types: [m7i.xlarge, m7g.xlarge, m7a.xlarge, m6a.xlarge]",
-         "prod.yaml: clusters.main.node_groups.app.instance_types: mixes ARM (m7g.xlarge) and x86"),
+         "prod.yaml:21: clusters.main.node_groups.app.instance_types: mixes ARM (m7g.xlarge) and x86"),
         ("  name: prod\n", "  name: production-and-customer-facing\n",
-         "prod.yaml: clusters.main: account and cluster names are too long"),
+         "prod.yaml:14: clusters.main: account and cluster names are too long"),
         ("hostname: api.familyalbum.example", "hostname: familyalbum.example",
-         "prod.yaml: clusters.main.hostname: 'familyalbum.example' is the zone apex"),
+         "prod.yaml:15: clusters.main.hostname: 'familyalbum.example' is the zone apex"),
     ],
 )
 def test_bad_cluster_configuration_is_reported(accounts_copy: Path, old: str, new: str, expected: str) -> None:

@@ -208,7 +208,7 @@ def test_unknown_endpoint_service_names_file_path_and_did_you_mean(accounts_copy
 @pytest.mark.parametrize(("value", "expected"), [
     ("[ec2, sts, ec2]", "network.interface_endpoints: listed more than once: ec2"),
     ("ec2", "network.interface_endpoints: Input should be a valid list"),
-    ("[ec2, 443]", "network.interface_endpoints.1: Input should be a valid string"),
+    ("[ec2, 443]", 'network.interface_endpoints.1: 443 is a number in YAML, but this field is text: quote it, "443"'),
 ])
 def test_malformed_endpoint_lists(accounts_copy, value, expected):
     edit(accounts_copy / "dev.yaml", DEV_ENDPOINTS, f"interface_endpoints: {value}")
@@ -225,7 +225,7 @@ def test_without_nat_a_cluster_needs_its_node_endpoints(accounts_copy):
     edit(accounts_copy / "dev.yaml", "nat: single", "nat: none")
     edit(accounts_copy / "dev.yaml", DEV_ENDPOINTS, "interface_endpoints: [ec2, ecr.api, sts, ssmmessages]")
     [problem] = problems_for(accounts_copy)
-    assert problem.startswith(f"{accounts_copy / 'dev.yaml'}: network.interface_endpoints: with nat: none "
+    assert problem.startswith(f"{accounts_copy / 'dev.yaml'}:15: network.interface_endpoints: with nat: none "
                               "the nodes of cluster main reach AWS only through interface endpoints, and need "
                               "ec2, ecr.api, ecr.dkr, sts, logs, eks-auth, eks, sqs, ssm; missing: ecr.dkr (")
     missing = problem.split("missing: ", 1)[1]
@@ -276,7 +276,7 @@ def test_bastion_without_nat_is_one_rule(accounts_copy):
     edit(accounts_copy / "dev.yaml", DEV_ENDPOINTS, DEV_ENDPOINTS.replace("ssmmessages, ", ""))
     [problem] = problems_for(accounts_copy)
     assert problem == (
-        f"{accounts_copy / 'dev.yaml'}: network.nat: the bastion needs outbound HTTPS through NAT: it downloads "
+        f"{accounts_copy / 'dev.yaml'}:11: network.nat: the bastion needs outbound HTTPS through NAT: it downloads "
         "kubectl from dl.k8s.io at boot, which no VPC endpoint serves; use nat: single or per-az (without NAT, "
         "Session Manager would also need the interface endpoints ssm, ssmmessages, ec2messages; missing: "
         "ssmmessages)")

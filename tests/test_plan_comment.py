@@ -121,7 +121,7 @@ def test_missing_or_failed_shard_and_newer_commit(github, s3, moto_endpoint, tmp
 
     # shard 2 fails before planning (bad --var): it reports its error instead of staying silent
     result = plan_shard(synth, tmp_path / "plan", url, moto_endpoint, "2/2", "bbbb222", "--var", "nope=1")
-    assert result.exit_code == 2 and "no stack declares this variable" in result.stderr
+    assert result.exit_code == 1 and "no stack declares this variable" in result.stderr
     result = plan_comment(url, moto_endpoint, "bbbb222")
     assert result.exit_code == 1
     body = ours(fake)[0]["body"]
@@ -143,13 +143,13 @@ def test_missing_or_failed_shard_and_newer_commit(github, s3, moto_endpoint, tmp
 def test_plan_comment_needs_a_pull_request_and_a_bucket(github, tmp_path):
     _, url = github
     result = CliRunner().invoke(cli, ["plan-comment", "--bucket", BUCKET, "--head-commit", "abc", "--api-url", url])
-    assert result.exit_code == 2 and "needs --pull-request N" in result.stderr
+    assert result.exit_code == 1 and "needs --pull-request N" in result.stderr
     result = CliRunner().invoke(cli, ["plan-comment", "--head-commit", "abc", "--pull-request", "7"])
-    assert result.exit_code == 2 and "--bucket" in result.stderr
+    assert result.exit_code == 1 and "--bucket" in result.stderr
     synth = three_stacks(tmp_path / "cdktf.out", tmp_path / "state")
     result = CliRunner().invoke(cli, ["plan", "--synth-dir", str(synth), "--publish-bucket", BUCKET, "--comment",
                                       "--pull-request", "7"])
-    assert result.exit_code == 2 and "choose one" in result.stderr
+    assert result.exit_code == 1 and "choose one" in result.stderr
 
 
 def test_dependency_order_and_size_limit():
@@ -183,7 +183,7 @@ def test_a_shard_with_a_bad_configuration_reports_it(github, s3, moto_endpoint, 
     synth = three_stacks(tmp_path / "cdktf.out", tmp_path / "state")
     result = plan_shard(synth, tmp_path / "plan", url, moto_endpoint, "1/1", "cafe123", "--config", str(config),
                         "--affected", "--base", "HEAD")
-    assert result.exit_code == 2 and "organization.yaml" in result.stderr  # the usual message, no traceback
+    assert result.exit_code == 1 and "organization.yaml" in result.stderr  # the usual message, no traceback
     result = plan_comment(url, moto_endpoint, "cafe123", 1, "--config", str(config))  # the broken accounts/
     assert result.exit_code == 1, result.stderr
     [state] = [s["state"] for s in json.loads(result.stdout)["shards"]]

@@ -124,6 +124,7 @@ def test_human_output_has_the_table_details_and_fix(org):
     assert "action needed dev service-linked role: AWSServiceRoleForConfig exists" in result.output
     assert "existing_service_linked_role: [dev]" in result.output
     assert "1 action needed" in result.output
+    assert re.search(r"│ dev +│ \d{12} │", result.output)  # account ids stay whole in an 80-column log
 
 
 def test_a_recorder_not_named_default_needs_action(org):

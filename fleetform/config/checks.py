@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from fleetform.config.aws_values import (
+    instance_type_problem,
+    label_key_problem,
+    label_value_problem,
+    node_group_name_problem,
+    region_problem,
+)
 from fleetform.config.capacity import capacity_problems
 from fleetform.config.endpoints import BASTION_ENDPOINTS, cluster_endpoints, missing_endpoints
 from fleetform.config.hub import hub_problems
@@ -42,10 +50,13 @@ MAX_MINOR_JUMP = 2
 # ("-load-balancer-controller" is the longest suffix; IAM role names are at most 64 characters)
 MAX_SLOT_NAME = 38
 # Graviton (ARM) families have a "g" right after the generation digit: m7g, c7gn, r8gd, t4g, g5g
-NODE_GROUP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,35}$")
 # ARM (Graviton or NVIDIA Grace) instance families: a g after the generation (m7g, c7gd, c7gn, r8g,
 # x2gd, im4gn, is4gen, hpc7g, g5g), the first Graviton (a1), and Grace Blackwell (p6e-gb200)
 ARM_FAMILY = re.compile(r"^([a-z]+\d+g[a-z]*|a1|[a-z]+\d+[a-z]*-gb\d+)$")
+CLUSTER_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+MAX_CLUSTER_NAME = 21
+# "file:line" of a field in a loaded file (the loader knows the lines; plain file name without it)
+Locate = Callable[[str, str], str]
 IAM_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$")
 
 
@@ -53,37 +64,54 @@ def instance_family(instance_type: str) -> str:
     return instance_type.split(".", 1)[0]
 
 
-def check_config(config: FleetConfig, partial: bool = False) -> list[Problem]:
+def _plain(file: str, field: str) -> str:
+    return file
+
+
+def check_config(config: FleetConfig, partial: bool = False, locate: Locate = _plain) -> list[Problem]:
     """All cross-field problems. ``partial``: some account files did not parse, so checks that
-    need every account (references to accounts by name or id) are left out."""
+    need every account (references to accounts by name or id) are left out. ``locate`` names
+    the file (and line) of the other side of a clash between files."""
     return [
-        *_unique_accounts(config),
+        *check_accounts(config.accounts, locate),
         *_account_lifecycle(config, partial),
         *_organization(config, partial),
         *_scps(config, partial),
         *_regions(config),
-        *_networks(config),
-        *_clusters(config),
         *hub_problems(config),
         *capacity_problems(config),
     ]
 
 
-def _unique_accounts(config: FleetConfig) -> Iterator[Problem]:
-    seen: dict[tuple[str, str], str] = {}
-    # accounts that exist first: a clash with a new account (no id) is the new account's file to fix
-    for acct in sorted(config.accounts, key=lambda a: a.id is None):
+def check_accounts(accounts: list[Account], locate: Locate = _plain) -> list[Problem]:
+    """What the account files get wrong, alone and among each other (no organization.yaml needed)."""
+    return [*_unique_accounts(accounts, locate), *_networks(accounts, locate), *_clusters(accounts),
+            *_bastions(accounts)]
+
+
+def _bastions(accounts: list[Account]) -> Iterator[Problem]:
+    for acct in accounts:
+        if acct.spec.bastion is not None:
+            problem = instance_type_problem(acct.spec.bastion.instance_type)
+            if problem:
+                yield Problem(acct.file, "bastion.instance_type", problem)
+
+
+def _unique_accounts(accounts: list[Account], locate: Locate) -> Iterator[Problem]:
+    """A clash belongs to every file in it: each is told, with where the other one is (whichever is new)."""
+    owners: dict[tuple[str, str], list[Account]] = {}
+    for acct in accounts:
         info = acct.spec.account
         for field, value in (("name", info.name), ("email", info.email.lower()), ("id", info.id)):
-            if value is None:
-                continue
-            key = (field, value)
-            if key in seen:
-                hint = ("; a new account (no id) needs an email address that no other account of the organization "
-                        "uses (AWS refuses CreateAccount otherwise)") if field == "email" and info.id is None else ""
-                yield Problem(acct.file, f"account.{field}", f"{value!r} is already used by {seen[key]}{hint}")
-            else:
-                seen[key] = acct.file
+            if value is not None:  # a new account has no id yet (issue 16)
+                owners.setdefault((field, value), []).append(acct)
+    for (field, value), clash in owners.items():
+        for acct in clash if len(clash) > 1 else ():
+            others = ", ".join(locate(o.file, f"account.{field}") for o in clash if o is not acct)
+            hint = ("; a new account (no id) needs an email address that no other account of the organization "
+                    "uses (AWS refuses CreateAccount otherwise)") if field == "email" and acct.id is None else ""
+            yield Problem(acct.file, f"account.{field}", f"{value!r} is already used by {others}; "
+                                                         f"every account needs its own {field}{hint}")
 
 
 def _organization(config: FleetConfig, partial: bool) -> Iterator[Problem]:
@@ -107,8 +135,10 @@ def _organization(config: FleetConfig, partial: bool) -> Iterator[Problem]:
         if ou is None and acct.id != org.management_account_id:
             yield Problem(acct.file, "account.ou", "required for every account but the management account")
         elif ou is not None and ou not in ous:
-            yield Problem(acct.file, "account.ou",
-                          f"unknown OU {ou!r}; organization.yaml defines: {', '.join(sorted(ous))}")
+            hint = difflib.get_close_matches(ou, sorted(ous), n=1, cutoff=0.6)
+            yield Problem(acct.file, "account.ou", f"unknown OU {ou!r}; " + (f"did you mean {hint[0]!r}? " if hint
+                                                                             else "") +
+                          f"organization.yaml defines: {', '.join(sorted(ous))}")
     for i, scp in enumerate(org.scps):
         for j, target in enumerate(scp.targets):
             if target != ROOT_TARGET and target not in ous:
@@ -206,9 +236,17 @@ def _compact_size(path: Path) -> int | None:
 
 
 def _regions(config: FleetConfig) -> Iterator[Problem]:
+    for acct in config.accounts:
+        if acct.spec.dns is not None and ROUTE53_QUERY_LOG_REGION not in config.organization.allowed_regions:
+            yield Problem(acct.file, "dns", f"Route 53 writes query logs to CloudWatch in {ROUTE53_QUERY_LOG_REGION}: "
+                                            f"add {ROUTE53_QUERY_LOG_REGION} to organization.allowed_regions")
     org = config.organization
     org_file = str(Path(config.directory) / "organization.yaml")
     allowed = set(org.allowed_regions)
+    for i, region in enumerate(org.allowed_regions):
+        problem = region_problem(region)
+        if problem:
+            yield Problem(org_file, f"organization.allowed_regions.{i}", problem)
     if org.home_region not in allowed:
         yield Problem(org_file, "organization.home_region",
                       f"{org.home_region!r} is not in allowed_regions {sorted(allowed)}")
@@ -221,9 +259,9 @@ def _regions(config: FleetConfig) -> Iterator[Problem]:
             yield Problem(acct.file, "account.region", f"{region!r} is not in allowed_regions {sorted(allowed)}")
 
 
-def _networks(config: FleetConfig) -> Iterator[Problem]:
+def _networks(accounts: list[Account], locate: Locate) -> Iterator[Problem]:
     claimed: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]] = []
-    for acct in config.accounts:
+    for acct in accounts:
         spec = acct.spec
         if spec.network is None:
             if spec.clusters:
@@ -247,8 +285,11 @@ def _networks(config: FleetConfig) -> Iterator[Problem]:
             except ValueError as exc:
                 yield Problem(acct.file, "network.azs", str(exc))
         for other, other_file in claimed:
-            if network.overlaps(other):
-                yield Problem(acct.file, "network.cidr", f"{network} overlaps {other} in {other_file}")
+            if network.overlaps(other):  # told in both files: either may be the new one
+                yield Problem(acct.file, "network.cidr", f"{network} overlaps {other} in "
+                                                         f"{locate(other_file, 'network.cidr')}")
+                yield Problem(other_file, "network.cidr", f"{other} overlaps {network} in "
+                                                          f"{locate(acct.file, 'network.cidr')}")
         claimed.append((network, acct.file))
 
 
@@ -281,19 +322,20 @@ def _without_nat(acct: Account) -> Iterator[Problem]:
         yield Problem(acct.file, "network.nat", message)
 
 
-def _clusters(config: FleetConfig) -> Iterator[Problem]:
+def _clusters(accounts: list[Account]) -> Iterator[Problem]:
     ops_clusters: list[str] = []
-    for acct in config.accounts:
+    for acct in accounts:
         spec = acct.spec
         if spec.clusters and spec.network is not None and spec.network.az_count < 2:
             yield Problem(acct.file, "network.azs", "EKS needs subnets in at least 2 AZs: list 2 or more")
-        if spec.dns is not None and ROUTE53_QUERY_LOG_REGION not in config.organization.allowed_regions:
-            yield Problem(acct.file, "dns", f"Route 53 writes query logs to CloudWatch in {ROUTE53_QUERY_LOG_REGION}: "
-                                            f"add {ROUTE53_QUERY_LOG_REGION} to organization.allowed_regions")
         for name, cluster in spec.clusters.items():
             base = f"clusters.{name}"
-            if not re.match(r"^[a-z][a-z0-9-]{0,20}$", name):
-                yield Problem(acct.file, base, "cluster names are lower-case letters, digits and '-'")
+            if not CLUSTER_NAME.match(name):
+                yield Problem(acct.file, base, f"cluster name {name!r}: lower-case letters, digits and '-', "
+                                               "starting with a letter")
+            elif len(name) > MAX_CLUSTER_NAME:
+                yield Problem(acct.file, base, f"cluster name {name!r} is {len(name)} characters long; "
+                                               f"at most {MAX_CLUSTER_NAME}")
             longest = f"{acct.name}-{name}-green"
             if len(longest) > MAX_SLOT_NAME:
                 yield Problem(acct.file, base, f"account and cluster names are too long: slot names like "
@@ -325,9 +367,12 @@ def _cluster(file: str, base: str, cluster: ClusterConfig, zone: str | None) -> 
             yield Problem(file, f"{base}.slots",
                           f"slots are {minors[1] - minors[0]} minor versions apart; a blue/green jump "
                           f"moves at most {MAX_MINOR_JUMP}")
-    weights = [s.weight for s in cluster.slots.values()]
-    if all(w is not None for w in weights) and sum(w or 0 for w in weights) == 0:
-        yield Problem(file, f"{base}.slots", "all slot weights are 0: the hostname would serve nothing")
+    weights = {slot: cluster.initial_weight(slot) for slot in cluster.slots}
+    if not any(weights.values()):
+        said = ", ".join(f"{slot} {w}" + ("" if cluster.slots[slot].weight is not None else " (default)")
+                         for slot, w in weights.items())
+        yield Problem(file, f"{base}.slots", f"all slot weights are 0 ({said}): the hostname would serve "
+                                             "nothing; give the live slot a weight above 0")
     for i, cidr in enumerate(cluster.public_access_cidrs):
         try:
             net = ipaddress.ip_network(cidr, strict=True)
@@ -343,10 +388,9 @@ def _cluster(file: str, base: str, cluster: ClusterConfig, zone: str | None) -> 
     if cluster.role == "service" and not cluster.node_groups:
         yield Problem(file, f"{base}.node_groups", "a service cluster needs at least one node group")
     for group_name, group in cluster.node_groups.items():
-        if not NODE_GROUP_NAME.match(group_name):
-            yield Problem(file, f"{base}.node_groups.{group_name}",
-                          "a node group name is 1-36 lowercase letters, digits and dashes, starting with a "
-                          "letter (EKS adds a 27-character unique suffix within its 63)")
+        problem = node_group_name_problem(group_name)
+        if problem:
+            yield Problem(file, f"{base}.node_groups.{group_name}", problem)
         yield from _node_group(file, f"{base}.node_groups.{group_name}", group)
 
 
@@ -384,9 +428,21 @@ def _node_group(file: str, base: str, group: NodeGroupConfig) -> Iterator[Proble
                           f"{group.ami_type!r} has no NVIDIA driver; use one of {sorted(NVIDIA_AMI_TYPES)}")
     if group.ami_type is not None and group.ami_type not in AMI_TYPES:
         yield Problem(file, f"{base}.ami_type", f"unknown AMI type {group.ami_type!r}; one of {sorted(AMI_TYPES)}")
+    for i, instance_type in enumerate(group.instance_types):
+        problem = instance_type_problem(instance_type)
+        if problem:
+            yield Problem(file, f"{base}.instance_types.{i}", problem)
+    for key, value in group.labels.items():
+        for problem in (label_key_problem(key), label_value_problem(value, f"label {key!r}: value", empty_ok=False)):
+            if problem:
+                yield Problem(file, f"{base}.labels.{key}", problem)
     for i, taint in enumerate(group.taints):
-        if not re.match(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$", taint.key):
-            yield Problem(file, f"{base}.taints.{i}.key", f"{taint.key!r} is not a valid Kubernetes taint key")
+        problem = label_key_problem(taint.key, "taint key")
+        if problem:
+            yield Problem(file, f"{base}.taints.{i}.key", problem)
+        problem = label_value_problem(taint.value or "", "taint value")
+        if problem:
+            yield Problem(file, f"{base}.taints.{i}.value", problem)
 
 
 def _account_lifecycle(config: FleetConfig, partial: bool) -> Iterator[Problem]:

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import difflib
+import copy
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError
 
-from fleetform.config.checks import check_config
+from fleetform.config.checks import check_accounts, check_config
+from fleetform.config.messages import line_of, oversized_integers, problems_from, yaml_syntax_problem
 from fleetform.config.models import Account, AccountFile, FleetConfig, OrganizationFile
 from fleetform.errors import ConfigurationError, Problem
 
@@ -30,6 +31,8 @@ def load_config(directory: str | Path = "accounts") -> FleetConfig:
         raise ConfigurationError([Problem(str(root), "", "no .yaml files: expected organization.yaml "
                                           "and one file per account")])
     problems: list[Problem] = []
+    documents: dict[str, Any] = {}
+    dropped: dict[str, list[list[str]]] = {}  # file -> parts left out of the checks across files
     org_path = root / ORGANIZATION_FILE
     organization = None
     accounts: list[Account] = []
@@ -39,24 +42,110 @@ def load_config(directory: str | Path = "accounts") -> FleetConfig:
         data = _read_yaml(path, problems)
         if data is None:
             continue
+        documents[str(path)] = data
         model = OrganizationFile if path.name == ORGANIZATION_FILE else AccountFile
+        file_problems: list[Problem] = []
         try:
-            parsed = model.model_validate(data)
+            parsed: OrganizationFile | AccountFile | None = model.model_validate(data)
         except ValidationError as exc:
-            problems.extend(_problems_from(exc, path, data, model))
-            continue
+            source = path.read_text(encoding="utf-8").splitlines()
+            file_problems = problems_from(exc, path, data, model, source)
+            parsed = None
+            if model is AccountFile:
+                parsed, cuts = _salvage(data, file_problems)
+                dropped[str(path)] = cuts
+        reported = {p.path for p in file_problems}
+        problems.extend(file_problems)
+        problems.extend(p for p in oversized_integers(path, data) if p.path not in reported)
         if isinstance(parsed, OrganizationFile):
             organization = parsed.organization
-        else:
+        elif isinstance(parsed, AccountFile):
             accounts.append(Account(file=str(path), spec=parsed))
+
+    def locate(file: str, field: str) -> str:
+        line = line_of(documents.get(file), field.split("."))
+        return f"{file}:{line}" if line else file
+
+    # with some files unparsed, still report what the others get wrong (all problems at once); without
+    # a usable organization.yaml, what the accounts get wrong among themselves
+    config = None
     if organization is None:
-        raise ConfigurationError(problems)
-    config = FleetConfig(directory=str(root), organization=organization, accounts=accounts)
-    # with some files unparsed, still report what the others get wrong (all problems at once)
-    problems.extend(check_config(config, partial=bool(problems)))
-    if problems:
-        raise ConfigurationError(problems)
+        found = check_accounts(accounts, locate)
+    else:
+        config = FleetConfig(directory=str(root), organization=organization, accounts=accounts)
+        found = check_config(config, partial=bool(problems), locate=locate)
+    for problem in found:
+        if _about_dropped(problem, dropped.get(problem.file, [])):
+            continue  # follows from a part already reported and left out
+        if problem.line is None:
+            problem = replace(problem, line=line_of(documents.get(problem.file), problem.path.split(".")))
+        problems.append(problem)
+    if problems or config is None:
+        raise ConfigurationError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
     return config
+
+
+def _salvage(data: Any, file_problems: list[Problem]) -> tuple[AccountFile | None, list[list[str]]]:
+    """The account file without the parts that have problems, for the checks across files; None when the
+    account section itself is wrong (the account is then known by no name, id or email)."""
+    pruned = copy.deepcopy(data)
+    cuts = []
+    for problem in file_problems:
+        parts = problem.path.split(".") if problem.path else []
+        if parts[:1] == ["account"] and _unquoted_number(pruned, parts):
+            continue  # reported ("quote it"); the account is still known by its id for the other checks
+        cut = _cut(parts)
+        if not cut or cut[0] == "account":
+            return None, cuts
+        cuts.append(cut)
+        _delete(pruned, cut)
+    try:
+        return AccountFile.model_validate(pruned), cuts
+    except ValidationError:
+        return None, cuts
+
+
+def _unquoted_number(data: Any, parts: list[str]) -> bool:
+    """Turn an unquoted number at parts (``id: 444444444444``) into the text it was meant to be."""
+    node = data
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    value = node.get(parts[-1]) if isinstance(node, dict) and parts else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        node[parts[-1]] = str(value)
+        return True
+    return False
+
+
+def _cut(parts: list[str]) -> list[str]:
+    """The smallest self-contained part around a problem: a node group, a cluster or a top-level section."""
+    if parts[:1] == ["clusters"] and len(parts) >= 4 and parts[2] == "node_groups":
+        return parts[:4]
+    if parts[:1] == ["clusters"] and len(parts) >= 2:
+        return parts[:2]
+    return parts[:1]
+
+
+def _delete(data: Any, cut: list[str]) -> None:
+    node = data
+    for part in cut[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            return
+        node = node[part]
+    if isinstance(node, dict):
+        node.pop(cut[-1], None)
+
+
+def _about_dropped(problem: Problem, cuts: list[list[str]]) -> bool:
+    path = problem.path.split(".")
+    for cut in cuts:
+        if path[:len(cut)] == cut or cut[:len(path)] == path:
+            return True
+        if cut == ["dns"] and path[-1] == "hostname":
+            return True
+    return False
 
 
 def read_yaml_document(path: Path) -> Any:
@@ -77,10 +166,11 @@ def _read_yaml(path: Path, problems: list[Problem]) -> Any:
         problems.append(Problem(str(path), "", "is not UTF-8 text"))
         return None
     except YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        detail = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        problems.append(Problem(str(path), "", f"YAML syntax error: {detail}", line))
+        problems.append(yaml_syntax_problem(path, exc))
+        return None
+    except (ValueError, TypeError, OverflowError) as exc:  # a tag that does not fit its value: !!int Production
+        problems.append(Problem(str(path), "", f"YAML value that cannot be read: {exc}; a '!!' tag must fit its "
+                                               "value (remove the tag, or quote the value)"))
         return None
     if data is None:
         problems.append(Problem(str(path), "", "file is empty"))
@@ -89,96 +179,3 @@ def _read_yaml(path: Path, problems: list[Problem]) -> Any:
         problems.append(Problem(str(path), "", "top level must be a mapping"))
         return None
     return data
-
-
-def _problems_from(exc: ValidationError, path: Path, data: Any, model: type[BaseModel]) -> list[Problem]:
-    problems = []
-    for error in exc.errors():
-        loc = [part for part in error["loc"] if not _is_validator_tag(part)]
-        field = ".".join(str(p) for p in loc)
-        message = _message(error, model, loc)
-        problems.append(Problem(str(path), field, message, line_of(data, loc)))
-    return problems
-
-
-def _is_validator_tag(part: Any) -> bool:
-    # pydantic inserts tags like 'function-after[...]' or union member names into loc
-    return isinstance(part, str) and ("[" in part or part in ("str", "int", "none"))
-
-
-def _message(error: dict[str, Any], model: type[BaseModel], loc: list[Any]) -> str:
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        known = _fields_at(model, loc[:-1])
-        hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
-        text = "unknown key"
-        if hint:
-            text += f"; did you mean {hint[0]!r}?"
-        elif known:
-            text += f"; known keys: {', '.join(sorted(known))}"
-        return text
-    if kind == "missing":
-        return "required field is missing"
-    msg = error["msg"]
-    for prefix in ("Value error, ", "Assertion failed, "):
-        msg = msg.removeprefix(prefix)
-    if kind in ("bool_type", "bool_parsing"):
-        msg = f"{error.get('input')!r} is not a boolean: write true or false"
-    if kind == "string_pattern_mismatch":
-        msg = f"{error.get('input')!r} does not match the expected form {error['ctx']['pattern']}"
-    return msg
-
-
-def _fields_at(model: type[BaseModel], loc: list[Any]) -> list[str]:
-    """Field names of the model found by walking loc through nested models and dicts."""
-    current: Any = model
-    for part in loc:
-        if isinstance(current, type) and issubclass(current, BaseModel):
-            field = current.model_fields.get(str(part))
-            if field is None:
-                return []
-            current = field.annotation
-        else:
-            current = _inner(current)
-        current = _unwrap(current)
-    current = _unwrap(_inner(current) if not _is_model(current) else current)
-    return list(current.model_fields) if _is_model(current) else []
-
-
-def _is_model(tp: Any) -> bool:
-    return isinstance(tp, type) and issubclass(tp, BaseModel)
-
-
-def _unwrap(tp: Any) -> Any:
-    """Optional[Model] / Annotated[Model, ...] -> Model."""
-    for arg in getattr(tp, "__args__", ()) or ():
-        if _is_model(arg):
-            return arg
-    return tp
-
-
-def _inner(tp: Any) -> Any:
-    """dict[str, Model] / list[Model] -> Model."""
-    args = getattr(tp, "__args__", ()) or ()
-    for arg in reversed(args):
-        if _is_model(arg):
-            return arg
-    return tp
-
-
-def line_of(data: Any, loc: list[Any]) -> int | None:
-    """1-based line of the deepest node of loc found in a round-trip loaded document."""
-    node = data
-    line = None
-    for part in loc:
-        if isinstance(node, CommentedMap) and part in node:
-            line = node.lc.key(part)[0] + 1
-            node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
-            line = node.lc.item(part)[0] + 1
-            node = node[part]
-        else:
-            if isinstance(node, CommentedMap) and node.lc.line is not None and line is None:
-                line = node.lc.line + 1
-            break
-    return line

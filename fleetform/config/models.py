@@ -393,6 +393,13 @@ class ClusterConfig(Strict):
     )
     upgrade: UpgradeConfig = Field(default_factory=UpgradeConfig)
 
+    def initial_weight(self, slot: str) -> int:
+        """The slot's configured Route 53 weight; else 100 for blue (or a cluster's only slot), 0 for green."""
+        weight = self.slots[slot].weight
+        if weight is not None:
+            return weight
+        return 100 if slot == "blue" or len(self.slots) == 1 else 0
+
     @field_validator("slots")
     @classmethod
     def _slot_names(cls, value: dict[str, SlotConfig]) -> dict[str, SlotConfig]:

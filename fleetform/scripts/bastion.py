@@ -72,16 +72,18 @@ def connect_command(ctx: click.Context, env: str, config_dir: str, profile: str 
     instance = pick_running(list_bastions(session, target), target)
     command = session_command(instance.instance_id, target)
     missing = missing_tools()
-    if output == "json":
+    error = missing_tools_message(missing, command) if missing and not dry_run else None
+    if output == "json":  # one document on stdout: the target, and the error when the session cannot start
         emit_json({"account": target.account, "account_id": target.account_id, "region": target.region,
                    "instance": instance.as_dict(), "document": SESSION_DOCUMENT, "command": command,
-                   "dry_run": dry_run, "missing_tools": missing})
+                   "dry_run": dry_run, "missing_tools": missing, **({"error": error} if error else {})})
     elif dry_run:
         click.echo(shlex.join(command))
     if dry_run:
         return
-    if missing:
-        raise FleetformError(missing_tools_message(missing, command))
+    if error:
+        click.secho(f"error: {error}", fg="red", err=True)
+        ctx.exit(FleetformError.exit_code)
     click.secho(f"connecting to {instance.instance_id} in {target.account} ({target.region}); "
                 "this session is recorded", fg="cyan", err=True)
     ctx.exit(run_session(command))

@@ -7,6 +7,7 @@ import importlib
 import click
 
 from fleetform import __version__
+from fleetform.scripts.common import ContractGroup
 
 # command name -> "module:attribute". Each is imported only when it runs (or for --help), so
 # `fleetform validate` does not pay for boto3, the runbook or the Terraform runner at start-up.
@@ -29,7 +30,7 @@ COMMANDS = {
 }
 
 
-class LazyGroup(click.Group):
+class LazyGroup(ContractGroup):
     """A group whose subcommands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:

@@ -1,7 +1,7 @@
 """``fleetform plan``, ``apply``, ``drift`` and ``affected``: Terraform, run by the pipeline.
 
 Exit statuses of ``plan`` and ``drift`` follow terraform's ``-detailed-exitcode``: 0 no changes,
-2 changes (drift), 1 an error or a protected destroy without --allow-destroy.
+2 changes (drift), 1 an error, bad usage or configuration, or a protected destroy without --allow-destroy.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from fleetform.errors import FleetformError, UsageError
 from fleetform.scripts.common import (
     DEFAULT_CONFIG,
     DEFAULT_OUT,
+    DETAILED_USAGE_EXIT,
     aws_options,
     config_option,
     emit_json,
@@ -184,7 +185,7 @@ def _report(run: Any, out_dir: str, output: str, extra: dict[str, Any] | None = 
 @github_options
 @aws_options
 @output_option
-@handle_errors
+@handle_errors(usage_exit=DETAILED_USAGE_EXIT)
 def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backend_config: tuple[str, ...],
                  terraform_bin: str | None, out_dir: str, affected: bool, base: str | None,
                  variables: tuple[str, ...], allow_destroy: bool, protected_types: tuple[str, ...],
@@ -196,7 +197,8 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
     """Plan stacks in dependency order into saved plans, with a Markdown summary and a JSON report.
 
     Runs terraform init, plan -out and show -json per stack. Exit status: 0 no changes, 2 changes,
-    1 an error or a protected resource would be destroyed (unless --allow-destroy).
+    1 an error, bad usage or configuration, or a protected resource would be destroyed (unless
+    --allow-destroy).
 
     \b
     Examples:
@@ -470,15 +472,16 @@ def _lock(plans: list, bucket: str | None, ttl: int, out_dir: Path, profile: str
 @no_lock_option
 @aws_options
 @output_option
-@handle_errors
+@handle_errors(usage_exit=DETAILED_USAGE_EXIT)
 def drift_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backend_config: tuple[str, ...],
                   terraform_bin: str | None, out_dir: str, variables: tuple[str, ...], notify_topic: str | None,
                   skip_local_state: bool, no_lock: bool, profile: str | None, region: str | None,
                   endpoint_url: str | None, output: str, parallelism: int) -> None:
     """Plan every stack (or the named ones) and report those whose real state differs from the code.
 
-    Exit status: 0 no drift, 2 drift found, 1 error. Run on the main branch (the scheduled
-    drift build does): any planned change there means something changed outside Terraform.
+    Exit status: 0 no drift, 2 drift found, 1 an error (bad usage and configuration too). Run on the
+    main branch (the scheduled drift build does): any planned change there means something changed
+    outside Terraform.
 
     \b
     Example:
@@ -508,7 +511,12 @@ def drift_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, back
         emit_json({**run.report, "out_dir": out_dir})
     else:
         click.echo(run.markdown)
-        click.echo(f"drifted: {', '.join(drifted)}" if drifted else "no drift", err=True)
+        failed = [p.stack for p in run.plans if p.status == "error"]
+        if failed:  # "no drift" would be a claim about stacks that could not be checked
+            click.echo(f"could not check: {', '.join(failed)}" + (f"; drifted: {', '.join(drifted)}" if drifted
+                                                                   else ""), err=True)
+        else:
+            click.echo(f"drifted: {', '.join(drifted)}" if drifted else "no drift", err=True)
     sys.exit(code)
 
 
@@ -546,3 +554,8 @@ def affected_command(base: str, config_dir: str, synth_dir: str | None, as_json:
         click.echo(f"{name}\t{labels[name]}")
     for name in result.removed:
         click.echo(f"{name}\tremoved (destroy planned; protected resources need the allow-destroy label)")
+
+
+# click's own parse errors of these commands (a bad --pull-request) must not look like "changes" either
+plan_command.usage_exit = DETAILED_USAGE_EXIT  # type: ignore[attr-defined]
+drift_command.usage_exit = DETAILED_USAGE_EXIT  # type: ignore[attr-defined]

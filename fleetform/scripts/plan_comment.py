@@ -10,7 +10,14 @@ import click
 
 from fleetform.config.models import PipelineConfig
 from fleetform.errors import FleetformError, UsageError
-from fleetform.scripts.common import aws_options, config_option, emit_json, handle_errors, output_option
+from fleetform.scripts.common import (
+    DETAILED_USAGE_EXIT,
+    aws_options,
+    config_option,
+    emit_json,
+    handle_errors,
+    output_option,
+)
 from fleetform.scripts.pipeline import _client, _github, _pipeline_settings, _progress, github_options
 
 # organization.pipeline.plan_shards allows 1..16; the per-shard comments of earlier versions
@@ -39,7 +46,7 @@ MAX_SHARDS = 16
 @github_options
 @aws_options
 @output_option
-@handle_errors
+@handle_errors(usage_exit=DETAILED_USAGE_EXIT)
 def plan_comment_command(config_dir: str, bucket: str, shards: int | None, pull_request: int | None,
                          head_commit: str | None, from_build: str | None, plan_project: str | None,
                          record_reviewed: bool, repository: str | None, api_url: str, token_secret: str | None,
@@ -52,7 +59,7 @@ def plan_comment_command(config_dir: str, bucket: str, shards: int | None, pull_
     shard that failed, did not report or was not accepted, then lists every affected stack (add /
     change / destroy, protected destroys first) with each stack's changes collapsed. When the pull
     request has moved on to a newer commit, nothing is posted (that commit's build will).
-    Exit status like `plan`: 0 no changes, 2 changes, 1 a shard failed or did not report.
+    Exit status like `plan`: 0 no changes, 2 changes, 1 a shard failed or did not report (or bad usage).
 
     \b
     Examples:
@@ -125,3 +132,6 @@ def plan_comment_command(config_dir: str, bucket: str, shards: int | None, pull_
     else:
         click.echo(body)
     sys.exit(code)
+
+
+plan_comment_command.usage_exit = DETAILED_USAGE_EXIT  # type: ignore[attr-defined]

@@ -59,10 +59,10 @@ def preflight_command(config_dir: str, profile: str | None, region: str | None, 
 
 def show(result: PreflightResult) -> None:
     console = Console()
+    console.width = max(console.width, 120)  # CI logs are 80 columns: account ids must stay whole
     table = Table(title="preflight: what the first apply would run into")
-    # names whole (they are what the details below refer to); ids may fold on a narrow terminal
-    table.add_column("account", no_wrap=True, min_width=max((len(r.name) for r in result.accounts), default=7))
-    table.add_column("id", overflow="fold")
+    table.add_column("account", no_wrap=True)
+    table.add_column("id", no_wrap=True, min_width=12)
     for check in CHECKS:
         table.add_column(check)
     for report in result.accounts:

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from fleetform.config import load_config
 from fleetform.config.lifecycle import account_actions
-from fleetform.manifest import read_manifest
+from fleetform.errors import UsageError
+from fleetform.manifest import prune_stale_stacks, read_manifest
 from fleetform.scripts.common import config_option, emit_json, handle_errors, out_option, output_option
 
 
@@ -24,14 +25,29 @@ def _synthesize(config_dir: str, out_dir: str | Path) -> tuple[list, list]:
     # imported here so `validate` and `--help` stay fast (no node process)
     from fleetform.stacks.app import synth
 
+    check_out_dir(out_dir)
     config = load_config(config_dir)
     synth(config, out_dir)
+    removed, kept = prune_stale_stacks(out_dir)
+    if removed:
+        click.echo(f"removed stacks no longer in the configuration from {out_dir}: {', '.join(removed)}", err=True)
+    if kept:
+        click.echo(f"warning: {out_dir} holds stacks no longer in the configuration, kept because they hold a "
+                   f"local Terraform state: {', '.join(kept)}", err=True)
     return read_manifest(out_dir), account_actions(config)
 
 
 def _echo_actions(actions: list) -> None:
     for action in actions:
         click.echo(f"{action.file}: account {action.account}: {action.detail}")
+
+
+def check_out_dir(out_dir: str | Path) -> None:
+    """--out must be (or become) a directory: not a file, nor anything below one."""
+    path = Path(out_dir)
+    for part in (path, *path.parents):
+        if part.exists() and not part.is_dir():
+            raise UsageError(f"--out {out_dir}: {part} is a file, not a directory")
 
 
 @click.command("synth")

@@ -17,7 +17,7 @@ from rich.table import Table
 from fleetform.config import load_config
 from fleetform.errors import UsageError
 from fleetform.sandbox.server import SANDBOX_STATE_DIR
-from fleetform.scripts.common import aws_options, config_option, emit_json, handle_errors, output_option
+from fleetform.scripts.common import ContractGroup, aws_options, config_option, emit_json, handle_errors, output_option
 from fleetform.upgrade import checks as checks_mod
 from fleetform.upgrade.argocd import argocd_preview
 from fleetform.upgrade.aws import connect, is_sandbox_endpoint
@@ -130,7 +130,7 @@ def build(cluster: str, account: str | None, config_dir: str, profile: str | Non
                    options or Options())
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=ContractGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 def cli() -> None:
     """Blue/green EKS upgrades as a guarded runbook.
 

@@ -80,9 +80,7 @@ def is_production(account: Account) -> bool:
 
 def initial_weight(cluster: ClusterConfig, slot: str, settings: SlotConfig) -> int:
     """The slot's configured weight; else 100 for blue (or a cluster's only slot), 0 for green."""
-    if settings.weight is not None:
-        return settings.weight
-    return 100 if slot == "blue" or len(cluster.slots) == 1 else 0
+    return cluster.initial_weight(slot)
 
 
 def build(fleet: FleetApp) -> None:

@@ -18,7 +18,7 @@ from fleetform import naming
 from fleetform.aws_session import ApiUnavailable, AwsError, call
 from fleetform.config.capacity import managed_node_groups
 from fleetform.config.checks import MAX_MINOR_JUMP, instance_family
-from fleetform.errors import FleetformError
+from fleetform.errors import FleetformError, UsageError
 from fleetform.upgrade.aws import Aws
 from fleetform.upgrade.gates import alarm_states
 from fleetform.upgrade.permissions import declare
@@ -102,6 +102,8 @@ def run_checks(checks: list[Check], ctx: CheckContext) -> list[CheckResult]:
                 status, detail = FAIL, str(exc)
             else:
                 status, detail = UNKNOWN, str(exc)
+        except UsageError:
+            raise  # no credentials: one clear error (exit 2), not the same "unknown" row for every check
         except FleetformError as exc:
             status, detail = UNKNOWN, str(exc)
         results.append(CheckResult(check.id, check.title, status, detail, check.remediation))
