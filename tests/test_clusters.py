@@ -253,7 +253,8 @@ def test_node_groups_use_their_templates_repair_and_leave_desired_to_the_autosca
 
 def test_under_karpenter_only_the_system_group_is_a_managed_node_group(stack_json) -> None:
     for slot in SLOTS:
-        assert [g["node_group_name"] for g in resources(stack_json(slot), "aws_eks_node_group").values()] == [
+        assert [g["labels"]["fleetform.io/node-group"] for g in resources(stack_json(slot),
+                                                                          "aws_eks_node_group").values()] == [
             "system"], slot
 
 
@@ -450,6 +451,8 @@ def test_changing_instance_types_changes_only_that_group_which_is_created_before
 
 
 def test_max_unavailable_percentage_from_configuration(tmp_path: Path, accounts_copy: Path) -> None:
+    edit(accounts_copy / "prod.yaml", "    upgrade:\n      alarms:",
+         "    autoscaler: cluster-autoscaler\n    upgrade:\n      alarms:")
     edit(accounts_copy / "prod.yaml", "min: 3, max: 100}", "min: 3, max: 100, max_unavailable_percentage: 20}")
     groups = resources(synth_stacks(accounts_copy, tmp_path / "out")["prod-main-blue"], "aws_eks_node_group")
     assert groups["nodes-app_group"]["update_config"] == [{"max_unavailable_percentage": 20}]
@@ -460,10 +463,10 @@ def test_max_unavailable_percentage_from_configuration(tmp_path: Path, accounts_
     ("old", "new", "expected"),
     [
         ("min: 3, max: 100}", "min: 3, max: 100, max_unavailable: 5, max_unavailable_percentage: 20}",
-         "prod.yaml: clusters.main.node_groups.app.max_unavailable_percentage: set either max_unavailable"),
+         "clusters.main.node_groups.app.max_unavailable_percentage: set either max_unavailable"),
         ("      gpu: {gpu: true", "      gpu-nodes-for-the-video-digest-and-ml-work: {gpu: true",
-         "prod.yaml: clusters.main.node_groups.gpu-nodes-for-the-video-digest-and-ml-work: a node group name is "
-         "1-36"),
+         "clusters.main.node_groups.gpu-nodes-for-the-video-digest-and-ml-work: node group name "
+         "'gpu-nodes-for-the-video-digest-and-ml-work' is 42 characters long; at most 36"),
         ("app: {capacity: spot, instance_types: [m7i.xlarge, m6i.xlarge, m7a.xlarge, m6a.xlarge]",
          "app: {capacity: spot, instance_types: [m7i.xlarge, m7g.xlarge, m7a.xlarge, m6a.xlarge]",
          "prod.yaml:21: clusters.main.node_groups.app.instance_types: mixes ARM (m7g.xlarge) and x86"),
@@ -559,16 +562,15 @@ def test_pinned_ami_releases_and_addon_versions_hold_a_slot(tmp_path: Path, acco
     after = synth_stacks(accounts_copy, tmp_path / "out")
     green = after["prod-main-green"]
     groups = resources(green, "aws_eks_node_group")
+    # under Karpenter the system group is the slot's only managed node group (decision 0005)
+    assert set(groups) == {"nodes-system_group"}
     assert groups["nodes-system_group"]["release_version"] == "1.36.1-20261120"
-    assert groups["nodes-app_group"]["release_version"] == "1.36.1-20261120"
-    assert groups["nodes-gpu_group"]["release_version"].startswith("${data.aws_ssm_parameter.")  # NVIDIA: unpinned
-    assert set(green["data"]["aws_ssm_parameter"]) == {"ami-release-al2023_x86_64_nvidia"}
+    assert "aws_ssm_parameter" not in green["data"]  # the one AMI type in use is pinned: nothing to look up
     assert resources(green, "aws_eks_addon")["eks_addon-coredns"]["addon_version"] == "v1.12.4-eksbuild.1"
     assert "eks_addon-coredns-version" not in green["data"]["aws_eks_addon_version"]
     before, now = flat(stack_json("prod-main-green")), flat(green)
     changed = {a for a in now if before[a] != now[a]}
-    assert changed == {"aws_eks_node_group.nodes-system_group", "aws_eks_node_group.nodes-app_group",
-                       "aws_eks_addon.eks_addon-coredns"}
+    assert changed == {"aws_eks_node_group.nodes-system_group", "aws_eks_addon.eks_addon-coredns"}
     assert after["prod-main-blue"] == stack_json("prod-main-blue")
 
 
@@ -594,6 +596,8 @@ def test_arm_detection_covers_graviton_a1_and_grace(family: str, arm: bool) -> N
 
 
 def test_a1_and_grace_groups_get_arm_amis_and_refuse_x86_company(tmp_path: Path, accounts_copy: Path) -> None:
+    edit(accounts_copy / "dev.yaml", "    hostname: api.dev.familyalbum.example\n",
+         "    hostname: api.dev.familyalbum.example\n    autoscaler: cluster-autoscaler\n")
     edit(accounts_copy / "dev.yaml", "      system: {instance_types: [t3.large], min: 1, max: 3}",
          "      system: {instance_types: [t3.large], min: 1, max: 3}\n"
          "      first: {instance_types: [a1.large, a1.xlarge], min: 0, max: 2}\n"
