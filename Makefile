@@ -34,7 +34,8 @@ demo: install
 	$(BIN)/fleetform synth
 	@$(MAKE) --no-print-directory upgrade-demo
 
-# a short blue/green upgrade of prod/main in the offline sandbox (docs/upgrade.md); always tears it down
+# a short blue/green upgrade of prod/main in the offline sandbox (docs/upgrade.md), after a rehearsal of a
+# blocked one (stg/main: the sandbox seeds an EKS insight in ERROR there); always tears the sandbox down
 SANDBOX_PORT ?= 5055
 upgrade-demo: install
 	$(BIN)/fleetform sandbox up --port $(SANDBOX_PORT)
@@ -42,6 +43,8 @@ upgrade-demo: install
 	export AWS_ENDPOINT_URL=http://127.0.0.1:$(SANDBOX_PORT); \
 	set -x; \
 	$(BIN)/cluster-upgrade plan main --account prod --to 1.36; \
+	if $(BIN)/cluster-upgrade plan main --account stg --to 1.35; then \
+		echo "stg/main: the sandbox's blocking insight did not block the plan" >&2; exit 1; fi; \
 	$(BIN)/cluster-upgrade verify main --account prod; \
 	$(BIN)/cluster-upgrade shift main --account prod --steps 50,100 --bake 2 --yes; \
 	$(BIN)/cluster-upgrade status main --account prod

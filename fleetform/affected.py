@@ -23,6 +23,7 @@ from typing import Any
 
 from fleetform.errors import FleetformError, UsageError
 from fleetform.manifest import StackInfo, dependency_order, dependents_closure, read_manifest
+from fleetform.terraform.removed import keep_removed
 
 CODE_DIR = "fleetform"
 BUILDSPEC_DIR = "buildspec"  # the pipeline stack carries the buildspecs' text (constructs/pipeline.py)
@@ -34,7 +35,7 @@ class Affected:
     base: str
     changed: list[str] = field(default_factory=list)  # JSON differs
     added: list[str] = field(default_factory=list)  # only in the working tree
-    removed: list[str] = field(default_factory=list)  # only in the base (destroy by hand)
+    removed: list[str] = field(default_factory=list)  # only in the base: kept in <synth>/removed/ to destroy
     dependents: list[str] = field(default_factory=list)  # unchanged, but depend on changed stacks
     stacks: list[str] = field(default_factory=list)  # what to plan, in dependency order
     base_code: str = "base"  # "base": synthesized with the base's code, "current": with this code
@@ -176,6 +177,7 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
                 base_synth.stop()
         result = compare(base_stacks, head_stacks, base)
         result.base_code = "base" if with_code else "current"
+        keep_removed(base_out, head_dir, result.removed)  # their destroy is planned from the base's JSON
         return result
 
 

@@ -17,6 +17,7 @@ class StackInfo:
     dependencies: tuple[str, ...]
     directory: Path  # the stack's working directory (holds cdk.tf.json)
     resource_count: int
+    destroy: bool = False  # removed from the configuration: plan its destroy (fleetform.terraform.removed)
 
     @property
     def json_path(self) -> Path:

@@ -10,6 +10,31 @@ from __future__ import annotations
 # roles in every account (baseline stack), assumed by the pipeline's CodeBuild roles
 ACCOUNT_PLAN_ROLE = "fleetform-plan"
 ACCOUNT_APPLY_ROLE = "fleetform-apply"
+# every managed node group carries its configuration key as this Kubernetes label (and as the
+# NODE_GROUP_TAG tag); its EKS name is "<key>-<unique suffix>" (name prefix, create before destroy)
+NODE_GROUP_LABEL = "fleetform.io/node-group"
+NODE_GROUP_TAG = "fleetform:node-group"
+
+
+# EKS managed add-ons of every slot: those the nodes need to join and get credentials come before any
+# node group, those that run as Deployments on the nodes after them
+ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver")
+
+
+def karpenter_node_role(cluster_name: str) -> str:
+    """The role of the nodes Karpenter launches (EC2NodeClass ``spec.role``); its EC2_LINUX access entry is
+    fleetform's. Managed node groups use ``<cluster>-node``, whose entry EKS creates with the first group."""
+    return f"{cluster_name}-karpenter-node"
+
+
+def node_group_key(group: dict) -> str:
+    """The configuration key of a DescribeNodegroup answer: its label, its tag, else its EKS name
+    (groups created before the name prefix carried the key as their name)."""
+    return ((group.get("labels") or {}).get(NODE_GROUP_LABEL) or (group.get("tags") or {}).get(NODE_GROUP_TAG)
+            or group["nodegroupName"])
+
+
 # roles of the pipeline's CodeBuild projects, in the pipeline account (pipeline stack)
 PIPELINE_PLAN_ROLE = "fleetform-pipeline-plan"
 PIPELINE_APPLY_ROLE = "fleetform-pipeline-apply"
@@ -49,9 +74,6 @@ WEIGHTED_RECORD_TTL = 60
 AMP_WRITER_ROLE = "fleetform-amp-remote-write"
 # suffix of the per-slot Prometheus workload role (``prod-main-blue-prometheus``)
 PROMETHEUS_ROLE_SUFFIX = "prometheus"
-# per-slot traffic metrics that the upgrade gates compare (docs/upgrade.md): dimension Cluster =
-# cluster_name(...), metrics RequestCount and 5xxCount (Sum), LatencyP99 (milliseconds, Maximum)
-TRAFFIC_METRICS_NAMESPACE = "fleetform/traffic"
 # the role an operator assumes to run cluster-upgrade (policy: `cluster-upgrade permissions`)
 UPGRADE_OPERATOR_ROLE = "fleetform-upgrade-operator"
 
@@ -81,6 +103,11 @@ def cluster_shared_stack(account: str, cluster: str) -> str:
     """What outlives a cluster's slots (Loki bucket; for the ops cluster the AMP workspace and the
     Argo CD role): ``prod-main-shared``. Slot names are only blue/green, so it never collides."""
     return f"{account}-{cluster}-shared"
+
+
+def loki_bucket(organization: str, account_id: str, cluster: str) -> str:
+    """Loki's chunk bucket of a cluster (its shared stack), named in the slots' Helm values."""
+    return f"{organization}-{account_id}-{cluster}-loki"
 
 
 def bastion_stack(account: str) -> str:
@@ -130,9 +157,46 @@ def config_key_alias_arn(organization: str, home_region: str, log_archive_accoun
     return f"arn:aws:kms:{home_region}:{log_archive_account_id}:alias/{config_key_alias(organization)}"
 
 
+AUTOSCALING_SERVICE = "autoscaling.amazonaws.com"
+
+
+def autoscaling_service_linked_role_arn(account_id: str) -> str:
+    """AWSServiceRoleForAutoScaling: the role that launches managed node groups' instances, and so
+    uses the volume key (created by the baseline of each account with clusters, or already there)."""
+    return f"arn:aws:iam::{account_id}:role/aws-service-role/{AUTOSCALING_SERVICE}/AWSServiceRoleForAutoScaling"
+
+
 def config_service_linked_role_arn(account_id: str) -> str:
     """AWSServiceRoleForConfig: the role every configuration recorder uses, whoever created it."""
     return f"arn:aws:iam::{account_id}:role/aws-service-role/{CONFIG_SERVICE}/AWSServiceRoleForConfig"
+
+# Ops hub (docs/decisions/0005-ops-hub.md): the Transit Gateway's owner-side stack in the ops account,
+# the registration secrets every service slot writes there, their key and External Secrets' role
+TRANSIT_STACK_SUFFIX = "transit"
+ARGOCD_REGISTRATION_PREFIX = "fleetform/argocd/clusters/"
+ARGOCD_REGISTRATION_KEY_ALIAS = "fleetform-argocd-clusters"
+EXTERNAL_SECRETS_ROLE = "fleetform-external-secrets"
+
+
+def transit_stack(account: str) -> str:
+    """An account's part of the ops hub's Transit Gateway: in the ops account the association and
+    propagation of every spoke attachment (``prod-transit``), in a spoke its attachment and route back."""
+    return f"{account}-{TRANSIT_STACK_SUFFIX}"
+
+
+def argocd_registration_secret(cluster: str) -> str:
+    """The Secrets Manager secret (ops account) holding a slot's Argo CD cluster registration."""
+    return f"{ARGOCD_REGISTRATION_PREFIX}{cluster}"
+
+
+# role in the ops account that `cluster-upgrade verify` assumes (from any cluster account's
+# UPGRADE_OPERATOR_ROLE) to read Argo CD's metrics in the ops AMP workspace
+ARGOCD_STATUS_ROLE = "fleetform-argocd-status"
+
+
+def amp_workspace_alias(ops_account: str, ops_cluster: str) -> str:
+    """The ops cluster's AMP workspace alias (its shared stack): how the runbook finds its id."""
+    return f"{ops_account}-{ops_cluster}-metrics"
 
 
 def new_account_output(account: str) -> str:

@@ -116,6 +116,9 @@ def moto_server() -> Iterator[str]:
     """A real moto server on 127.0.0.1; yields its endpoint URL. Reset between tests with moto_reset."""
     from moto.server import ThreadedMotoServer
 
+    from fleetform.sandbox.moto_ext import install
+
+    install()  # percentile statistics, as the sandbox has them
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -35,6 +35,7 @@ CASES: dict[str, tuple[tuple[str, ...], dict[str, str], int, str]] = {
     "synth --out below a file": (("synth", "--out", "{tmp}/file/x"), {}, 2, "is a file, not a directory"),
     "stacks": (("stacks", "--config", "{bad}"), {}, 2, "configuration has"),
     "stacks --json": (("stacks", "--json", "--config", "{bad}"), {}, 2, "configuration has"),
+    "gitops": (("gitops", "--config", "{bad}", "--out", "{tmp}/gitops"), {}, 2, "configuration has"),
     "affected": (("affected", "--base", "HEAD", "--config", "{good}"), {}, 2, "not a git repository"),
     "plan without a synth": (("plan", "--synth-dir", "{tmp}/none", "--config", "{good}"), {}, 1,
                              "run `fleetform synth` first"),

@@ -232,3 +232,14 @@ def test_jsii_kernel_runs_without_the_launcher_and_writes_the_same(synth_out, tm
         expected = (stack / "cdk.tf.json").read_bytes()
         for way in ("direct", "launcher"):
             assert (tmp_path / way / "stacks" / stack.name / "cdk.tf.json").read_bytes() == expected, (way, stack)
+
+
+def test_every_stack_requires_the_terraform_that_use_lockfile_needs(synth_out: Path) -> None:
+    """use_lockfile (S3 native locking) came with Terraform 1.10: every stack says so in its terraform
+    block, beside what the core writes there (backend, required providers)."""
+    stacks = sorted((synth_out / "stacks").iterdir())
+    assert len(stacks) > 20
+    for stack in stacks:
+        terraform = json.loads((stack / "cdk.tf.json").read_text())["terraform"]
+        assert terraform["required_version"] == ">= 1.10", stack.name
+        assert "aws" in terraform["required_providers"] and "backend" in terraform, stack.name

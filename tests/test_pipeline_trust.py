@@ -169,10 +169,11 @@ def test_a_summary_of_another_commit_or_project_is_refused(github, s3, codebuild
     assert "planned another commit (0ld0ld0)" in errors[0]
     assert "is not a build of familyalbum-plan" in errors[1]
 
-    # a build id CodeBuild does not know, and a trigger that is not a pull request build: exit 2, no traceback
+    # a build id CodeBuild does not know, and a trigger that is not a pull request build: a usage error, no
+    # traceback; exit 1, as plan-comment's 2 means "changes" (README, Exit statuses)
     codebuild.add_response("batch_get_builds", {"builds": []}, {"ids": [f"{PROJECT}:b1"]})
     result = comment(url, moto_endpoint)
-    assert result.exit_code == 2 and "knows no pull request build" in result.stderr
+    assert result.exit_code == 1 and "knows no pull request build" in result.stderr
 
 
 # ---------------------------------------------------------------- merge applies the reviewed plan

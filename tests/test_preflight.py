@@ -170,7 +170,8 @@ def test_access_denied_in_one_account_is_unknown_with_the_reason(org, monkeypatc
     assert dev["status"] == "unknown"
     assert "AccessDenied" in dev["detail"] and "iam:get_role" in dev["detail"]
     assert findings(document)[("dev", "config recorders")]["status"] == "ok"  # the other checks still ran
-    assert document["counts"] == {"ok": 19, "unknown": 1, "action needed": 0}
+    assert findings(document)[("dev", "autoscaling role")]["status"] == "unknown"  # iam:GetRole denied too
+    assert document["counts"] == {"ok": 23, "unknown": 2, "action needed": 0}
     for stub in stubs:
         stub.assert_no_pending_responses()
 
@@ -189,7 +190,7 @@ def test_role_that_cannot_be_assumed_leaves_the_account_unknown(org, monkeypatch
     assert result.exit_code == 0, result.output
     assert "unknown stg access: cannot assume" in result.output
     assert "unknown stg service-linked role: not checked: access is unknown" in result.output
-    assert "4 unknown" in result.output
+    assert "5 unknown" in result.output  # access and the four checks it stops
 
 
 def test_missing_organization_id_gives_it(org):
@@ -272,3 +273,29 @@ def test_a_new_account_with_an_email_the_organization_already_has_needs_action(o
         f"{org['config']}/analytics.yaml: account.email aws+prod@familyalbum.example is already used by account "
         f"{org['ids']['prod']} (prod) of the organization: CreateAccount would fail. Adopt that account "
         f"(account.id: \"{org['ids']['prod']}\" and adopt: true) or choose another email")
+
+
+AUTOSCALING_ROLE_PATH = "/aws-service-role/autoscaling.amazonaws.com/"
+
+
+def test_the_autoscaling_role_is_checked_where_clusters_are(org):
+    """prod (clusters) has AWSServiceRoleForAutoScaling but is not listed: its baseline would fail to create
+    it; log-archive (no clusters) is not asked; the fix is the list to paste, which then passes."""
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    member(org, "prod", "iam").create_role(RoleName=preflight.AUTOSCALING_ROLE_NAME, Path=AUTOSCALING_ROLE_PATH,
+                                           AssumeRolePolicyDocument=trust)
+    result = run(org, "--output", "json")
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.output)
+    by_check = findings(document)
+    assert by_check[("prod", "autoscaling role")]["status"] == "action needed"
+    assert "has been taken" in by_check[("prod", "autoscaling role")]["detail"]
+    assert by_check[("stg", "autoscaling role")]["detail"] == "absent, not listed (the baseline creates it)"
+    assert by_check[("log-archive", "autoscaling role")]["detail"].startswith("no clusters")
+    assert document["fixes"] == [{
+        "file": f"{org['config']}/organization.yaml", "path": "organization.existing_autoscaling_service_linked_role",
+        "yaml": "organization:\n  existing_autoscaling_service_linked_role: [prod]\n"}]
+    path = org["config"] / "organization.yaml"
+    path.write_text(path.read_text().replace("existing_autoscaling_service_linked_role: []",
+                                             "existing_autoscaling_service_linked_role: [prod]"))
+    assert run(org, "--output", "json").exit_code == 0

@@ -1,5 +1,6 @@
-"""Every check of `plan` and `verify`, pass and fail: against moto where it implements the API,
-with botocore's Stubber on a real client where it does not (and "unknown" there, never "pass")."""
+"""Every check of `plan` and `verify`, pass and fail: against the sandbox (moto, and the sandbox proxy
+for what moto lacks), with botocore's Stubber on a real client for the failing answers; against bare
+moto, an API it lacks is "unknown", never "pass"."""
 
 from __future__ import annotations
 
@@ -16,15 +17,18 @@ from test_upgrade_support import Env, env_fixture, seeded_fixture  # noqa: F401 
 from fleetform.config import load_config
 from fleetform.scripts import upgrade as upgrade_cli
 from fleetform.upgrade import checks as c
+from fleetform.upgrade.aws import Aws, connect
 from fleetform.upgrade.checks import CheckContext, run_checks
 from fleetform.upgrade.state import LocalStore, Lock
 from fleetform.upgrade.target import resolve
 
 
-def run(env: Env, check: c.Check, to: str = "1.36", stubs: dict | None = None, **ctx_args) -> c.CheckResult:
-    """Run one check; ``stubs``: {service: [(operation, response), ...]} answered by a Stubber."""
+def run(env: Env, check: c.Check, to: str = "1.36", stubs: dict | None = None, aws: Aws | None = None,
+        **ctx_args) -> c.CheckResult:
+    """Run one check; ``stubs``: {service: [(operation, response), ...]} answered by a Stubber;
+    ``aws``: other clients than the sandbox's (bare moto)."""
     target = resolve(env.config, "main", "prod")
-    aws = env.aws()
+    aws = aws or env.aws()
     ctx = CheckContext(aws, target, to, LocalStore(env.state_dir), env.clock.now(), **ctx_args)
     stubbers = []
     for service, answers in (stubs or {}).items():
@@ -65,8 +69,15 @@ def versions(status: str | None, version: str = "1.36"):
                                  "endOfStandardSupportDate": datetime(2027, 12, 1, tzinfo=UTC)}]}
 
 
-def test_target_version_from_the_eks_api(env: Env) -> None:
-    assert run(env, c.target_version).status == "unknown"  # moto lacks DescribeClusterVersions
+def bare(moto_server: str) -> Aws:
+    """Clients of moto itself, without the sandbox proxy."""
+    return connect(None, "ap-northeast-1", moto_server)
+
+
+def test_target_version_from_the_eks_api(env: Env, moto_server: str) -> None:
+    assert run(env, c.target_version, aws=bare(moto_server)).status == "unknown"  # moto lacks DescribeClusterVersions
+    sandbox = run(env, c.target_version)
+    assert sandbox.status == "pass" and "1.36 is in standard support until" in sandbox.detail
     ok = run(env, c.target_version, stubs={"eks": [("describe_cluster_versions", versions("STANDARD_SUPPORT"))]})
     assert ok.status == "pass" and "2027-12-01" in ok.detail
     extended = run(env, c.target_version, stubs={"eks": [("describe_cluster_versions", versions("EXTENDED_SUPPORT"))]})
@@ -103,8 +114,11 @@ def addon_versions(version: str | None):
     return {"addons": [info]}
 
 
-def test_addon_versions(env: Env) -> None:
-    assert run(env, c.addon_versions).status == "unknown"
+def test_addon_versions(env: Env, moto_server: str) -> None:
+    assert run(env, c.addon_versions, aws=bare(moto_server)).status == "unknown"
+    sandbox = run(env, c.addon_versions)
+    assert sandbox.status == "pass" and "5 add-on(s) available for 1.36" in sandbox.detail
+    assert run(env, c.addon_versions, to="1.45").status == "fail"  # no build for a version EKS does not offer
     ok = run(env, c.addon_versions, stubs={"eks": [("list_addons", addons("vpc-cni", "coredns")),
                                                     ("describe_addon_versions", addon_versions("v1.20.0")),
                                                     ("describe_addon_versions", addon_versions("v1.12.0"))]})
@@ -120,8 +134,9 @@ def insights(*statuses):
                           "insightStatus": {"status": s, "reason": "r"}} for n, s in enumerate(statuses)]}
 
 
-def test_upgrade_insights(env: Env) -> None:
-    assert run(env, c.upgrade_insights).status == "unknown"
+def test_upgrade_insights(env: Env, moto_server: str) -> None:
+    assert run(env, c.upgrade_insights, aws=bare(moto_server)).status == "unknown"
+    assert run(env, c.upgrade_insights).status == "pass"  # prod-main-blue: every sandbox insight PASSING
     assert run(env, c.upgrade_insights, stubs={"eks": [("list_insights", insights("PASSING"))]}).status == "pass"
     assert run(env, c.upgrade_insights, stubs={"eks": [("list_insights", insights("WARNING"))]}).status == "warn"
     bad = run(env, c.upgrade_insights, stubs={"eks": [("list_insights", insights("PASSING", "ERROR"))]})
@@ -163,8 +178,9 @@ def quota(value: float, code: str):
     return {"Quota": {"ServiceCode": "ec2", "QuotaCode": code, "Value": value}}
 
 
-def test_ec2_quota(env: Env) -> None:
-    assert run(env, c.ec2_quota).status == "unknown"  # moto: no EC2 quotas in this region
+def test_ec2_quota(env: Env, moto_server: str) -> None:
+    assert run(env, c.ec2_quota, aws=bare(moto_server)).status == "unknown"  # moto: no EC2 quotas
+    assert run(env, c.ec2_quota).status == "pass"  # the sandbox's quotas
     # blue: system 2 x m7i.large (on-demand, 2 vCPU), app 3 x m7i.xlarge (spot, 4 vCPU), gpu 0 nodes
     ok = run(env, c.ec2_quota, stubs={"service-quotas": [("get_service_quota", quota(64, "L-1216C47A")),
                                                           ("get_service_quota", quota(64, "L-34B43A08"))]})
@@ -251,14 +267,36 @@ def test_green_node_groups(env: Env) -> None:
     small = run(env, c.green_node_groups, stubs={"eks": [
         ("list_nodegroups", groups), ("describe_nodegroup", nodegroup("system")),
         ("describe_nodegroup", nodegroup("app", desired=1)), ("describe_nodegroup", nodegroup("gpu", desired=0))]})
-    assert small.status == "fail" and "app desired 1 < 3" in small.detail
+    # under Karpenter only the system group is a managed node group; app and gpu are NodePools
+    assert small.status == "pass"
+    small = run(env, c.green_node_groups, stubs={"eks": [
+        ("list_nodegroups", groups), ("describe_nodegroup", nodegroup("system", desired=1)),
+        ("describe_nodegroup", nodegroup("app", desired=1)), ("describe_nodegroup", nodegroup("gpu", desired=0))]})
+    assert small.status == "fail" and "system desired 1 < 2" in small.detail
     degraded = run(env, c.green_node_groups, stubs={"eks": [
         ("list_nodegroups", {"nodegroups": ["system"]}), ("describe_nodegroup", nodegroup("system", "DEGRADED"))]})
-    assert degraded.status == "fail" and "system is DEGRADED" in degraded.detail and "app missing" in degraded.detail
+    assert degraded.status == "fail" and "system is DEGRADED" in degraded.detail and "app" not in degraded.detail
+    missing = run(env, c.green_node_groups, stubs={"eks": [("list_nodegroups", {"nodegroups": []})]})
+    assert missing.status == "fail" and "system missing" in missing.detail
 
 
-def test_green_addons(env: Env) -> None:
-    assert run(env, c.green_addons).status == "unknown"
+def test_green_node_groups_found_by_label_under_their_prefixed_eks_names(env: Env) -> None:
+    """node_group_name_prefix names a group "<key>-<suffix>"; the check matches it by its
+    fleetform.io/node-group label, so a prefixed group is neither missing nor unknown."""
+    suffix = "20261205211849123400000001"
+    labelled = [nodegroup(f"{key}-{suffix}", desired=desired) for key, desired in
+                (("system", 2), ("app", 1), ("gpu", 0))]
+    for answer, key in zip(labelled, ("system", "app", "gpu"), strict=True):
+        answer["nodegroup"]["labels"] = {"fleetform.io/node-group": key}
+    result = run(env, c.green_node_groups, stubs={"eks": [
+        ("list_nodegroups", {"nodegroups": [g["nodegroup"]["nodegroupName"] for g in labelled]}),
+        *(("describe_nodegroup", g) for g in labelled)]})
+    assert result.status == "fail" and result.detail == "app desired 1 < 3"
+
+
+def test_green_addons(env: Env, moto_server: str) -> None:
+    assert run(env, c.green_addons, aws=bare(moto_server)).status == "unknown"
+    assert run(env, c.green_addons).status == "pass"
     ok = run(env, c.green_addons, stubs={"eks": [
         ("list_addons", addons("vpc-cni")),
         ("describe_addon", {"addon": {"addonName": "vpc-cni", "status": "ACTIVE"}})]})
@@ -305,13 +343,13 @@ def test_smoke(env: Env, web: str) -> None:
 # --------------------------------------------------------------------------- the command
 
 
-def plan_cli(env: Env, *extra: str):
+def plan_cli(env: Env, *extra: str, endpoint: str | None = None):
     return CliRunner().invoke(upgrade_cli.cli, [
         "plan", "main", "--account", "prod", "--config", str(env.config_dir), "--state-dir", str(env.state_dir),
-        "--endpoint-url", env.endpoint, *extra])
+        "--endpoint-url", endpoint or env.endpoint, *extra])
 
 
-def test_plan_exit_codes_and_stable_json(env: Env) -> None:
+def test_plan_exit_codes_and_stable_json(env: Env, moto_server: str) -> None:
     clean = plan_cli(env, "--to", "1.36", "--output", "json")
     assert clean.exit_code == 0, clean.output
     data = json.loads(clean.stdout)
@@ -321,9 +359,11 @@ def test_plan_exit_codes_and_stable_json(env: Env) -> None:
         "caller-account", "blue-active", "target-version", "version-jump", "addon-versions", "upgrade-insights",
         "node-groups", "free-ips", "ec2-quota", "weighted-records", "guard-alarms", "lock"]
     assert all(list(ch) == ["id", "title", "status", "detail", "remediation"] for ch in data["checks"])
-    unknown = {ch["id"] for ch in data["checks"] if ch["status"] == "unknown"}
+    assert {ch["id"]: ch["status"] for ch in data["checks"] if ch["status"] != "pass"} == {}  # every check a verdict
+    bare_moto = json.loads(plan_cli(env, "--to", "1.36", "--output", "json", endpoint=moto_server).stdout)
+    unknown = {ch["id"] for ch in bare_moto["checks"] if ch["status"] == "unknown"}
     assert unknown == {"target-version", "addon-versions", "upgrade-insights", "ec2-quota"}
-    assert plan_cli(env, "--to", "1.36", "--strict").exit_code == 1  # unknown is not a pass
+    assert plan_cli(env, "--to", "1.36", "--strict", endpoint=moto_server).exit_code == 1  # unknown is not a pass
     env.set_alarm("prod-main-latency-p99", "ALARM")
     blocked = plan_cli(env, "--to", "1.36", "--output", "json")
     assert blocked.exit_code == 1 and json.loads(blocked.stdout)["blocking"] == ["guard-alarms"]

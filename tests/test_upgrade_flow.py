@@ -60,17 +60,29 @@ def test_whole_flow_through_the_cli(env: Env, cli_clock: FakeClock) -> None:
     cli_clock.advance(minutes=1441)
     code, _, err = invoke(env, "retire", "main", "--account", "prod", "--confirm", "prod-main-bleu")
     assert code == 2 and "does not match" in err
+    # first pull request: the slot is marked retiring (the pipeline turns deletion protection off) ...
+    code, out, _ = invoke(env, "retire", "main", "--account", "prod", "--confirm", "prod-main-blue",
+                          "--output", "json")
+    assert code == 0, out
+    marked = json.loads(out)
+    assert marked["step"] == "mark" and "+      blue: {version: \"1.34\", retiring: true}" in marked["diff"]
+    assert "run `cluster-upgrade retire main` again" in marked["next"]
+    code, out, _ = invoke(env, "status", "main", "--account", "prod", "--output", "json")
+    assert json.loads(out)["phase"] == SHIFTED
+    # ... second pull request: the slot is removed (the pipeline destroys its stack behind allow-destroy)
     code, out, _ = invoke(env, "retire", "main", "--account", "prod", "--confirm", "prod-main-blue",
                           "--output", "json")
     assert code == 0, out
     retired = json.loads(out)
-    assert '-      blue: {version: "1.34"}' in retired["diff"]
+    assert retired["step"] == "remove" and '-      blue: {version: "1.34", retiring: true}' in retired["diff"]
+    assert "allow-destroy label" in retired["next"]
     text = (env.config_dir / "prod.yaml").read_text()
     assert "blue:" not in text.split("node_groups")[0].split("main:")[1] and "# Production" in text
     code, out, _ = invoke(env, "status", "main", "--account", "prod", "--output", "json")
     assert json.loads(out)["phase"] == RETIRED
     audit = [json.loads(line) for line in (env.state_dir / "audit.jsonl").read_text().splitlines()]
-    assert [a["action"] for a in audit] == ["start", *["shift-step-intent", "shift-step"] * 4, "shifted", "retire"]
+    assert [a["action"] for a in audit] == ["start", *["shift-step-intent", "shift-step"] * 4, "shifted",
+                                            "retire-mark", "retire"]
     assert audit[1]["after"] == {"blue": 95, "green": 5} and audit[1]["change_ids"] == []  # before the change
     code, out, _ = invoke(env, "status", "main", "--account", "prod", "--audit", "--output", "json")
     assert code == 0 and json.loads(out)["audit"] == audit  # local state: the local audit.jsonl
@@ -113,7 +125,7 @@ def test_green_worse_than_blue_rolls_back(env: Env) -> None:
     assert state.phase == ROLLED_BACK and "5xx-rate" in state.reason
     assert env.weights() == {"blue": 100, "green": 0}
     failed = [g for g in env.display.gate_results if g.status == "fail"]
-    assert {g.name for g in failed} == {"5xx-rate", "latency-p99"}
+    assert {g.name for g in failed} == {"5xx-rate", "latency-p99", "promql:error-ratio"}
 
 
 def test_no_data_pauses_and_never_passes_then_resume_finishes(env: Env) -> None:

@@ -83,8 +83,9 @@ def test_the_policy_is_least_privilege_and_lint_clean() -> None:
     document = json.loads(result.stdout)
     assert document["Version"] == "2012-10-17"
     actions = sorted(a for s in document["Statement"] for a in s["Action"])
-    # every declared action exactly once; S3 and KMS only when upgrade.state_bucket is set (prod keeps state locally)
-    assert actions == sorted(a for a in all_actions() if not a.startswith(("s3:", "kms:")))
+    # every declared action exactly once; S3 and KMS only when upgrade.state_bucket is set (prod keeps state locally),
+    # the PromQL gates' only when upgrade.prometheus is
+    assert actions == sorted(a for a in all_actions() if not a.startswith(("s3:", "kms:")) and a != "sts:AssumeRole")
     assert not [a for a in actions if a.endswith("*") or ":Delete" in a and not a.startswith("s3:")]
     writes = [s for s in document["Statement"] if "route53:ChangeResourceRecordSets" in s["Action"]]
     assert writes[0]["Condition"]["ForAllValues:StringEquals"][
@@ -98,6 +99,24 @@ def test_the_policy_is_least_privilege_and_lint_clean() -> None:
     assert sorted(a for s in unscoped["Statement"] for a in s["Action"]) == sorted(all_actions())
 
 
+PROMQL = ("aps:QueryMetrics", "sts:AssumeRole")
+
+
+def test_promql_gates_may_query_their_workspace_through_their_role_only(accounts_copy) -> None:
+    prod = accounts_copy / "prod.yaml"
+    role = "arn:aws:iam::444444444444:role/fleetform-upgrade-query"
+    prod.write_text(prod.read_text().replace("workspace: ws-0f1e2d3c-4b5a-6978-8695-a4b3c2d1e0f9",
+                                             f"workspace: ws-0123abcd\n        role_arn: {role}"))
+    result = CliRunner().invoke(upgrade_cli.cli, ["permissions", "--account", "prod", "--config", str(accounts_copy)])
+    assert result.exit_code == 0, result.output
+    statements = {s["Sid"]: s for s in json.loads(result.stdout)["Statement"]}
+    assert statements["PromQLGates"]["Action"] == ["aps:QueryMetrics"]
+    assert statements["PromQLGates"]["Resource"] == ["arn:aws:aps:ap-northeast-1:444444444444:workspace/ws-0123abcd"]
+    assert statements["PromQLGatesWorkspaceRole"] == {"Sid": "PromQLGatesWorkspaceRole", "Effect": "Allow",
+                                                      "Action": ["sts:AssumeRole"], "Resource": [role]}
+    assert not [s for s in statements.values() if s["Resource"] == ["*"] and set(PROMQL) & set(s["Action"])]
+
+
 def test_with_a_state_bucket_audit_entries_can_be_written_but_never_deleted(accounts_copy) -> None:
     prod = accounts_copy / "prod.yaml"
     prod.write_text(prod.read_text().replace("alarms: [prod-main-5xx, prod-main-latency-p99]",
@@ -107,7 +126,8 @@ def test_with_a_state_bucket_audit_entries_can_be_written_but_never_deleted(acco
     assert result.exit_code == 0, result.output
     document = json.loads(result.stdout)
     statements = {s["Sid"]: s for s in document["Statement"]}
-    assert sorted(a for s in document["Statement"] for a in s["Action"]) == sorted(all_actions())
+    assert sorted(a for s in document["Statement"] for a in s["Action"]) == sorted(
+        a for a in all_actions() if a != "sts:AssumeRole")  # the example's PromQL gates need no role
     objects = f"arn:aws:s3:::{BUCKET}/fleetform/upgrades"
     assert statements["StateRecordsAndAuditEntries"]["Action"] == ["s3:GetObject", "s3:PutObject"]
     assert statements["StateRecordsAndAuditEntries"]["Resource"] == [f"{objects}/*"]  # audit/<account>/... too

@@ -7,17 +7,19 @@ import itertools
 import os
 import sys
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import EXAMPLE_ACCOUNTS
+from conftest import EXAMPLE_ACCOUNTS, free_port
 
 from fleetform.config import load_config
 from fleetform.config.models import FleetConfig
+from fleetform.sandbox.catalogue import Catalogue
+from fleetform.sandbox.proxy import Proxy
 from fleetform.sandbox.seed import put_traffic, seed
 from fleetform.upgrade import aws as aws_mod
 from fleetform.upgrade.aws import Aws, connect
@@ -147,6 +149,9 @@ class Env:
                 share = requests * weight / 100
                 put_traffic(aws, f"prod-main-{slot}", moment, share, share * (0.08 if bad else 0.001),
                             700.0 if bad else 120.0)
+                PROMQL_RATES[f"prod-main-{slot}"] = 0.08 if bad else 0.001
+            else:
+                PROMQL_RATES.pop(f"prod-main-{slot}", None)
 
     def traffic_every(self, seconds: float = 30, **kwargs: Any) -> None:
         """Emit traffic from the clock's hooks every ``seconds`` of fake time."""
@@ -161,16 +166,23 @@ class Env:
 
 
 _EPOCHS = itertools.count(1)
+# what the sandbox's PromQL endpoint answers: cluster -> error ratio, set by Env.traffic as CloudWatch's data
+PROMQL_RATES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module", name="seeded")
-def seeded_fixture(moto_server: str) -> str:
-    """moto emptied and seeded with the prod account once per test module (seeding costs seconds)."""
+def seeded_fixture(moto_server: str) -> Iterator[str]:
+    """moto emptied and seeded with the prod account once per test module (seeding costs seconds), behind
+    the sandbox's proxy (EKS versions, add-ons, insights, quotas, the PromQL endpoint); yields the proxy."""
     urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")).read()
     config = load_config(EXAMPLE_ACCOUNTS)
+    proxy = Proxy(free_port(), moto_server, Catalogue.from_config(config), lambda: dict(PROMQL_RATES)).start()
     clients: dict[str, Aws] = {}
-    seed(lambda region: clients.setdefault(region, connect(None, region, moto_server)), config, only={"prod"})
-    return moto_server
+    seed(lambda region: clients.setdefault(region, connect(None, region, proxy.endpoint)), config, only={"prod"})
+    try:
+        yield proxy.endpoint
+    finally:
+        proxy.stop()
 
 
 @pytest.fixture(name="env")
@@ -180,6 +192,7 @@ def env_fixture(seeded: str, accounts_copy: Path, tmp_path: Path) -> Env:
     clock = FakeClock(utcnow() - timedelta(days=7 * next(_EPOCHS)))
     env = Env(seeded, accounts_copy, tmp_path / "state", load_config(accounts_copy), clock, RecordingDisplay())
     env.set_weights({"blue": 100, "green": 0})
+    PROMQL_RATES.clear()
     for alarm in ("prod-main-5xx", "prod-main-latency-p99"):
         env.set_alarm(alarm, "OK")
     return env

@@ -13,7 +13,8 @@ from pathlib import Path
 # EKS CreateNodegroup: "can contain only alphanumeric characters (case-sensitive), hyphens, and
 # underscores. It must start with an alphanumeric character and can't be longer than 63 characters."
 NODE_GROUP_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-MAX_NODE_GROUP_NAME = 63
+# the name is a node_group_name_prefix ("<name>-"), to which the provider adds a 26-character suffix: 63 in all
+MAX_NODE_GROUP_NAME = 36
 # Kubernetes (apimachinery validation): a qualified name is an optional DNS-subdomain prefix and '/',
 # then a name of at most 63 characters; a label value is empty or such a name without the prefix
 _NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?$")
@@ -84,7 +85,8 @@ def instance_type_problem(value: str) -> str | None:
 
 def node_group_name_problem(name: str) -> str | None:
     if len(name) > MAX_NODE_GROUP_NAME:
-        return f"node group name {name!r} is {len(name)} characters long; EKS allows at most {MAX_NODE_GROUP_NAME}"
+        return (f"node group name {name!r} is {len(name)} characters long; at most {MAX_NODE_GROUP_NAME} (EKS allows "
+                f"63, and fleetform names each group '<name>-' plus a 26-character unique suffix)")
     if not NODE_GROUP_NAME.match(name):
         return (f"node group name {name!r}: EKS allows letters, digits, '-' and '_' (ASCII), starting with a "
                 "letter or digit; e.g. 'batch-jobs'")

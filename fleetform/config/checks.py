@@ -16,7 +16,9 @@ from fleetform.config.aws_values import (
     node_group_name_problem,
     region_problem,
 )
+from fleetform.config.capacity import capacity_problems
 from fleetform.config.endpoints import BASTION_ENDPOINTS, cluster_endpoints, missing_endpoints
+from fleetform.config.hub import hub_problems
 from fleetform.config.models import Account, ClusterConfig, FleetConfig, NodeGroupConfig
 from fleetform.config.network import subnet_plan
 from fleetform.constructs.scp_library import (
@@ -48,7 +50,9 @@ MAX_MINOR_JUMP = 2
 # ("-load-balancer-controller" is the longest suffix; IAM role names are at most 64 characters)
 MAX_SLOT_NAME = 38
 # Graviton (ARM) families have a "g" right after the generation digit: m7g, c7gn, r8gd, t4g, g5g
-ARM_FAMILY = re.compile(r"^[a-z]+\d+g")
+# ARM (Graviton or NVIDIA Grace) instance families: a g after the generation (m7g, c7gd, c7gn, r8g,
+# x2gd, im4gn, is4gen, hpc7g, g5g), the first Graviton (a1), and Grace Blackwell (p6e-gb200)
+ARM_FAMILY = re.compile(r"^([a-z]+\d+g[a-z]*|a1|[a-z]+\d+[a-z]*-gb\d+)$")
 CLUSTER_NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 MAX_CLUSTER_NAME = 21
 # "file:line" of a field in a loaded file (the loader knows the lines; plain file name without it)
@@ -74,6 +78,8 @@ def check_config(config: FleetConfig, partial: bool = False, locate: Locate = _p
         *_organization(config, partial),
         *_scps(config, partial),
         *_regions(config),
+        *hub_problems(config),
+        *capacity_problems(config),
     ]
 
 
@@ -144,6 +150,10 @@ def _organization(config: FleetConfig, partial: bool) -> Iterator[Problem]:
     for i, name in enumerate(org.aws_config.existing_service_linked_role):
         if names and name not in names:
             yield Problem(org_file, f"organization.aws_config.existing_service_linked_role.{i}",
+                          f"no account named {name!r} (accounts: {', '.join(sorted(names))})")
+    for i, name in enumerate(org.existing_autoscaling_service_linked_role):
+        if names and name not in names:
+            yield Problem(org_file, f"organization.existing_autoscaling_service_linked_role.{i}",
                           f"no account named {name!r} (accounts: {', '.join(sorted(names))})")
     daily = org.aws_config.daily_recording
     for i, resource_type in enumerate(daily):
@@ -316,8 +326,8 @@ def _clusters(accounts: list[Account]) -> Iterator[Problem]:
     ops_clusters: list[str] = []
     for acct in accounts:
         spec = acct.spec
-        if spec.clusters and spec.network is not None and spec.network.azs < 2:
-            yield Problem(acct.file, "network.azs", "EKS needs subnets in at least 2 AZs: use azs: 2 or more")
+        if spec.clusters and spec.network is not None and spec.network.az_count < 2:
+            yield Problem(acct.file, "network.azs", "EKS needs subnets in at least 2 AZs: list 2 or more")
         for name, cluster in spec.clusters.items():
             base = f"clusters.{name}"
             if not CLUSTER_NAME.match(name):
@@ -387,6 +397,9 @@ def _cluster(file: str, base: str, cluster: ClusterConfig, zone: str | None) -> 
 def _node_group(file: str, base: str, group: NodeGroupConfig) -> Iterator[Problem]:
     if group.min > group.max:
         yield Problem(file, f"{base}.min", f"min ({group.min}) is greater than max ({group.max})")
+    if group.max_unavailable is not None and group.max_unavailable_percentage is not None:
+        yield Problem(file, f"{base}.max_unavailable_percentage",
+                      "set either max_unavailable (nodes) or max_unavailable_percentage, not both")
     if group.desired is not None and not group.min <= group.desired <= group.max:
         yield Problem(file, f"{base}.desired", f"desired ({group.desired}) must be within min..max "
                                                f"({group.min}..{group.max})")

@@ -16,11 +16,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleetform.constructs.aws_config import ConfigRecorderProps, ConfigRecorders
-from fleetform.constructs.plan_permissions import DATA_READS, VIEW_ONLY_POLICY, plan_read_actions
+from fleetform.constructs.plan_permissions import DATA_READS, DATA_READS_EXEMPT, VIEW_ONLY_POLICY, plan_read_actions
 from fleetform.engine import Construct, Resource, policy_json
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     ACCOUNT_PLAN_ROLE,
+    AUTOSCALING_SERVICE,
     PIPELINE_APPLY_ROLE,
     PIPELINE_DRIFT_ROLE,
     PIPELINE_PLAN_ROLE,
@@ -48,6 +49,9 @@ class BaselineProps:
     budget: BudgetProps | None = None
     max_session_seconds: int = 3600
     config: ConfigRecorderProps | None = None  # AWS Config recorders; None: the organization opted out
+    # create AWSServiceRoleForAutoScaling: the account has clusters (their volume keys name the role) and
+    # the role is not there yet; KMS refuses a key policy that names a role that does not exist
+    autoscaling_service_linked_role: bool = False
 
 
 def trust_policy(pipeline_role_arns: Sequence[str], break_glass_principal: str | None) -> str:
@@ -68,7 +72,8 @@ TRUST_SKIP = {"CKV_AWS_61": "the account is the principal so IAM accepts the pol
 
 
 class AccountBaseline(Construct):
-    """Attributes: ``plan_role``, ``apply_role``, ``config`` (ConfigRecorders or None), ``budget`` (or None)."""
+    """Attributes: ``plan_role``, ``apply_role``, ``config`` (ConfigRecorders or None), ``budget`` (or None),
+    ``autoscaling_service_linked_role`` (or None)."""
 
     def __init__(self, scope: Construct, id: str, props: BaselineProps) -> None:
         super().__init__(scope, id)
@@ -77,6 +82,11 @@ class AccountBaseline(Construct):
         self._account_defaults(props)
         self.config = ConfigRecorders(self, "config", props.config) if props.config else None
         self.budget = self._budget(props) if props.budget else None
+        self.autoscaling_service_linked_role = Resource(
+            self, "autoscaling-service-linked-role", "aws_iam_service_linked_role",
+            aws_service_name=AUTOSCALING_SERVICE,
+            description="EC2 Auto Scaling: launches the EKS managed node groups' instances (fleetform baseline)",
+        ) if props.autoscaling_service_linked_role else None
 
     def _roles(self, props: BaselineProps) -> None:
         pipeline = props.pipeline_account_id
@@ -94,8 +104,12 @@ class AccountBaseline(Construct):
                  policy=policy_json([{"Sid": "ProviderReads", "Effect": "Allow", "Action": plan_read_actions(),
                                       "Resource": "*"}]))
         Resource(self, "plan-no-data", "aws_iam_role_policy", name="deny-data-reads", role=self.plan_role.id_ref,
-                 policy=policy_json([{"Sid": "DenyDataReads", "Effect": "Deny", "Action": list(DATA_READS),
-                                      "Resource": "*"}]))
+                 policy=policy_json([
+                     {"Sid": "DenyDataReads", "Effect": "Deny",
+                      "Action": [a for a in DATA_READS if a not in DATA_READS_EXEMPT], "Resource": "*"},
+                     *({"Sid": f"DenyDataReads{i}", "Effect": "Deny", "Action": action, "NotResource": list(arns)}
+                       for i, (action, arns) in enumerate(sorted(DATA_READS_EXEMPT.items()), 1)),
+                 ]))
         self.apply_role = Resource(
             self, "apply-role", "aws_iam_role", name=ACCOUNT_APPLY_ROLE,
             description="fleetform: terraform apply; assumed by the pipeline's apply role",

@@ -92,6 +92,24 @@ PROVIDER_READS: dict[str, tuple[str, ...]] = {
                                  "aps:ListTagsForResource"),
     "aws_route": _ROUTES,
     "aws_route_table": _ROUTES,
+    # the ops hub (decision 0005): Transit Gateway, its RAM share, the Argo CD registrations' policies
+    "aws_ec2_transit_gateway": ("ec2:DescribeTransitGateways",),
+    "aws_ec2_transit_gateway_route": ("ec2:SearchTransitGatewayRoutes",),
+    "aws_ec2_transit_gateway_route_table": ("ec2:DescribeTransitGatewayRouteTables",),
+    "aws_ec2_transit_gateway_route_table_association": ("ec2:GetTransitGatewayRouteTableAssociations",),
+    "aws_ec2_transit_gateway_route_table_propagation": ("ec2:GetTransitGatewayRouteTablePropagations",),
+    "aws_ec2_transit_gateway_vpc_attachment": ("ec2:DescribeTransitGatewayVpcAttachments",
+                                               "ec2:DescribeTransitGatewayRouteTables",
+                                               "ec2:GetTransitGatewayRouteTableAssociations",
+                                               "ec2:GetTransitGatewayRouteTablePropagations"),
+    "aws_ram_principal_association": ("ram:GetResourceShareAssociations",),
+    "aws_ram_resource_association": ("ram:GetResourceShareAssociations",),
+    "aws_ram_resource_share": ("ram:GetResourceShares", "ram:ListResourceSharePermissions"),
+    "aws_ram_sharing_with_organization": ("organizations:ListAWSServiceAccessForOrganization",),
+    "aws_secretsmanager_secret_policy": ("secretsmanager:GetResourcePolicy",),
+    # the one value read: Argo CD registrations hold no credential (endpoint, CA, a role ARN), and the
+    # provider refreshes a secret version by reading it; DATA_READS_EXEMPT narrows it to them
+    "aws_secretsmanager_secret_version": ("secretsmanager:GetSecretValue",),
     "aws_route_table_association": _ROUTES,
     "aws_route53_hosted_zone_dnssec": _DNSSEC,
     "aws_route53_key_signing_key": _DNSSEC,
@@ -149,6 +167,12 @@ DATA_READS: tuple[str, ...] = (
     "ssm:GetCommandInvocation", "ssm:GetParameter", "ssm:GetParameterHistory", "ssm:GetParameters",
     "ssm:GetParametersByPath",
 )
+
+
+# data reads allowed on these resources only: the Argo CD cluster registrations (decision 0005)
+DATA_READS_EXEMPT: dict[str, tuple[str, ...]] = {
+    "secretsmanager:GetSecretValue": ("arn:aws:secretsmanager:*:*:secret:fleetform/argocd/clusters/*",),
+}
 
 
 def plan_read_actions(types: set[str] | None = None) -> list[str]:

@@ -1,4 +1,5 @@
-"""The sandbox process (``python -m fleetform.sandbox.serve``): moto on 127.0.0.1, seeded, with
+"""The sandbox process (``python -m fleetform.sandbox.serve``): moto on a private port of 127.0.0.1
+behind the sandbox proxy on ``--port`` (what moto lacks: fleetform.sandbox.proxy), seeded, with
 traffic metrics every second until SIGTERM."""
 
 from __future__ import annotations
@@ -29,14 +30,22 @@ def main(argv: list[str] | None = None) -> int:
     from moto.server import ThreadedMotoServer
 
     from fleetform.config import load_config
+    from fleetform.sandbox.catalogue import Catalogue
+    from fleetform.sandbox.moto_ext import install
+    from fleetform.sandbox.proxy import Proxy
     from fleetform.sandbox.seed import emit_traffic, seed
     from fleetform.upgrade.aws import Aws, connect
     from fleetform.upgrade.state import utcnow, write_atomic
 
     config = load_config(args.config)
-    endpoint = f"http://127.0.0.1:{args.port}"
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=args.port, verbose=False)
+    install()
+    moto_port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     server.start()
+    served: list[dict[str, float]] = [{}]  # replaced whole each second: a query never sees it half updated
+    proxy = Proxy(args.port, f"http://127.0.0.1:{moto_port}", Catalogue.from_config(config),
+                  lambda: served[0]).start()
+    endpoint = proxy.endpoint
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
@@ -48,16 +57,27 @@ def main(argv: list[str] | None = None) -> int:
         return clients[region]
 
     summary = seed(aws_for, config)
+    served[0] = emit_traffic(aws_for, config, utcnow())
     write_atomic(Path(args.record), json.dumps({
         "pid": os.getpid(), "port": args.port, "endpoint": endpoint, "config": args.config, "ready": True,
         "started_at": utcnow().isoformat(timespec="seconds"), "seeded": summary}, indent=2) + "\n")
+    load_balancers: dict[str, str] = {}
     while not stopping.wait(TRAFFIC_INTERVAL):
         try:
-            emit_traffic(aws_for, config, utcnow())
+            served[0] = emit_traffic(aws_for, config, utcnow(), cache=load_balancers)
         except Exception as exc:  # noqa: BLE001 - keep serving; the log shows why traffic paused
             print(f"traffic: {exc}", file=sys.stderr, flush=True)
+    proxy.stop()
     server.stop()
     return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 if __name__ == "__main__":

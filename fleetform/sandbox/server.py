@@ -50,6 +50,8 @@ def alive(pid: int) -> bool:
 
 def port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # as the server binds: connections of a sandbox just stopped (TIME_WAIT) do not hold the port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -26,6 +26,7 @@ COMMANDS = {
     "preflight": "fleetform.scripts.preflight:preflight_command",
     "sandbox": "fleetform.scripts.sandbox:sandbox_group",
     "upgrade": "fleetform.scripts.upgrade:cli",
+    "gitops": "fleetform.scripts.gitops:gitops_command",
 }
 
 
@@ -53,6 +54,7 @@ def cli() -> None:
       fleetform validate                 # check accounts/ (fast)
       fleetform synth                    # write Terraform JSON to cdktf.out/
       fleetform stacks --json            # stacks in dependency order
+      fleetform gitops                   # per-slot Helm values and Karpenter NodePools
     """
 
 

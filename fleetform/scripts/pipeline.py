@@ -116,6 +116,7 @@ def _check_pairs(option: str, values: tuple[str, ...]) -> None:
 def _stacks_to_plan(stacks: tuple[str, ...], synth_dir: str, config_dir: str, affected: bool, base: str | None,
                     shard_spec: str | None) -> list:
     from fleetform.manifest import read_manifest
+    from fleetform.terraform.removed import removed_stacks
     from fleetform.terraform.workflow import select_stacks, shard
 
     if affected:
@@ -126,10 +127,10 @@ def _stacks_to_plan(stacks: tuple[str, ...], synth_dir: str, config_dir: str, af
         result = affected_stacks(config_dir, base, head_out=synth_dir)
         _progress(f"affected by the change since {base}: {', '.join(result.stacks) or 'nothing'}")
         if result.removed:
-            _progress(f"warning: stacks removed since {base} (their resources stay until destroyed): "
-                      f"{', '.join(result.removed)}")
+            _progress(f"stacks removed since {base}, planned as destroys (protected resources need the "
+                      f"allow-destroy label): {', '.join(result.removed)}")
         by_name = {s.name: s for s in read_manifest(synth_dir)}
-        chosen = [by_name[n] for n in result.stacks]
+        chosen = [by_name[n] for n in result.stacks] + removed_stacks(synth_dir)  # destroys last
         if stacks:
             chosen = select_stacks(chosen, stacks) if chosen else []
     else:
@@ -552,7 +553,7 @@ def affected_command(base: str, config_dir: str, synth_dir: str | None, as_json:
     for name in result.stacks:
         click.echo(f"{name}\t{labels[name]}")
     for name in result.removed:
-        click.echo(f"{name}\tremoved (not planned; destroy its resources deliberately)")
+        click.echo(f"{name}\tremoved (destroy planned; protected resources need the allow-destroy label)")
 
 
 # click's own parse errors of these commands (a bad --pull-request) must not look like "changes" either

@@ -19,8 +19,9 @@ from fleetform.errors import UsageError
 from fleetform.sandbox.server import SANDBOX_STATE_DIR
 from fleetform.scripts.common import ContractGroup, aws_options, config_option, emit_json, handle_errors, output_option
 from fleetform.upgrade import checks as checks_mod
+from fleetform.upgrade.argocd import argocd_preview
 from fleetform.upgrade.aws import connect, is_sandbox_endpoint
-from fleetform.upgrade.gates import GateResult
+from fleetform.upgrade.gates import GateResult, workspace_arn
 from fleetform.upgrade.permissions import PolicyScope, policy
 from fleetform.upgrade.runbook import Clock, Options, Runbook
 from fleetform.upgrade.state import (
@@ -258,14 +259,19 @@ def prepare_command(cluster: str, to_version: str, output: str, config_dir: str,
     next_step = (f"commit {target.account.file} in a pull request; the pipeline plans and, on merge, applies "
                  f"{target.eks_name(target.new_slot)}; then: cluster-upgrade verify {cluster} "
                  f"--account {target.account.name}")
+    argocd = argocd_preview(target, to_version)
     if output == "json":
         emit_json({"file": target.account.file, "slot": target.new_slot, "version": to_version,
-                   "changed": bool(diff), "diff": diff, "next": next_step})
+                   "changed": bool(diff), "diff": diff, "next": next_step, "argocd": argocd})
         return
     if diff:
         click.echo(diff, nl=False)
     else:
         click.echo(f"{target.account.file}: {target.new_slot} is already at {to_version} (nothing to change)")
+    if argocd is not None:
+        click.echo(f"Argo CD ({argocd['ops_cluster']}): once applied, cluster {argocd['cluster_secret']} appears, "
+                   f"from {argocd['registration']}; ApplicationSets selecting {argocd['selector']} deploy to it; "
+                   f"verify waits for their {argocd['metric']} to be Synced and Healthy")
     click.secho(f"next: {next_step}", fg="cyan")
 
 
@@ -464,8 +470,11 @@ def _print_audit(console: Console, rb: Runbook, entries: list[dict[str, Any]]) -
 @upgrade_options
 @handle_errors
 def retire_command(cluster: str, confirmation: str | None, output: str, **kw: Any) -> None:
-    """Remove the old slot from the YAML once the new slot has held 100% for upgrade.soak_minutes
-    and the old one serves no more than upgrade.retire_max_requests. Typed confirmation.
+    """Retire the old slot in two pull requests, once the new slot has held 100% for
+    upgrade.soak_minutes and the old one serves no more than upgrade.retire_max_requests:
+    the first run marks it `retiring: true` (the pipeline turns its EKS deletion protection off);
+    after that is applied, the second run removes it (the pipeline destroys its stack, behind the
+    allow-destroy label). Typed confirmation each time.
 
     \b
     Example:
@@ -474,7 +483,12 @@ def retire_command(cluster: str, confirmation: str | None, output: str, **kw: An
     """
     rb = build(cluster, output=output, **kw)
     result = rb.retire(confirmation)
-    next_step = (f"commit {result['file']} in a pull request; on merge the pipeline destroys {result['cluster']}")
+    if result["step"] == "mark":
+        next_step = (f"commit {result['file']} in a pull request; once the pipeline has applied it (deletion "
+                     f"protection of {result['cluster']} off), run `cluster-upgrade retire {cluster}` again")
+    else:
+        next_step = (f"commit {result['file']} in a pull request with the allow-destroy label; on merge the "
+                     f"pipeline destroys {result['cluster']}")
     if output == "json":
         emit_json({**result, "next": next_step})
         return
@@ -508,7 +522,10 @@ def permissions_command(account: str | None, config_dir: str) -> None:
             cluster_prefixes=[f"{acct.name}-{c}" for c in clusters],
             hostnames=[c.hostname for c in clusters.values() if c.hostname],
             alarms=[a for c in clusters.values() for a in c.upgrade.alarms],
-            state_bucket=next((c.upgrade.state_bucket for c in clusters.values() if c.upgrade.state_bucket), None))
+            state_bucket=next((c.upgrade.state_bucket for c in clusters.values() if c.upgrade.state_bucket), None),
+            workspaces=[workspace_arn(p, config.region_of(acct), acct.id) for c in clusters.values()
+                        if (p := c.upgrade.prometheus)],
+            query_roles=[p.role_arn for c in clusters.values() if (p := c.upgrade.prometheus) and p.role_arn])
     emit_json(policy(scope))
 
 

@@ -14,7 +14,7 @@ from cdktn import App
 from fleetform.config.models import FleetConfig
 from fleetform.engine import StackDocument
 from fleetform.manifest import StackInfo, dependency_order
-from fleetform.stacks import baseline, bastion, bootstrap, clusters, dns, network, organization, pipeline
+from fleetform.stacks import baseline, bastion, bootstrap, clusters, dns, hub, network, organization, pipeline
 from fleetform.stacks.context import FleetApp
 
 # Order matters only for lookups: a builder may use the stacks that earlier builders made.
@@ -25,6 +25,7 @@ BUILDERS: list[Callable[[FleetApp], None]] = [
     network.build,
     dns.build,
     clusters.build,
+    hub.build,
     bastion.build,
     pipeline.build,
 ]

@@ -87,7 +87,7 @@ class Terraform:
         return self.run(args, cwd)
 
     def plan(self, cwd: str | Path, plan_file: str | Path, variables: Sequence[str] = (),
-             refresh_only: bool = False, lock: bool = True) -> TerraformResult:
+             refresh_only: bool = False, lock: bool = True, destroy: bool = False) -> TerraformResult:
         """Exit code 0 = no changes, 2 = changes (``-detailed-exitcode``); other codes raise.
         ``lock=False``: no state lock (a read-only role cannot write the lock file)."""
         args = ["plan", "-input=false", "-no-color", "-detailed-exitcode", f"-out={plan_file}"]
@@ -95,6 +95,8 @@ class Terraform:
             args.append("-lock=false")
         if refresh_only:
             args.append("-refresh-only")
+        if destroy:
+            args.append("-destroy")
         args += [f"-var={item}" for item in variables]
         return self.run(args, cwd, ok=(0, 2))
 

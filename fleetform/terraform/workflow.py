@@ -24,6 +24,7 @@ from fleetform.errors import FleetformError, UsageError
 from fleetform.manifest import StackInfo, read_manifest
 from fleetform.terraform.lock import StackLock, holding
 from fleetform.terraform.parallel import Event, run_along_graph
+from fleetform.terraform.removed import protection_problems, removed_stacks
 from fleetform.terraform.runner import Terraform, TerraformError
 from fleetform.terraform.summary import (
     DEFAULT_PROTECTED_TYPES,
@@ -117,6 +118,13 @@ def exit_code(plans: Sequence[StackPlan], allow_destroy: bool) -> int:
     return 2 if any(p.has_changes for p in plans) else 0
 
 
+def run_graph(stacks: Sequence[StackInfo]) -> dict[str, tuple[str, ...]]:
+    """What each stack waits for: its dependencies; the destroy of a removed stack waits for every
+    other stack of the run (and does not run when one of them failed)."""
+    kept = tuple(s.name for s in stacks if not s.destroy)
+    return {s.name: kept if s.destroy else s.dependencies for s in stacks}
+
+
 def plan_stacks(tf: Terraform, stacks: Sequence[StackInfo], options: PlanOptions,
                 progress: Progress | None = None) -> PlanRun:
     """init, ``plan -out``, ``show -json`` for each stack in order; write the report and summary."""
@@ -138,7 +146,7 @@ def plan_stacks(tf: Terraform, stacks: Sequence[StackInfo], options: PlanOptions
         else:
             progress(f"{_counter(event)} {event.name}: {_status_line(event.outcome.result)}")
 
-    outcomes = run_along_graph({s.name: s.dependencies for s in stacks},
+    outcomes = run_along_graph(run_graph(stacks),
                                lambda name: _plan_one(tf, by_name[name], options),
                                parallelism=options.parallelism, failed=lambda plan: plan.status == "error",
                                on_event=report_event)
@@ -187,10 +195,13 @@ def _plan_one(tf: Terraform, stack: StackInfo, options: PlanOptions) -> StackPla
         stale.unlink(missing_ok=True)
     digest = file_hash(stack.json_path)
     try:
+        if stack.destroy and (problems := protection_problems(stack)):
+            raise TerraformError(f"{stack.name} (removed from the configuration) cannot be destroyed yet: "
+                                 + "; ".join(problems))
         tf.init(stack.directory, options.backend_config)
         names = declared_variables(stack)  # a variable is passed to the stacks that declare it
         tf.plan(stack.directory, plan_file, [v for v in options.variables if v.split("=", 1)[0] in names],
-                lock=options.lock)
+                lock=options.lock, destroy=stack.destroy)
         shown = tf.show_json(stack.directory, plan_file)
         (directory / "plan.json").write_text(json.dumps(shown))
         plan = summarize_plan(stack.name, shown, options.protected_types)
@@ -201,6 +212,7 @@ def _plan_one(tf: Terraform, stack: StackInfo, options: PlanOptions) -> StackPla
         "stack_json_sha256": digest,
         "stack_json": str(stack.json_path.resolve()),
         "working_directory": str(stack.directory.resolve()),
+        "destroy": stack.destroy,
         "plan_file": str(plan_file) if plan.status != "error" else None,
         "status": plan.status,
         "protected_destroys": [c.address for c in plan.protected_destroys],
@@ -224,7 +236,7 @@ class SavedPlan:
 
 def saved_plans(synth_dir: Path, out_dir: Path, names: Sequence[str]) -> list[SavedPlan]:
     """The saved plans to apply, in dependency order; refuses stale, failed or missing plans."""
-    stacks = read_manifest(synth_dir)
+    stacks = read_manifest(synth_dir) + removed_stacks(synth_dir)  # destroys of removed stacks come last
     by_name = {s.name: s for s in stacks}
     metas: dict[str, tuple[dict[str, Any], Path]] = {}
     for meta_path in sorted(out_dir.glob("*/meta.json")):
@@ -315,7 +327,7 @@ def apply_plans(tf: Terraform, plans: Sequence[SavedPlan], lock: StackLock, allo
             progress(f"{_counter(event)} {event.name}: {event.outcome.result['status']}")
 
     with holding(lock, [p.stack.name for p in plans]):
-        outcomes = run_along_graph({p.stack.name: p.stack.dependencies for p in plans}, apply_one,
+        outcomes = run_along_graph(run_graph([p.stack for p in plans]), apply_one,
                                    parallelism=parallelism, failed=lambda r: r["status"] == "error",
                                    on_event=report_event)
     unexpected = next((o.error for o in outcomes.values() if o.error is not None), None)

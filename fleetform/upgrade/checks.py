@@ -16,6 +16,7 @@ from typing import Any
 
 from fleetform import naming
 from fleetform.aws_session import ApiUnavailable, AwsError, call
+from fleetform.config.capacity import managed_node_groups
 from fleetform.config.checks import MAX_MINOR_JUMP, instance_family
 from fleetform.errors import FleetformError, UsageError
 from fleetform.upgrade.aws import Aws
@@ -193,19 +194,35 @@ def addon_versions(ctx: CheckContext) -> Outcome:
 
 
 @_check("upgrade-insights", "EKS upgrade insights have no errors",
-        "read the insight (aws eks describe-insight) and fix deprecated API use before upgrading",
-        "eks:ListInsights")
+        "read the insight (aws eks describe-insight) and fix what it names (deprecated APIs, add-on versions) first",
+        "eks:ListInsights", "eks:DescribeInsight")
 def upgrade_insights(ctx: CheckContext) -> Outcome:
-    answer = call(ctx.aws.client("eks").list_insights, clusterName=ctx.target.eks_name(ctx.target.live_slot),
-                  filter={"categories": ["UPGRADE_READINESS"]})
+    eks = ctx.aws.client("eks")
+    cluster = ctx.target.eks_name(ctx.target.live_slot)
+    answer = call(eks.list_insights, clusterName=cluster, filter={"categories": ["UPGRADE_READINESS"]})
     insights = answer.get("insights", [])
-    errors = [i["name"] for i in insights if i.get("insightStatus", {}).get("status") == "ERROR"]
+    errors = [i["name"] + _insight_detail(eks, cluster, i["id"]) for i in insights
+              if i.get("insightStatus", {}).get("status") == "ERROR"]
     warnings = [i["name"] for i in insights if i.get("insightStatus", {}).get("status") in ("WARNING", "UNKNOWN")]
     if errors:
         return FAIL, "errors: " + "; ".join(errors)
     if warnings:
         return WARN, "warnings: " + "; ".join(warnings)
     return PASS, f"{len(insights)} insight(s), none failing"
+
+
+def _insight_detail(eks: Any, cluster: str, insight_id: str) -> str:
+    """`` (<deprecated API> -> <replacement>, ...)`` from DescribeInsight; empty when it cannot be read."""
+    try:
+        insight = call(eks.describe_insight, clusterName=cluster, id=insight_id)["insight"]
+    except FleetformError:
+        return ""
+    summary = insight.get("categorySpecificSummary") or {}
+    found = [f"{d['usage']} -> {d.get('replacedWith') or 'removed'}" for d in summary.get("deprecationDetails") or []
+             if d.get("usage")]
+    found += [f"{a['name']} needs {' or '.join(a.get('compatibleVersions') or ['a newer version'])}"
+              for a in summary.get("addonCompatibilityDetails") or [] if a.get("name")]
+    return f" ({', '.join(found)})" if found else ""
 
 
 @_check("node-groups", "node groups healthy, none on an AMI type the target drops",
@@ -357,8 +374,8 @@ def green_active(ctx: CheckContext) -> Outcome:
         "wait for the node groups, or fix their scaling (EKS console: node group health)",
         "eks:ListNodegroups", "eks:DescribeNodegroup")
 def green_node_groups(ctx: CheckContext) -> Outcome:
-    groups = {g["nodegroupName"]: g for g in ctx.nodegroups(ctx.target.new_slot)}
-    wanted = ctx.target.cluster.node_groups
+    groups = {naming.node_group_key(g): g for g in ctx.nodegroups(ctx.target.new_slot)}
+    wanted = managed_node_groups(ctx.target.cluster)  # the rest are Karpenter NodePools
     problems = [f"{name} missing" for name in wanted if name not in groups]
     for name, group in groups.items():
         scaling = group.get("scalingConfig") or {}

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleetform.naming import ARGOCD_STATUS_ROLE
+
 REGISTRY: dict[str, tuple[str, ...]] = {}
 
 # boto3 service name -> IAM prefix, where they differ
-_PREFIX = {"service-quotas": "servicequotas"}
+_PREFIX = {"service-quotas": "servicequotas", "elbv2": "elasticloadbalancing", "amp": "aps"}
 # operations whose IAM action has another name
 _S3_ACTIONS = {"HeadObject": "GetObject", "ListObjectsV2": "ListBucket", "HeadBucket": "ListBucket",
                "GetBucketEncryption": "GetEncryptionConfiguration"}
@@ -73,6 +75,13 @@ def policy(scope: PolicyScope | None = None) -> dict[str, Any]:
     if scope.alarms:
         add("GuardAlarms", ["cloudwatch:DescribeAlarms"],
             [f"arn:aws:cloudwatch:{scope.region}:{scope.account_id}:alarm:{a}" for a in sorted(scope.alarms)])
+    if scope.workspaces:
+        add("PromQLGates", ["aps:QueryMetrics"], sorted(set(scope.workspaces)))
+    if scope.query_roles:
+        add("PromQLGatesWorkspaceRole", ["sts:AssumeRole"], sorted(scope.query_roles))
+    if scope.scoped:
+        # no PromQL gates configured (or not through a role): grant neither
+        claimed.update(a for a in actions if a in ("aps:QueryMetrics", "sts:AssumeRole"))
     if scope.scoped and not scope.state_bucket:
         # local state records and audit log: no S3, no KMS needed
         claimed.update(a for a in actions if a.startswith(("s3:", "kms:")))
@@ -89,6 +98,9 @@ def policy(scope: PolicyScope | None = None) -> dict[str, Any]:
             {"StringLike": {"kms:ViaService": "s3.*.amazonaws.com",
                             "kms:EncryptionContext:aws:s3:arn": [f"arn:aws:s3:::{scope.state_bucket}",
                                                                  f"{objects}/*"]}})
+    # verify's argocd-synced check: Argo CD's metrics in the ops account's workspace (fleetform.upgrade.argocd)
+    add("ArgoCdStatusInTheOpsAccount", ["sts:AssumeRole"], [f"arn:aws:iam::*:role/{ARGOCD_STATUS_ROLE}"])
+    add("QueryMetricsWorkspaces", ["aps:QueryMetrics"], [f"arn:aws:aps:{scope.region}:*:workspace/*"])
     # the rest: read-only APIs that take no resource ARN (or none known before the call)
     add("ReadOnlyWithoutResourceScope", [a for a in actions if a not in claimed], ["*"])
     return {"Version": "2012-10-17", "Statement": statements}
@@ -103,13 +115,16 @@ class PolicyScope:
 
     def __init__(self, account_id: str = "*", region: str = "*", cluster_prefixes: list[str] | None = None,
                  hostnames: list[str] | None = None, alarms: list[str] | None = None,
-                 state_bucket: str | None = None) -> None:
+                 state_bucket: str | None = None, workspaces: list[str] | None = None,
+                 query_roles: list[str] | None = None) -> None:
         self.account_id = account_id
         self.region = region
         self.cluster_prefixes = cluster_prefixes or []
         self.hostnames = hostnames or []
         self.alarms = alarms or []
         self.state_bucket = state_bucket
+        self.workspaces = workspaces or []  # ARNs of the AMP workspaces that PromQL gates query
+        self.query_roles = query_roles or []
 
     @property
     def scoped(self) -> bool:
@@ -118,4 +133,4 @@ class PolicyScope:
 
 def _load_all() -> None:
     """Import every module that declares actions (declarations run at import)."""
-    from fleetform.upgrade import checks, gates, runbook, state, weights  # noqa: F401
+    from fleetform.upgrade import argocd, checks, gates, runbook, state, weights  # noqa: F401

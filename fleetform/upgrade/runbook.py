@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from fleetform.aws_session import AwsError, call
 from fleetform.errors import FleetformError, UsageError
 from fleetform.upgrade import gates as gates_mod
+from fleetform.upgrade.argocd import ARGOCD_CHECKS
 from fleetform.upgrade.aws import Aws
 from fleetform.upgrade.checks import PLAN_CHECKS, VERIFY_CHECKS, CheckContext, CheckResult, blocking, run_checks
 from fleetform.upgrade.gates import GateResult, Traffic
@@ -56,7 +58,7 @@ from fleetform.upgrade.state import (
 )
 from fleetform.upgrade.target import Target, check_caller
 from fleetform.upgrade.weights import WeightedRecords, step_weights
-from fleetform.upgrade.yamledit import remove_slot
+from fleetform.upgrade.yamledit import mark_retiring, remove_slot
 
 SHIFT_ACTIONS = declare("step:shift", "route53:ChangeResourceRecordSets", "route53:GetChange",
                         "route53:ListResourceRecordSets", "route53:ListHostedZonesByName",
@@ -208,7 +210,7 @@ class Runbook:
     def verify(self) -> list[CheckResult]:
         ctx = CheckContext(self.aws, self.target, self.new_version(), self.store, self.clock.now(),
                            smoke_base_url=self.options.smoke_base_url)
-        return [_caller_check(self), *run_checks(VERIFY_CHECKS, ctx)]
+        return [_caller_check(self), *run_checks([*VERIFY_CHECKS, *ARGOCD_CHECKS], ctx)]
 
     def status(self) -> dict[str, Any]:
         state = self.load()
@@ -540,6 +542,10 @@ class Runbook:
 
     # ------------------------------------------------------------------ retire
     def retire(self, confirmation: str | None) -> dict[str, Any]:
+        """Two pull requests, so that nothing is destroyed while deletion protection is on:
+        1. the old slot is marked ``retiring: true`` (the pipeline turns its deletion protection off);
+        2. once that is applied, the slot is removed (the pipeline destroys its stack, behind the
+           allow-destroy label). Both need the soak, no weight and no traffic on the old slot."""
         self.caller  # noqa: B018
         with self.lock():
             state = self.load()
@@ -566,15 +572,44 @@ class Runbook:
                                      f"in the last {self.target.cluster.upgrade.metrics_window_minutes} min "
                                      f"(limit {limit}); wait for clients with cached DNS to move")
             expected = target.eks_name(state.from_slot)
+            slot_cfg = self.target.cluster.slots.get(state.from_slot)
+            marked = slot_cfg is not None and slot_cfg.retiring
+            if marked:
+                self._protection_off(expected)
             typed = confirmation if confirmation is not None else self.display.typed_confirm(expected)
             if typed != expected:
                 raise UsageError(f"confirmation {typed!r} does not match {expected!r}; nothing changed")
+            result = {"retired": state.from_slot, "cluster": expected, "file": self.target.account.file}
+            if not marked:
+                diff = mark_retiring(self.target.file, self.target.cluster_key, state.from_slot)
+                state.event(now, "retiring", slot=state.from_slot)
+                self.save(state)
+                self._audit("retire-mark", state, before=actual, after=actual,
+                            reason=f"mark slot {state.from_slot} retiring (deletion protection off)")
+                return {**result, "step": "mark", "diff": diff}
             diff = remove_slot(self.target.file, self.target.cluster_key, state.from_slot)
             state.phase = RETIRED
             state.event(now, "retired", slot=state.from_slot)
             self.save(state)
             self._audit("retire", state, before=actual, after=actual, reason=f"remove slot {state.from_slot}")
-            return {"retired": state.from_slot, "cluster": expected, "file": self.target.account.file, "diff": diff}
+            return {**result, "step": "remove", "diff": diff}
+
+    def _protection_off(self, cluster_name: str) -> None:
+        """Refuse to remove the slot while EKS still reports deletion protection on (the pipeline has not
+        applied the ``retiring`` change yet). A cluster already gone, or an endpoint that does not report
+        the setting (moto), does not stop it: the pipeline's destroy plan checks the stack itself."""
+        try:
+            cluster = call(self.aws.client("eks").describe_cluster, name=cluster_name)["cluster"]
+        except AwsError as exc:
+            if exc.code == "ResourceNotFoundException":
+                return
+            raise
+        if cluster.get("deletionProtection"):
+            raise FleetformError(f"{cluster_name} still has deletion protection on: merge the pull request that "
+                                 "marks its slot retiring and let the pipeline apply it, then retire again")
+
+
+RETIRE_CLUSTER_ACTIONS = declare("step:retire", "eks:DescribeCluster")
 
 
 def _caller_check(runbook: Runbook) -> CheckResult:

@@ -95,8 +95,30 @@ def resolve(config: FleetConfig, cluster: str, account: str | None) -> Target:
         raise UsageError(f"no cluster {cluster!r} in {where} (clusters: {', '.join(known) or 'none'})")
     acct = found[0]
     cfg = acct.spec.clusters[cluster]
+    if cfg.role == "ops":
+        raise UsageError(ops_refusal(acct.file, cluster))
     live, new = live_and_new(cfg)
     return Target(config, acct, cluster, cfg, live, new)
+
+
+OPS_HANDOVER = (
+    "add the green slot (slots: {green: {version: ...}}) and merge: the pipeline builds the green hub with its own "
+    "Pod Identity associations for Argo CD and External Secrets",
+    "install Argo CD and External Secrets on the green hub from the same Git repository, its application controller "
+    "scaled to 0: it reads the same registration secrets, so every cluster appears there too",
+    "scale the blue hub's application controller to 0, then the green hub's up (never both at once: two "
+    "controllers would fight over every cluster)",
+    "check in the green hub's Argo CD that every Application is Synced and Healthy",
+    "remove the blue slot from the YAML and merge (with deletion protection: turn it off first)",
+)
+
+
+def ops_refusal(file: str, cluster: str) -> str:
+    """Why the runbook does not upgrade the ops cluster, and the manual handover it takes instead."""
+    steps = "".join(f"\n  {n}. {step}" for n, step in enumerate(OPS_HANDOVER, 1))
+    return (f"{file}: clusters.{cluster} is the ops cluster: it serves no traffic behind a weighted record, so the "
+            f"runbook's traffic shift does not apply. Its upgrade is a handover of Argo CD between two hubs, by hand "
+            f"(docs/upgrade.md#the-ops-cluster):{steps}")
 
 
 def expected_account_id(target: Target, aws: Aws) -> str:

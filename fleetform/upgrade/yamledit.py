@@ -1,6 +1,7 @@
-"""Round-trip edits of an account file (comments and layout kept): add or remove a slot.
+"""Round-trip edits of an account file (comments and layout kept): add, mark or remove a slot.
 
-``prepare`` adds the new slot beside the live one; ``retire`` removes the old slot. Both write
+``prepare`` adds the new slot beside the live one; ``retire`` marks the old slot ``retiring``
+(deletion protection off), then removes it. Each writes
 the file atomically, re-validate the whole configuration (and restore the file when it does not
 load) and return a unified diff for the pull request.
 """
@@ -79,5 +80,16 @@ def remove_slot(path: Path, cluster: str, slot: str) -> str:
             raise FleetformError(f"{path}: clusters.{cluster}: refusing to remove the only slot")
         # a comment trailing the removed entry (e.g. "# present only during an upgrade") goes with it
         del slots[slot]
+
+    return _edit(path, cluster, change)
+
+
+def mark_retiring(path: Path, cluster: str, slot: str) -> str:
+    """``slot: {version: "X", retiring: true}``: the pipeline turns the cluster's deletion protection off."""
+
+    def change(slots: CommentedMap) -> None:
+        if slot not in slots:
+            raise FleetformError(f"{path}: clusters.{cluster}.slots.{slot} does not exist")
+        slots[slot]["retiring"] = True
 
     return _edit(path, cluster, change)

@@ -1,0 +1,1 @@
+"""GitOps output: per-slot Helm values, Karpenter capacity and the ops cluster registrations (fleetform gitops)."""
