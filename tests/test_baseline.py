@@ -79,7 +79,9 @@ def test_role_permissions(stack_json):
     deny, *exempted = json.loads(inline["deny-data-reads"]["policy"])["Statement"]
     # GetSecretValue: denied everywhere but on the Argo CD registrations (decision 0005)
     assert exempted == [{"Sid": "DenyDataReads1", "Effect": "Deny", "Action": "secretsmanager:GetSecretValue",
-                         "NotResource": ["arn:aws:secretsmanager:*:*:secret:fleetform/argocd/clusters/*"]}]
+                         "NotResource": ["arn:aws:secretsmanager:*:*:secret:fleetform/argocd/clusters/*"]},
+                        {"Sid": "DenyDataReads2", "Effect": "Deny", "Action": "ssm:GetParameter",
+                         "NotResource": ["arn:aws:ssm:*::parameter/aws/service/*"]}]
     assert deny["Effect"] == "Deny" and "s3:GetObject" in deny["Action"] and "logs:GetLogEvents" in deny["Action"]
 
 
@@ -122,7 +124,9 @@ def test_plan_role_reads_what_the_provider_reads_for_every_type(synth_out):
     role = "arn:aws:iam::222222222222:role/fleetform-plan"
     # the one data read allowed, on the Argo CD registrations only (decision 0005)
     registration = "arn:aws:secretsmanager:ap-northeast-1:333333333333:secret:fleetform/argocd/clusters/prod-main-blue"
-    where = {"secretsmanager:GetSecretValue": registration}
+    public = "arn:aws:ssm:ap-northeast-1::parameter/aws/service/eks/optimized-ami/1.34/amazon-linux-2023/x86_64/" \
+             "standard/recommended/release_version"
+    where = {"secretsmanager:GetSecretValue": registration, "ssm:GetParameter": public}
     for tf_type in sorted(types):
         for action in PROVIDER_READS[tf_type]:
             assert is_allowed(documents, Request(action, role, where.get(action, "*"))), (tf_type, action)
@@ -130,6 +134,8 @@ def test_plan_role_reads_what_the_provider_reads_for_every_type(synth_out):
                 if denied_by(documents, Request(a, role, where.get(a, "*")))]
     other = "arn:aws:secretsmanager:ap-northeast-1:333333333333:secret:pipeline/github-token"
     assert denied_by(documents, Request("secretsmanager:GetSecretValue", role, other))
+    own = "arn:aws:ssm:ap-northeast-1:222222222222:parameter/prod/database-password"
+    assert denied_by(documents, Request("ssm:GetParameter", role, own))
     writes = [a for actions in PROVIDER_READS.values() for a in actions
               if not a.split(":")[1].startswith(("Get", "Describe", "List", "BatchGet", "View", "Search"))]
     assert writes == []

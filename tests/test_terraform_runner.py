@@ -124,3 +124,33 @@ def test_stack_selection_patterns_and_shards(tmp_path):
     for bad in ("0/2", "3/2", "x"):
         with pytest.raises(UsageError, match="--shard"):
             shard(stacks, bad)
+
+
+@needs_terraform
+def test_capacity_is_protected_unless_replaced_new_first(tmp_path):
+    """Node groups (CAPACITY_TYPES) may be replaced new-first (create_before_destroy) without the allow-destroy
+    label; a destroy, or a replacement that deletes first, is protected. Real plans of terraform_data stand in."""
+    tf = Terraform(find_terraform())
+    resources = {"terraform_data": {
+        "new_first": {"input": "a", "triggers_replace": ["v1"], "lifecycle": [{"create_before_destroy": True}]},
+        "old_first": {"input": "a", "triggers_replace": ["v1"]},
+        "gone": {"input": "a"},
+        "resized": {"input": "a"}}}
+    (tmp_path / "main.tf.json").write_text(json.dumps(stack_body(resources)))
+    tf.init(tmp_path)
+    assert tf.plan(tmp_path, "tfplan").code == 2
+    tf.apply(tmp_path, "tfplan")
+    for name in ("new_first", "old_first"):
+        resources["terraform_data"][name]["triggers_replace"] = ["v2"]
+    resources["terraform_data"]["resized"]["input"] = "b"
+    del resources["terraform_data"]["gone"]
+    (tmp_path / "main.tf.json").write_text(json.dumps(stack_body(resources)))
+    assert tf.plan(tmp_path, "tfplan").code == 2
+    plan = summarize_plan("slot", tf.show_json(tmp_path, "tfplan"), protected_types=[],
+                          capacity_types=["terraform_data"])
+    by_address = {c.address: c for c in plan.changes}
+    assert {a: (c.action, c.protected) for a, c in by_address.items()} == {
+        "terraform_data.new_first": ("replace", False), "terraform_data.old_first": ("replace", True),
+        "terraform_data.gone": ("delete", True), "terraform_data.resized": ("update", False)}
+    text = render_markdown([plan])
+    assert "2 PROTECTED RESOURCE(S) WOULD BE DESTROYED" in text

@@ -145,6 +145,10 @@ PROVIDER_READS: dict[str, tuple[str, ...]] = {
     # data sources
     "aws_availability_zones": ("ec2:DescribeAvailabilityZones",),
     "aws_secretsmanager_secret": ("secretsmanager:DescribeSecret",),  # the secret's metadata, never its value
+    "aws_eks_addon_version": ("eks:DescribeAddonVersions",),
+    "aws_route53_records": ("route53:ListResourceRecordSets",),
+    # the EKS optimized AMI releases: AWS's public parameters only (DATA_READS_EXEMPT), never the accounts' own
+    "aws_ssm_parameter": ("ssm:GetParameter",),
 }
 
 # reads of what the accounts hold rather than how they are configured; denied outright, whatever a
@@ -172,6 +176,8 @@ DATA_READS: tuple[str, ...] = (
 # data reads allowed on these resources only: the Argo CD cluster registrations (decision 0005)
 DATA_READS_EXEMPT: dict[str, tuple[str, ...]] = {
     "secretsmanager:GetSecretValue": ("arn:aws:secretsmanager:*:*:secret:fleetform/argocd/clusters/*",),
+    # AWS's public parameters have no account in their ARN (arn:aws:ssm:<region>::parameter/aws/service/...)
+    "ssm:GetParameter": ("arn:aws:ssm:*::parameter/aws/service/*",),
 }
 
 

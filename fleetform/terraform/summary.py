@@ -26,10 +26,18 @@ DEFAULT_PROTECTED_TYPES: tuple[str, ...] = (
 DNSSEC_OFF = ("DNSSEC SIGNING STOPS: if the parent zone/registrar still holds this zone's DS record, validating "
               "resolvers fail the whole zone; remove the DS record first and wait for its TTL "
               "(docs/clusters.md#turning-dnssec-off)")
+CAPACITY_GONE = ("CAPACITY REMOVED before any replacement exists: the nodes are drained and their pods wait for "
+                 "room elsewhere; under Karpenter, sync the slot's NodePools (fleetform gitops) first "
+                 "(docs/clusters.md#capacity)")
 DESTROY_WARNINGS: dict[str, str] = {
     "aws_route53_hosted_zone_dnssec": DNSSEC_OFF,
     "aws_route53_key_signing_key": DNSSEC_OFF,
+    "aws_eks_node_group": CAPACITY_GONE,
 }
+# Types whose destroy takes running capacity away: protected like the types above, except when they are
+# replaced new-first (create_before_destroy: terraform's ["create", "delete"]), which is how fleetform's node
+# groups change instance types; a destroy, or a replacement that deletes first, needs the allow-destroy label.
+CAPACITY_TYPES: frozenset[str] = frozenset({"aws_eks_node_group"})
 # terraform's own refusal (lifecycle.prevent_destroy) names the resource like this
 PREVENT_DESTROY = re.compile(r"Resource (\S+) has lifecycle\.prevent_destroy set")
 SYMBOLS = {"create": "+", "update": "~", "delete": "-", "replace": "-/+", "read": "<=", "forget": "x"}
@@ -121,31 +129,35 @@ def _detail(action: str, change: Mapping[str, Any], reason: str | None) -> str:
     return ""
 
 
-def _changes(entries: Iterable[Mapping[str, Any]], protected_types: frozenset[str]) -> list[Change]:
+def _changes(entries: Iterable[Mapping[str, Any]], protected_types: frozenset[str],
+             capacity_types: frozenset[str] = frozenset()) -> list[Change]:
     result = []
     for entry in entries:
         change = entry.get("change", {})
         action = _action(change.get("actions", []))
         if action == "no-op":
             continue
-        destroys = action in ("delete", "replace")
         tf_type = entry.get("type", "")
+        destroys = action in ("delete", "replace")
+        new_first = list(change.get("actions", [])) == ["create", "delete"]
+        takes_capacity = tf_type in capacity_types and destroys and not new_first
         detail = _detail(action, change, entry.get("action_reason"))
-        if destroys and tf_type in DESTROY_WARNINGS:
+        if destroys and tf_type in DESTROY_WARNINGS and (tf_type not in capacity_types or takes_capacity):
             detail = "; ".join(filter(None, (detail, DESTROY_WARNINGS[tf_type])))
         result.append(Change(
             address=entry["address"], type=tf_type, action=action,
-            protected=destroys and entry.get("mode", "managed") == "managed" and tf_type in protected_types,
+            protected=entry.get("mode", "managed") == "managed" and (
+                (destroys and tf_type in protected_types) or takes_capacity),
             detail=detail,
         ))
     return result
 
 
 def summarize_plan(stack: str, plan: Mapping[str, Any], protected_types: Iterable[str] = DEFAULT_PROTECTED_TYPES,
-                   ) -> StackPlan:
+                   capacity_types: Iterable[str] = CAPACITY_TYPES) -> StackPlan:
     """A StackPlan from the JSON of ``terraform show -json PLANFILE``."""
     types = frozenset(protected_types)
-    changes = _changes(plan.get("resource_changes", []), types)
+    changes = _changes(plan.get("resource_changes", []), types, frozenset(capacity_types))
     drift = [Change(c.address, c.type, c.action, False, c.detail)
              for c in _changes(plan.get("resource_drift", []), frozenset())]
     outputs = sorted(name for name, body in (plan.get("output_changes") or {}).items()
