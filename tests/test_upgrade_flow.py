@@ -12,7 +12,7 @@ from test_upgrade_support import Env, FakeClock, env_fixture, seeded_fixture  # 
 from fleetform.errors import FleetformError
 from fleetform.scripts import upgrade as upgrade_cli
 from fleetform.upgrade.runbook import HandChanged
-from fleetform.upgrade.state import PAUSED, RETIRED, ROLLED_BACK, SHIFTED, LocalStore, Lock, LockHeld
+from fleetform.upgrade.state import ANY, PAUSED, RETIRED, ROLLED_BACK, SHIFTED, LocalStore, Lock, LockHeld
 from fleetform.upgrade.weights import WeightedRecords
 
 
@@ -39,8 +39,10 @@ def test_whole_flow_through_the_cli(env: Env, cli_clock: FakeClock) -> None:
     code, out, err = invoke(env, "shift", "main", "--account", "prod", "--steps", "5,25,50,100", "--bake", "120",
                             "--yes", "--ttl-wait", "--output", "json")
     assert code == 0, err
-    state = json.loads(out)
-    assert state["phase"] == SHIFTED and state["weights"] == {"blue": 0, "green": 100}
+    state = json.loads(out)  # the shape of `status`, read back after the run
+    assert state["ok"] is True and list(state)[1:] == list(env.runbook().status())
+    assert state["phase"] == SHIFTED and state["recorded_weights"] == state["actual_weights"] == {"blue": 0,
+                                                                                                  "green": 100}
     assert [e["after"] for e in state["history"] if e["event"] == "weights"] == [
         {"blue": 95, "green": 5}, {"blue": 75, "green": 25}, {"blue": 50, "green": 50}, {"blue": 0, "green": 100}]
     assert env.weights() == {"blue": 0, "green": 100}
@@ -112,7 +114,7 @@ def test_alarm_found_by_the_gate_before_a_step_rolls_back(env: Env) -> None:
     env.traffic_every(30)
     env.clock.hooks.append(lambda m: env.set_alarm("prod-main-latency-p99", "ALARM")
                            if len(env.display.steps) == 1 else None)
-    state = env.runbook(yes=True, ttl_wait=False).shift([50, 100], 20)  # shorter than the alarm poll
+    state = env.runbook(yes=True, ttl_wait=False).shift([50, 100], 5)  # shorter than the alarm poll
     assert state.phase == ROLLED_BACK and "gate failed before step 2" in state.reason
     assert env.weights() == {"blue": 100, "green": 0}
 
@@ -145,11 +147,12 @@ class DyingStore(LocalStore):
         super().__init__(directory)
         self.saves, self.die_after = 0, die_after
 
-    def save(self, key, data) -> None:
-        super().save(key, data)
+    def save(self, key, data, expect=ANY):
+        token = super().save(key, data, expect)
         self.saves += 1
         if self.saves == self.die_after:
             raise Killed()
+        return token
 
 
 def _count_saves(env: Env) -> int:
@@ -340,7 +343,8 @@ def test_a_gate_failing_before_the_first_step_aborts_without_a_change(env: Env, 
     assert env.runbook(yes=True, ttl_wait=False).shift([5, 100], 10).phase == SHIFTED
 
 
-def test_each_step_asks_unless_yes(env: Env, cli_clock: FakeClock) -> None:
+def test_each_step_asks_unless_yes(env: Env, cli_clock: FakeClock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upgrade_cli, "interactive", lambda: True)  # an operator at a terminal
     env.traffic_every(30)
     result = CliRunner().invoke(upgrade_cli.cli, [
         "shift", "main", "--account", "prod", "--steps", "30,100", "--bake", "5", "--config", str(env.config_dir),
@@ -371,10 +375,11 @@ def test_shift_refuses_without_a_weighted_record_per_slot(env: Env) -> None:
 
 def test_a_rollback_killed_half_way_is_finished_by_resume(env: Env) -> None:
     class DiesWhenRollingBack(LocalStore):
-        def save(self, key, data) -> None:
-            super().save(key, data)
+        def save(self, key, data, expect=ANY):
+            token = super().save(key, data, expect)
             if data["phase"] == "rolling-back":
                 raise Killed()
+            return token
 
     env.traffic_every(30)
     env.clock.hooks.append(lambda m: env.set_alarm("prod-main-5xx", "ALARM") if len(env.display.steps) == 1 else None)

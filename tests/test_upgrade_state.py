@@ -13,6 +13,7 @@ from test_upgrade_support import Env, env_fixture, seeded_fixture  # noqa: F401 
 from fleetform.config import load_config
 from fleetform.upgrade.runbook import Runbook
 from fleetform.upgrade.state import (
+    ANY,
     SHIFTED,
     AuditLog,
     LocalStore,
@@ -20,6 +21,7 @@ from fleetform.upgrade.state import (
     LockHeld,
     LockLost,
     S3Store,
+    StaleRecord,
     utcnow,
     write_atomic,
 )
@@ -92,9 +94,19 @@ def s3_env_fixture(env: Env) -> Env:
 def test_s3_store_and_lock(s3_env: Env) -> None:
     store = S3Store(s3_env.aws(), BUCKET)
     key = f"test-{id(store)}"
-    assert store.load(key) is None and store.read_lock(key) is None
-    store.save(key, {"phase": "shifting", "step_index": 2})
-    assert store.load(key) == {"phase": "shifting", "step_index": 2}
+    assert store.read(key) == (None, None) and store.read_lock(key) is None
+    first = store.save(key, {"phase": "shifting", "step_index": 2}, expect=None)
+    data, token = store.read(key)
+    assert data == {"phase": "shifting", "step_index": 2} and token == first
+    with pytest.raises(StaleRecord):  # If-None-Match: a record exists now
+        store.save(key, {"phase": "shifting", "step_index": 9}, expect=None)
+    second = store.save(key, {"phase": "shifting", "step_index": 3}, expect=first)  # If-Match: still ours
+    with pytest.raises(StaleRecord):  # If-Match on the ETag we no longer hold: somebody wrote since
+        store.save(key, {"phase": "shifting", "step_index": 4}, expect=first)
+    store.save(key, {"phase": "rolled-back", "step_index": 3}, expect=ANY)  # a rollback takes over
+    with pytest.raises(StaleRecord):
+        store.save(key, {"phase": "shifting", "step_index": 4}, expect=second)
+    assert store.read(key)[0]["phase"] == "rolled-back"
     now = utcnow()
     with Lock(store, key, "alice", now):
         with pytest.raises(LockHeld, match="alice"):

@@ -368,6 +368,9 @@ class UpgradeConfig(Strict):
     retire_max_requests: Annotated[int, Field(ge=0)] = Field(
         0, description="retire only if the old slot served at most this many requests in the window"
     )
+    alarm_poll_seconds: Annotated[int, Field(ge=1, le=300)] = Field(
+        10, description="during a bake, the guard alarms are read this often; an alarm rolls back at once"
+    )
     state_bucket: str | None = Field(
         None, description="S3 bucket for run state records, locks and audit trail; default: local .fleetform/upgrades/"
     )

@@ -24,7 +24,15 @@ from fleetform.upgrade.aws import connect, is_sandbox_endpoint
 from fleetform.upgrade.gates import GateResult, workspace_arn
 from fleetform.upgrade.permissions import PolicyScope, policy
 from fleetform.upgrade.runbook import Clock, Options, Runbook
-from fleetform.upgrade.state import DEFAULT_STATE_DIR, SHIFTED, LocalStore, RunState, S3Store, audit_trail
+from fleetform.upgrade.state import (
+    DEFAULT_STATE_DIR,
+    ROLLED_BACK,
+    SHIFTED,
+    LocalStore,
+    RunState,
+    S3Store,
+    audit_trail,
+)
 from fleetform.upgrade.target import resolve, version_tuple
 from fleetform.upgrade.weights import parse_schedule
 from fleetform.upgrade.yamledit import add_slot
@@ -33,6 +41,12 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # tests replace this to bake in no time
 CLOCK_FACTORY: Callable[[], Clock] = Clock
+
+
+def interactive() -> bool:
+    """Can the operator answer a question? (tests replace this)"""
+    return sys.stdin.isatty()
+
 STATUS_STYLE = {"pass": "green", "warn": "yellow", "fail": "red", "unknown": "magenta", "skipped": "dim",
                 "inconclusive": "yellow"}
 
@@ -93,7 +107,10 @@ class TextDisplay:
 
     def confirm(self, question: str) -> bool:
         self._end_progress()
-        return click.confirm(question, default=False, err=True)
+        try:
+            return click.confirm(question, default=False, err=True)
+        except click.Abort:  # end of input or Ctrl-C at the question: a "no", so the run pauses with a reason
+            return False
 
     def typed_confirm(self, expected: str) -> str:
         return click.prompt(f"type {expected} to confirm", err=True, default="", show_default=False)
@@ -286,25 +303,31 @@ def _shift_options(func: F) -> F:
     return func
 
 
-def _options(yes: bool, force: bool, ttl_wait: bool | None, endpoint_url: str | None) -> Options:
+def _options(yes: bool, force: bool, ttl_wait: bool | None, endpoint_url: str | None, output: str) -> Options:
+    if not yes:
+        if output == "json":
+            raise UsageError("--output json cannot ask for confirmation: add --yes")
+        if not interactive():
+            raise UsageError("no terminal to ask before each step: add --yes (after reading `cluster-upgrade plan`)")
     if ttl_wait is None:
         ttl_wait = not is_sandbox_endpoint(endpoint_url)
     return Options(yes=yes, force=force, ttl_wait=ttl_wait)
 
 
-def _run_report(rb: Runbook, state: RunState, output: str) -> None:
+def _run_report(rb: Runbook, state: RunState, output: str, done: str = SHIFTED) -> None:
+    """The outcome, read back: the record and Route 53 as they are now, in the shape of `status`. Exit 0 only
+    when the record says ``done`` and Route 53 holds the recorded weights at this moment."""
+    data = rb.status()
+    ok = data["phase"] == done and data["actual_weights"] == data["recorded_weights"]
     if output == "json":
-        emit_json(_state_json(state))
+        emit_json({"ok": ok, **data})
     else:
-        style = "green" if state.phase == SHIFTED else "red"
-        Console().print(f"[{style}]{rb.target.key}: {state.phase}[/]  weights {_weights(state.weights)}"
-                        + (f"  ({state.reason})" if state.reason else ""))
-    sys.exit(0 if state.phase == SHIFTED else 1)
-
-
-def _state_json(state: RunState) -> dict[str, Any]:
-    data = state.to_dict()
-    return {"ok": state.phase == SHIFTED, **{k: data[k] for k in sorted(data)}}
+        style = "green" if ok else "red"
+        actual = _weights(data["actual_weights"]) if data["actual_weights"] is not None else data["weights_error"]
+        Console().print(f"[{style}]{rb.target.key}: {data['phase']}[/]  weights {actual}"
+                        + (f"  ({data['reason']})" if data["reason"] else "")
+                        + ("" if data["hand_changed"] is False else "  [red](differs from the record)[/red]"))
+    sys.exit(0 if ok else 1)
 
 
 @cli.command("shift")
@@ -331,9 +354,7 @@ def shift_command(cluster: str, steps: str, bake: int, yes: bool, force: bool, t
       cluster-upgrade shift main --account prod --steps 50,100 --bake 2 --yes --endpoint-url http://127.0.0.1:5055
     """
     schedule = parse_schedule(steps)
-    if output == "json" and not yes:
-        raise UsageError("--output json cannot ask for confirmation: add --yes")
-    rb = build(cluster, output=output, options=_options(yes, force, ttl_wait, kw.get("endpoint_url")), **kw)
+    rb = build(cluster, output=output, options=_options(yes, force, ttl_wait, kw.get("endpoint_url"), output), **kw)
     _slot_note(rb)
     _run_report(rb, rb.shift(schedule, bake), output)
 
@@ -350,9 +371,7 @@ def resume_command(cluster: str, yes: bool, force: bool, ttl_wait: bool | None, 
     Example:
       cluster-upgrade resume main --account prod
     """
-    if output == "json" and not yes:
-        raise UsageError("--output json cannot ask for confirmation: add --yes")
-    rb = build(cluster, output=output, options=_options(yes, force, ttl_wait, kw.get("endpoint_url")), **kw)
+    rb = build(cluster, output=output, options=_options(yes, force, ttl_wait, kw.get("endpoint_url"), output), **kw)
     _slot_note(rb)
     _run_report(rb, rb.resume(), output)
 
@@ -372,11 +391,7 @@ def rollback_command(cluster: str, reason: str, output: str, **kw: Any) -> None:
       cluster-upgrade rollback main --account prod --reason "p99 regression on /photos"
     """
     rb = build(cluster, output=output, **kw)
-    state = rb.rollback(reason)
-    if output == "json":
-        emit_json({**_state_json(state), "ok": True})
-    else:
-        Console().print(f"[yellow]{rb.target.key}: rolled back[/yellow]  weights {_weights(state.weights)}")
+    _run_report(rb, rb.rollback(reason), output, done=ROLLED_BACK)
 
 
 @cli.command("status")
@@ -404,7 +419,7 @@ def status_command(cluster: str, show_audit: bool, output: str, **kw: Any) -> No
         data["audit"] = rb.audit_entries()
     if output == "json":
         emit_json(data)
-        return
+        sys.exit(1 if data["weights_error"] else 0)
     console = Console()
     console.print(f"[bold]{rb.target.key}[/bold]: {data['phase']}  ({data['from_slot']} -> {data['to_slot']} "
                   f"at {data['target_version']})")
@@ -429,6 +444,7 @@ def status_command(cluster: str, show_audit: bool, output: str, **kw: Any) -> No
         console.print(f"  {event['at']}  {event['event']:<10} {extra}", highlight=False)
     if show_audit:
         _print_audit(console, rb, data["audit"])
+    sys.exit(1 if data["weights_error"] else 0)  # Route 53 unreadable: the weights are unknown
 
 
 def _print_audit(console: Console, rb: Runbook, entries: list[dict[str, Any]]) -> None:

@@ -6,6 +6,12 @@ preceded by a state write of the intent and followed by one of the outcome, so a
 resumes without repeating or skipping a change. A shift step's intent is also written to the
 audit trail before its change: if that write fails, the step stops with nothing changed. A
 rollback is never blocked by the audit trail: it notes the failure, finishes, then reports it.
+
+Fencing: every write of a shift is conditional on the record being the one this run last wrote,
+and before each Route 53 change the run checks that record and its lock again. A rollback writes
+unconditionally, so a shift it took over stops at its next check without writing anything (no
+stale record over the rollback, no audit entry, no change). Route 53 is read again before every
+verdict: a run counts as shifted only if Route 53 holds the last step's weights at that moment.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from fleetform.upgrade.gates import GateResult, Traffic
 from fleetform.upgrade.permissions import declare
 from fleetform.upgrade.state import (
     ABORTED,
+    ANY,
     APPLIED,
     APPLYING,
     PAUSED,
@@ -38,9 +45,12 @@ from fleetform.upgrade.state import (
     SYNCED,
     AuditFailed,
     AuditTrail,
+    DamagedRecord,
     Lock,
     RunState,
+    StaleRecord,
     Store,
+    Token,
     iso,
     owner_id,
     parse_iso,
@@ -57,7 +67,6 @@ ROLLBACK_ACTIONS = declare("step:rollback", "route53:ChangeResourceRecordSets", 
                            "route53:ListResourceRecordSets", "route53:ListHostedZonesByName", "sts:GetCallerIdentity")
 RETIRE_ACTIONS = declare("step:retire", "cloudwatch:GetMetricData", "route53:ListResourceRecordSets",
                          "route53:ListHostedZonesByName", "sts:GetCallerIdentity")
-ALARM_POLL_SECONDS = 30
 LOCK_REFRESH_SECONDS = 60
 
 
@@ -87,6 +96,10 @@ class HandChanged(FleetformError):
     pass
 
 
+class AlreadyShifted(FleetformError):
+    pass
+
+
 @dataclass
 class Options:
     yes: bool = False
@@ -108,6 +121,7 @@ class Runbook:
     options: Options = field(default_factory=Options)
     _caller: dict[str, str] | None = None
     _records: WeightedRecords | None = None
+    _token: Token = None  # the record as this runbook last read or wrote it (the fencing token)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -123,12 +137,47 @@ class Runbook:
         return self._records
 
     def load(self) -> RunState | None:
-        data = self.store.load(self.target.key)
-        return RunState.from_dict(data) if data else None
+        """The run's record (DamagedRecord if it is not one); remembers its token for the next save."""
+        data, self._token = self.store.read(self.target.key)
+        return None if data is None else RunState.from_dict(data, self.store.record_where(self.target.key))
 
-    def save(self, state: RunState) -> None:
+    def save(self, state: RunState, takeover: bool = False) -> None:
+        """Write the record if it is still the one this runbook last saw (StaleRecord otherwise);
+        ``takeover`` (a rollback) writes whatever is there."""
         state.updated_at = iso(self.clock.now())
-        self.store.save(self.target.key, state.to_dict())
+        state.revision += 1
+        self._token = self.store.save(self.target.key, state.to_dict(), expect=ANY if takeover else self._token)
+
+    def _fence(self, lock: Lock) -> None:
+        """Stop, writing nothing, if this run lost its lock or its record changed (taken over)."""
+        lock.refresh(self.clock.now())
+        self._fence_record()
+
+    def _crossed_a_rollback(self) -> None:
+        """A rollback that landed between this run's last check and its change was overwritten by the
+        change (Route 53 has no conditional UPSERT): set the rollback's weights again, then stop."""
+        try:
+            data, token = self.store.read(self.target.key)
+        except DamagedRecord:
+            return  # the next check stops this run
+        if token == self._token:
+            return
+        if isinstance(data, dict) and data.get("phase") in (ROLLING_BACK, ROLLED_BACK):
+            weights = step_weights(str(data.get("from_slot")), str(data.get("to_slot")), 0)
+            self.records.change(weights, f"fleetform rollback {data.get('run_id')}")
+            raise StaleRecord(f"a rollback landed while this step's change went out; its weights {_fmt(weights)} "
+                              "are set again. This run stops: see `cluster-upgrade status`")
+        self._fence_record()
+
+    def _fence_record(self) -> None:
+        try:
+            _, token = self.store.read(self.target.key)
+        except DamagedRecord as exc:
+            raise StaleRecord(f"{exc}; this run stops without changing anything") from None
+        if token != self._token:
+            raise StaleRecord(f"{self.store.record_where(self.target.key)} changed since this run last wrote it: "
+                              "another operator (a rollback?) took the run over; stopping without changing "
+                              "anything: see `cluster-upgrade status`")
 
     def lock(self, force: bool = False) -> Lock:
         return Lock(self.store, self.target.key, owner_id(self.caller["arn"]), self.clock.now(), force=force)
@@ -136,6 +185,10 @@ class Runbook:
     def _audit(self, action: str, state: RunState | None, **details: Any) -> None:
         self.audit.record(self.clock.now(), self.caller, action, account=self.target.account.name,
                           cluster=self.target.cluster_key, run_id=state.run_id if state else None, **details)
+
+    def command(self, verb: str) -> str:
+        """The command line that acts on this run, for hints: ``cluster-upgrade resume main --account prod``."""
+        return f"cluster-upgrade {verb} {self.target.cluster_key} --account {self.target.account.name}"
 
     def _slots_from(self, state: RunState) -> Target:
         return self.target.with_slots(state.from_slot, state.to_slot)
@@ -202,8 +255,12 @@ class Runbook:
             existing = self.load()
             if existing and existing.phase in (SHIFTING, PAUSED, ROLLING_BACK):
                 raise FleetformError(f"a run of {self.target.key} is {existing.phase} at step "
-                                     f"{existing.step_index + 1}/{len(existing.schedule)}: use `cluster-upgrade "
-                                     "resume` (or `rollback`)")
+                                     f"{min(existing.step_index + 1, len(existing.schedule))}/"
+                                     f"{len(existing.schedule)}: use `{self.command('resume')}` (or `rollback`)")
+            if existing and existing.phase == SHIFTED:
+                raise AlreadyShifted(f"{self.target.key} is already shifted ({existing.to_slot} has held 100% since "
+                                     f"{existing.completed_at or existing.updated_at}); `{self.command('rollback')}` "
+                                     "is the way back, `retire` the way on")
             version = self.new_version()
             self._require_verified()
             actual = self.records.weights()
@@ -223,6 +280,7 @@ class Runbook:
                              run_id=uuid.uuid4().hex[:12], started_at=iso(now),
                              history=existing.history if existing else [])
             if forced:
+                _position(state)
                 state.event(now, "force-accept-weights", weights=state.weights, expected=expected)
             state.event(now, "start", schedule=schedule, bake_seconds=bake_seconds, caller=self.caller["arn"])
             # audited before it is recorded: a run the trail cannot hold does not start
@@ -244,7 +302,8 @@ class Runbook:
                 return self._rollback(state, state.reason or "finishing an interrupted rollback")
             state.phase = SHIFTING
             state.reason = None
-            state.event(self.clock.now(), "resume", step=state.step_index + 1, step_status=state.step_status)
+            state.event(self.clock.now(), "resume", step=min(state.step_index + 1, len(state.schedule)),
+                        step_status=state.step_status)
             self.save(state)
             self._audit("resume", state, before=state.weights)
             return self._run(state, lock)
@@ -265,7 +324,9 @@ class Runbook:
         self._audit("force-accept-weights", state, before=expected, after=actual, reason="--force")
         if state:
             state.weights = {s: actual.get(s, 0) for s in state.weights}
-            state.event(self.clock.now(), "force-accept-weights", weights=state.weights)
+            _position(state)
+            state.event(self.clock.now(), "force-accept-weights", weights=state.weights,
+                        step=state.step_index + 1, step_status=state.step_status)
 
     def _run(self, state: RunState, lock: Lock) -> RunState:
         # the old slot's traffic when last measured: the comparison once its weight (and data) is gone
@@ -276,10 +337,12 @@ class Runbook:
             after = step_weights(state.from_slot, state.to_slot, percent)
             number = state.step_index + 1
             lock.refresh(self.clock.now())
-            if state.step_status == PENDING:
+            if state.step_status != APPLYING:  # (APPLYING: the change may have gone out before a kill)
                 actual = self.records.weights()
                 if _differs(state.weights, actual):
-                    self._hand_changed(state, state.weights, actual)
+                    self._hand_changed(state, state.weights, actual)  # refused unless --force
+                    continue  # from the step it chose, through that step's gates
+            if state.step_status == PENDING:
                 results, baseline = gates_mod.run_gates(self.aws, self._slots_from(state), state.weights,
                                                         self.clock.now(), baseline)
                 state.baseline = asdict(baseline) if baseline else state.baseline
@@ -298,6 +361,7 @@ class Runbook:
                 if not self.options.yes and not self.display.confirm(
                         f"step {number}/{total}: set {_fmt(after)}?"):
                     return self._pause(state, f"operator declined step {number}")
+                self._fence(lock)
                 # no unaudited traffic shift: if this entry cannot be written, the step stops here
                 self._audit("shift-step-intent", state, before=state.weights, after=after,
                             reason=f"step {number}/{total}")
@@ -305,14 +369,16 @@ class Runbook:
                 state.step_status = APPLYING
                 self.save(state)
             if state.step_status == APPLYING:
+                self._fence(lock)
                 actual = self.records.weights()
                 if not _differs(after, actual):
                     state.change_id = None  # applied before the process stopped; its change id was not recorded
                 elif _differs(state.weights, actual):
-                    self._hand_changed(state, state.weights, actual)
-                    state.change_id = self.records.change(after, f"fleetform upgrade {state.run_id} step {number}")
+                    self._hand_changed(state, state.weights, actual)  # refused unless --force
+                    continue  # never straight to this step's weights: back through the gates
                 else:
                     state.change_id = self.records.change(after, f"fleetform upgrade {state.run_id} step {number}")
+                    self._crossed_a_rollback()
                 before = state.weights
                 state.weights, state.pending_weights = after, None
                 state.step_status = APPLIED
@@ -326,7 +392,7 @@ class Runbook:
                 except AuditFailed as exc:
                     raise AuditFailed(f"{exc}. The weights did change to {_fmt(after)} (change "
                                       f"{state.change_id or 'unknown'}); the trail holds the step's intent. Fix "
-                                      f"the access, then `cluster-upgrade resume {self.target.cluster_key}`") from exc
+                                      f"the access, then `{self.command('resume')}`") from exc
             if state.step_status == APPLIED:
                 if state.change_id:
                     self.records.wait_insync(state.change_id, self.clock.sleep, self.clock.now,
@@ -356,6 +422,15 @@ class Runbook:
             state.step_index = total - 1
             state.step_status = SYNCED
             return self._pause(state, "inconclusive gate after the last step: " + _failed(results))
+        # the verdict stands only on what Route 53 holds now (a hand change during the last bake)
+        actual = self.records.weights()
+        if _differs(state.weights, actual):
+            state.step_index = total - 1
+            state.step_status = SYNCED
+            return self._pause(state, f"weights changed outside the runbook during the last bake: recorded "
+                                      f"{_fmt(state.weights)}, actual {_fmt(actual)}; check with the team, then "
+                                      "`resume --force` takes the schedule on from the actual weights, or "
+                                      "`rollback`")
         state.phase = SHIFTED
         state.completed_at = iso(self.clock.now())
         state.event(self.clock.now(), "shifted", weights=state.weights)
@@ -374,7 +449,7 @@ class Runbook:
             if (now - last_refresh).total_seconds() >= LOCK_REFRESH_SECONDS:
                 lock.refresh(now)
                 last_refresh = now
-            if (now - last_poll).total_seconds() >= ALARM_POLL_SECONDS:
+            if (now - last_poll).total_seconds() >= self.target.cluster.upgrade.alarm_poll_seconds:
                 last_poll = now
                 gate = gates_mod.alarm_gate(self.aws, self.target)
                 if gate.status == gates_mod.FAIL:
@@ -388,7 +463,7 @@ class Runbook:
 
     def _pause(self, state: RunState, reason: str) -> RunState:
         return self._stop(state, PAUSED, "paused", "pause", reason,
-                          f"paused: {reason}\nwhen ready: cluster-upgrade resume {self.target.cluster_key}")
+                          f"paused: {reason}\nwhen ready: {self.command('resume')}")
 
     def _stop(self, state: RunState, phase: str, event: str, action: str, reason: str, note: str) -> RunState:
         """End this run without moving weights: record, save, audit, tell the operator."""
@@ -409,7 +484,13 @@ class Runbook:
         if held and held.owner != lock.owner and not held.expired(self.clock.now()):
             self.display.note(f"taking over the lock from {held.owner}")
         with lock:
-            state = self.load()
+            try:
+                state = self.load()
+            except DamagedRecord as exc:  # a rollback needs only the configuration and Route 53
+                aside = self.store.set_aside(self.target.key, "damaged-" + self.clock.now().strftime("%Y%m%dT%H%M%SZ"))
+                self.display.note(f"{exc}\nrolling back from the configuration and Route 53 all the same; the "
+                                  f"damaged record is kept as {aside}")
+                state = None
             if state is None or state.phase == RETIRED:
                 now = self.clock.now()
                 state = RunState(account=self.target.account.name, cluster=self.target.cluster_key,
@@ -419,25 +500,29 @@ class Runbook:
                                  started_at=iso(now), history=state.history if state else [])
             self.target = self._slots_from(state)
             self._records = None
-            return self._rollback(state, reason)
+            return self._rollback(state, reason, takeover=True)
 
-    def _rollback(self, state: RunState, reason: str) -> RunState:
+    def _rollback(self, state: RunState, reason: str, takeover: bool = False) -> RunState:
+        """Weights to 100/0 in one change. From inside a run (a gate, an alarm) its first write is fenced
+        like every other: a run that was taken over stops there instead."""
+        if not takeover:
+            self._fence_record()
         before = self.records.weights()
         after = step_weights(state.from_slot, state.to_slot, 0)
         self.display.note(f"rolling back: {reason}")
         failed = self._audit_unblocking("rollback-intent", state, before=before, after=after, reason=reason)
         state.pending_weights, state.phase, state.reason = after, ROLLING_BACK, reason
-        self.save(state)
+        self.save(state, takeover=True)
         change_id = self.records.change(after, f"fleetform rollback {state.run_id}")
         state.weights, state.pending_weights = after, None
         state.phase, state.reason, state.change_id = ROLLED_BACK, reason, change_id
         state.step_status = PENDING
         state.event(self.clock.now(), "rollback", before=before, after=after, change_id=change_id, reason=reason)
-        self.save(state)
+        self.save(state, takeover=True)
         failed += self._audit_unblocking("rollback", state, before=before, after=after, change_ids=[change_id],
                                          reason=reason)
         if failed:
-            self.save(state)  # the audit-failed events
+            self.save(state, takeover=True)  # the audit-failed events
         self.records.wait_insync(change_id, self.clock.sleep, self.clock.now, interval=self.options.insync_interval)
         self.display.note(f"rolled back: {_fmt(after)} (change {change_id})")
         if failed:
@@ -534,6 +619,18 @@ def _caller_check(runbook: Runbook) -> CheckResult:
     except FleetformError as exc:
         return CheckResult("caller-account", title, "fail", str(exc), "use --profile for the account's role")
     return CheckResult("caller-account", title, "pass", f"{caller['arn']}")
+
+
+def _position(state: RunState) -> None:
+    """After accepting weights set by hand: go on from the first step above them, through its gates (never
+    backwards, never past a step); none above: the last step's bake and gates decide."""
+    green = state.weights.get(state.to_slot, 0)
+    above = [i for i, percent in enumerate(state.schedule) if percent > green]
+    if above:
+        state.step_index, state.step_status = above[0], PENDING
+    else:
+        state.step_index, state.step_status = len(state.schedule) - 1, SYNCED
+    state.pending_weights, state.change_id = None, None
 
 
 def _differs(expected: dict[str, int], actual: dict[str, int]) -> bool:

@@ -2,6 +2,9 @@
 
 The state record is written atomically after every step (temporary file + fsync + rename
 locally; one PutObject on S3), so a killed process resumes from exactly the recorded step.
+Every write is conditional on the record being the one this process last read or wrote (its
+token: the SHA-256 of the file locally, the ETag with If-Match / If-None-Match on S3), so a run
+that another operator's rollback took over stops instead of saving its stale record over it.
 The lock carries its owner and an expiry; a second operator is refused with who holds it.
 The audit trail lives where the state lives: JSON lines in a local file, or one S3 object per
 entry (created with If-None-Match, never overwritten) so that operators on several machines
@@ -10,6 +13,8 @@ add to one history without losing an entry.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
 import secrets
@@ -18,7 +23,7 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from fleetform.aws_session import AwsError, call
 from fleetform.errors import FleetformError
@@ -48,6 +53,26 @@ ABORTED = "aborted"  # a gate failed before any traffic moved: nothing to roll b
 ROLLING_BACK = "rolling-back"  # recorded before the rollback's change: resume finishes it
 # progress inside the current step
 PENDING, APPLYING, APPLIED, SYNCED = "pending", "applying", "applied", "synced"
+PHASES = (SHIFTING, PAUSED, SHIFTED, ROLLED_BACK, RETIRED, ABORTED, ROLLING_BACK)
+STEP_STATUSES = (PENDING, APPLYING, APPLIED, SYNCED)
+
+
+class _Any:
+    def __repr__(self) -> str:
+        return "ANY"
+
+
+# ``Store.save(..., expect=ANY)``: write whatever the record holds now (a rollback takes the run over)
+ANY: Final = _Any()
+Token = str | None  # the record's version as last seen; None: there was no record
+
+
+class StaleRecord(FleetformError):
+    """The record changed since this process last read or wrote it: another operator took the run over."""
+
+
+class DamagedRecord(FleetformError):
+    """The state record cannot be read as a run: never a traceback, always where and what to do."""
 
 
 def utcnow() -> datetime:
@@ -84,13 +109,20 @@ class RunState:
     reason: str | None = None
     baseline: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
+    revision: int = 0  # +1 on every write: no two writes of a record are the same bytes
     schema: int = SCHEMA
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunState:
+    def from_dict(cls, data: Any, where: str = "state record") -> RunState:
+        """A run from its record; DamagedRecord naming ``where`` and the field when it is not one."""
+        if not isinstance(data, dict):
+            raise DamagedRecord(_damaged(where, f"a JSON {type(data).__name__}, not an object"))
+        problems = _record_problems(data)
+        if problems:
+            raise DamagedRecord(_damaged(where, "; ".join(problems)))
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -100,6 +132,39 @@ class RunState:
 
     def event(self, moment: datetime, kind: str, **details: Any) -> None:
         self.history.append({"at": iso(moment), "event": kind, **details})
+
+
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "account": str, "cluster": str, "from_slot": str, "to_slot": str, "schedule": list, "bake_seconds": int,
+    "weights": dict, "run_id": str, "started_at": str, "phase": str, "step_index": int, "step_status": str}
+
+
+def _record_problems(data: dict[str, Any]) -> list[str]:
+    problems = []
+    for key, kind in _REQUIRED.items():
+        if key not in data:
+            problems.append(f"{key}: missing")
+        elif not isinstance(data[key], kind) or isinstance(data[key], bool):
+            problems.append(f"{key}: {type(data[key]).__name__}, expected {getattr(kind, '__name__', kind)}")
+    if problems:
+        return problems
+    if data["phase"] not in PHASES:
+        problems.append(f"phase: {data['phase']!r} is none of {', '.join(PHASES)}")
+    if data["step_status"] not in STEP_STATUSES:
+        problems.append(f"step_status: {data['step_status']!r} is none of {', '.join(STEP_STATUSES)}")
+    if not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p <= 100 for p in data["schedule"]):
+        problems.append(f"schedule: {data['schedule']!r} is not a list of percentages")
+    if not all(isinstance(w, int) and not isinstance(w, bool) for w in data["weights"].values()) or \
+            set(data["weights"]) - {data["from_slot"], data["to_slot"]}:
+        problems.append(f"weights: {data['weights']!r} are not whole weights of the run's two slots")
+    if not 0 <= data["step_index"] <= len(data["schedule"]):
+        problems.append(f"step_index: {data['step_index']} is outside the schedule")
+    return problems
+
+
+def _damaged(where: str, why: str) -> str:
+    return (f"{where}: damaged upgrade state record ({why}). `cluster-upgrade rollback` works without it; "
+            "otherwise inspect it, then move it away (a new `shift` starts from the actual weights)")
 
 
 @dataclass(frozen=True)
@@ -126,9 +191,19 @@ class LockLost(FleetformError):
 class Store(Protocol):
     where: str
 
-    def load(self, key: str) -> dict[str, Any] | None: ...
+    def record_where(self, key: str) -> str: ...
 
-    def save(self, key: str, data: dict[str, Any]) -> None: ...
+    def read(self, key: str) -> tuple[Any, Token]:
+        """The parsed record (None: there is none) and its token; DamagedRecord if it is not JSON."""
+        ...
+
+    def save(self, key: str, data: dict[str, Any], expect: Token | _Any = ANY) -> Token:
+        """Write the record if its token is still ``expect`` (StaleRecord otherwise); the new token."""
+        ...
+
+    def set_aside(self, key: str, suffix: str) -> str | None:
+        """Keep an unreadable record under another name (a rollback replaces it); where it went."""
+        ...
 
     def read_lock(self, key: str) -> LockInfo | None: ...
 
@@ -147,15 +222,47 @@ class LocalStore:
     def _path(self, key: str, suffix: str) -> Path:
         return self.directory / f"{key}{suffix}"
 
-    def load(self, key: str) -> dict[str, Any] | None:
-        return _read_json(self._path(key, ".json"))
+    def record_where(self, key: str) -> str:
+        return str(self._path(key, ".json"))
 
-    def save(self, key: str, data: dict[str, Any]) -> None:
-        write_atomic(self._path(key, ".json"), json.dumps(data, indent=2, sort_keys=True) + "\n")
+    def read(self, key: str) -> tuple[Any, Token]:
+        path = self._path(key, ".json")
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None, None
+        except OSError as exc:
+            raise DamagedRecord(_damaged(str(path), str(exc))) from exc
+        return _parse(raw, str(path)), _digest(raw)
+
+    def save(self, key: str, data: dict[str, Any], expect: Token | _Any = ANY) -> Token:
+        path = self._path(key, ".json")
+        text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # compare and replace under an exclusive lock of a guard file, so two writers cannot interleave
+        with open(self._path(key, ".json.guard"), "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            if not isinstance(expect, _Any):
+                try:
+                    current: Token = _digest(path.read_bytes())
+                except FileNotFoundError:
+                    current = None
+                if current != expect:
+                    raise StaleRecord(_stale(str(path)))
+            write_atomic(path, text)
+        return _digest(text.encode())
+
+    def set_aside(self, key: str, suffix: str) -> str | None:
+        path = self._path(key, ".json")
+        aside = path.with_name(f"{path.name}.{suffix}")
+        try:
+            os.replace(path, aside)
+        except FileNotFoundError:
+            return None
+        return str(aside)
 
     def read_lock(self, key: str) -> LockInfo | None:
-        data = _read_json(self._path(key, ".lock"))
-        return LockInfo(**data) if data else None
+        return _lock_info(_read_json(self._path(key, ".lock")), str(self._path(key, ".lock")))
 
     def create_lock(self, key: str, info: LockInfo, replace: bool) -> bool:
         path = self._path(key, ".lock")
@@ -203,27 +310,38 @@ class S3Store:
             self._sse = {"ServerSideEncryption": "aws:kms", **({"SSEKMSKeyId": key} if key else {})}
         return self._sse
 
-    def get_json(self, key: str) -> dict[str, Any] | None:
+    def get_raw(self, key: str) -> tuple[bytes | None, Token]:
         try:
             body = call(self.aws.client("s3").get_object, Bucket=self.bucket, Key=f"{S3_PREFIX}/{key}")
         except AwsError as exc:
             if exc.code in ("NoSuchKey", "404"):
-                return None
+                return None, None
             raise
-        return json.loads(body["Body"].read())
+        return body["Body"].read(), body.get("ETag")
+
+    def get_json(self, key: str) -> Any:
+        raw, _ = self.get_raw(key)
+        return None if raw is None else _parse(raw, f"{self.where}/{key}")
 
     def put_json(self, key: str, data: dict[str, Any], only_if_absent: bool = False) -> bool:
         """Write ``key`` (SSE-KMS); with ``only_if_absent`` never over an existing object: False then."""
-        extra = {"IfNoneMatch": "*"} if only_if_absent else {}
         try:
-            call(self.aws.client("s3").put_object, Bucket=self.bucket, Key=f"{S3_PREFIX}/{key}",
-                 Body=json.dumps(data, indent=2, sort_keys=True).encode(), ContentType="application/json",
-                 **self.encryption(), **extra)
-        except AwsError as exc:
-            if only_if_absent and exc.code in ("PreconditionFailed", "ConditionalRequestConflict"):
-                return False
-            raise
+            self._put(key, json.dumps(data, indent=2, sort_keys=True).encode(), None if only_if_absent else ANY)
+        except StaleRecord:
+            return False
         return True
+
+    def _put(self, key: str, body: bytes, expect: Token | _Any) -> Token:
+        """PutObject; unless ``expect`` is ANY, only over the object of that ETag (None: only if absent)."""
+        extra = {} if isinstance(expect, _Any) else {"IfNoneMatch": "*"} if expect is None else {"IfMatch": expect}
+        try:
+            answer = call(self.aws.client("s3").put_object, Bucket=self.bucket, Key=f"{S3_PREFIX}/{key}",
+                          Body=body, ContentType="application/json", **self.encryption(), **extra)
+        except AwsError as exc:
+            if extra and exc.code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412"):
+                raise StaleRecord(_stale(f"{self.where}/{key}")) from exc
+            raise
+        return answer.get("ETag")
 
     def list_keys(self, prefix: str) -> list[str]:
         """Keys under ``<S3_PREFIX>/<prefix>`` (relative to S3_PREFIX), in S3's (lexicographic) order."""
@@ -236,15 +354,25 @@ class S3Store:
                 return keys
             kwargs["ContinuationToken"] = page["NextContinuationToken"]
 
-    def load(self, key: str) -> dict[str, Any] | None:
-        return self.get_json(f"{key}.json")
+    def record_where(self, key: str) -> str:
+        return f"{self.where}/{key}.json"
 
-    def save(self, key: str, data: dict[str, Any]) -> None:
-        self.put_json(f"{key}.json", data)
+    def read(self, key: str) -> tuple[Any, Token]:
+        raw, etag = self.get_raw(f"{key}.json")
+        return (None, None) if raw is None else (_parse(raw, self.record_where(key)), etag)
+
+    def save(self, key: str, data: dict[str, Any], expect: Token | _Any = ANY) -> Token:
+        return self._put(f"{key}.json", json.dumps(data, indent=2, sort_keys=True).encode(), expect)
+
+    def set_aside(self, key: str, suffix: str) -> str | None:
+        raw, _ = self.get_raw(f"{key}.json")
+        if raw is None:
+            return None
+        self._put(f"{key}.json.{suffix}", raw, None)
+        return f"{self.where}/{key}.json.{suffix}"
 
     def read_lock(self, key: str) -> LockInfo | None:
-        data = self.get_json(f"{key}.lock")
-        return LockInfo(**data) if data else None
+        return _lock_info(self.get_json(f"{key}.lock"), f"{self.where}/{key}.lock")
 
     def create_lock(self, key: str, info: LockInfo, replace: bool) -> bool:
         return self.put_json(f"{key}.lock", asdict(info), only_if_absent=not replace)
@@ -268,13 +396,51 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise FleetformError(f"{path}: unreadable state ({exc}); inspect it before going on") from exc
+    except OSError as exc:
+        raise DamagedRecord(_damaged(str(path), str(exc))) from exc
+    return _parse(raw, str(path))
+
+
+def _parse(raw: bytes, where: str) -> Any:
+    """The JSON of a record, lock or audit entry; an object or a list, never None (that is "no record")."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+        if data is None:
+            raise DamagedRecord(_damaged(where, "JSON null, not an object"))
+        return data
+    except UnicodeDecodeError as exc:
+        raise DamagedRecord(_damaged(where, f"not UTF-8: byte {exc.start}")) from None
+    except json.JSONDecodeError as exc:
+        raise DamagedRecord(_damaged(where, f"not JSON: {exc}")) from None
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def _stale(where: str) -> str:
+    return (f"{where} changed since this run last wrote it: another operator (a rollback?) took the run over; "
+            "stopping without changing anything: see `cluster-upgrade status`")
+
+
+def _lock_info(data: Any, where: str) -> LockInfo | None:
+    if data is None:
+        return None
+    fields = ("owner", "acquired_at", "expires_at")
+    if not isinstance(data, dict) or not all(isinstance(data.get(f), str) for f in fields):
+        raise DamagedRecord(f"{where}: damaged upgrade lock (expected an object with {', '.join(fields)}); "
+                            "if no run is in progress, delete it")
+    try:
+        parse_iso(data["expires_at"])
+    except ValueError:
+        raise DamagedRecord(f"{where}: damaged upgrade lock (expires_at {data['expires_at']!r} is no time); "
+                            "if no run is in progress, delete it") from None
+    return LockInfo(*(data[f] for f in fields))
 
 
 def owner_id(caller_arn: str) -> str:
@@ -319,11 +485,12 @@ class Lock:
         return info
 
     def refresh(self, now: datetime) -> None:
-        """Extend the expiry; stop if someone took the lock over (a rollback does)."""
+        """Extend the expiry; stop if someone took the lock over, or took it and let it go (a rollback does)."""
         held = self.store.read_lock(self.key)
-        if held is not None and held.owner != self.owner:
-            raise LockLost(f"the upgrade lock of {self.key} was taken over by {held.owner} (a rollback?); "
-                           "stopping here: see `cluster-upgrade status`")
+        if held is None or held.owner != self.owner:
+            who = held.owner if held else "another operator, who has released it since"
+            raise LockLost(f"the upgrade lock of {self.key} was taken over by {who} (a rollback?); "
+                           "stopping here without changing anything: see `cluster-upgrade status`")
         self.info = self._info(now)
         self.store.create_lock(self.key, self.info, replace=True)
 
