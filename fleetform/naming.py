@@ -10,6 +10,31 @@ from __future__ import annotations
 # roles in every account (baseline stack), assumed by the pipeline's CodeBuild roles
 ACCOUNT_PLAN_ROLE = "fleetform-plan"
 ACCOUNT_APPLY_ROLE = "fleetform-apply"
+# every managed node group carries its configuration key as this Kubernetes label (and as the
+# NODE_GROUP_TAG tag); its EKS name is "<key>-<unique suffix>" (name prefix, create before destroy)
+NODE_GROUP_LABEL = "fleetform.io/node-group"
+NODE_GROUP_TAG = "fleetform:node-group"
+
+
+# EKS managed add-ons of every slot: those the nodes need to join and get credentials come before any
+# node group, those that run as Deployments on the nodes after them
+ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver")
+
+
+def karpenter_node_role(cluster_name: str) -> str:
+    """The role of the nodes Karpenter launches (EC2NodeClass ``spec.role``); its EC2_LINUX access entry is
+    fleetform's. Managed node groups use ``<cluster>-node``, whose entry EKS creates with the first group."""
+    return f"{cluster_name}-karpenter-node"
+
+
+def node_group_key(group: dict) -> str:
+    """The configuration key of a DescribeNodegroup answer: its label, its tag, else its EKS name
+    (groups created before the name prefix carried the key as their name)."""
+    return ((group.get("labels") or {}).get(NODE_GROUP_LABEL) or (group.get("tags") or {}).get(NODE_GROUP_TAG)
+            or group["nodegroupName"])
+
+
 # roles of the pipeline's CodeBuild projects, in the pipeline account (pipeline stack)
 PIPELINE_PLAN_ROLE = "fleetform-pipeline-plan"
 PIPELINE_APPLY_ROLE = "fleetform-pipeline-apply"
@@ -120,6 +145,15 @@ def config_key_alias(organization: str) -> str:
 def config_key_alias_arn(organization: str, home_region: str, log_archive_account_id: str) -> str:
     """Delivery channels name the key by alias ARN (Config accepts one): no cross-stack reference."""
     return f"arn:aws:kms:{home_region}:{log_archive_account_id}:alias/{config_key_alias(organization)}"
+
+
+AUTOSCALING_SERVICE = "autoscaling.amazonaws.com"
+
+
+def autoscaling_service_linked_role_arn(account_id: str) -> str:
+    """AWSServiceRoleForAutoScaling: the role that launches managed node groups' instances, and so
+    uses the volume key (created by the baseline of each account with clusters, or already there)."""
+    return f"arn:aws:iam::{account_id}:role/aws-service-role/{AUTOSCALING_SERVICE}/AWSServiceRoleForAutoScaling"
 
 
 def config_service_linked_role_arn(account_id: str) -> str:

@@ -10,12 +10,14 @@ import botocore.loaders
 import botocore.session
 import pytest
 from botocore.validate import validate_parameters
+from click.testing import CliRunner
 
 from fleetform.config import load_config
 from fleetform.config.models import CONFIG_RESOURCE_TYPE, CONTINUOUS_ONLY_TYPES, DAILY_RECORDING_DEFAULT
 from fleetform.constructs.aws_config import recording_mode
 from fleetform.manifest import read_manifest
 from fleetform.naming import FIRST_APPLY_ENV
+from fleetform.scripts.main import cli
 from fleetform.stacks.app import synth
 
 PIPELINE = "111111111111"  # organization.pipeline.account: management
@@ -296,3 +298,46 @@ def test_global_types_are_recorded_daily_only_where_they_are_recorded(accounts_c
     assert daily(other) == ["AWS::EC2::Volume", "AWS::Lambda::Function"]  # IAM is recorded in the home region only
     # only global types in the list: the other regions have nothing to override
     assert "recording_mode_override" not in recording_mode(["AWS::IAM::User"], global_types=False)
+
+
+def autoscaling_roles(body: dict) -> list[dict]:
+    return [r for r in resources(body, "aws_iam_service_linked_role").values()
+            if r["aws_service_name"] == "autoscaling.amazonaws.com"]
+
+
+def test_accounts_with_clusters_create_the_autoscaling_role_their_volume_keys_name(stack_json, example_config,
+                                                                                  synth_out):
+    """A clean account has no AWSServiceRoleForAutoScaling and KMS refuses a key policy naming a missing
+    role: the baseline creates it, and every slot stack (whose volume key names it) comes after."""
+    stacks = {s.name: s for s in read_manifest(synth_out)}
+    for account in example_config.accounts:
+        roles = autoscaling_roles(stack_json(f"{account.name}-baseline"))
+        assert len(roles) == (1 if account.spec.clusters else 0), account.name
+        for cluster, settings in account.spec.clusters.items():
+            for slot in settings.slots:
+                name = f"{account.name}-{cluster}-{slot}"
+                key = resources(stack_json(name), "aws_kms_key")["volume-key_key"]
+                principals = {json.dumps(s["Principal"]) for s in json.loads(key["policy"])["Statement"]}
+                assert json.dumps({"AWS": f"arn:aws:iam::{account.id}:role/aws-service-role/autoscaling.amazonaws.com/"
+                                          "AWSServiceRoleForAutoScaling"}) in principals
+                # slot -> network -> baseline: the role exists before the key
+                assert f"{account.name}-network" in stacks[name].dependencies
+                assert f"{account.name}-baseline" in stacks[f"{account.name}-network"].dependencies
+
+
+def test_existing_autoscaling_role_is_used_not_created(accounts_copy, tmp_path):
+    edit(accounts_copy / "organization.yaml", "existing_autoscaling_service_linked_role: []",
+         "existing_autoscaling_service_linked_role: [prod]")
+    synth(load_config(accounts_copy), tmp_path / "out")
+    prod = json.loads((tmp_path / "out/stacks/prod-baseline/cdk.tf.json").read_text())
+    stg = json.loads((tmp_path / "out/stacks/stg-baseline/cdk.tf.json").read_text())
+    assert autoscaling_roles(prod) == [] and len(autoscaling_roles(stg)) == 1
+
+
+def test_unknown_account_in_existing_autoscaling_role_is_an_error(accounts_copy):
+    edit(accounts_copy / "organization.yaml", "existing_autoscaling_service_linked_role: []",
+         "existing_autoscaling_service_linked_role: [prd]")
+    result = CliRunner().invoke(cli, ["validate", "--config", str(accounts_copy)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert ("organization.existing_autoscaling_service_linked_role.0: no account named 'prd'"
+            in " ".join(result.output.split()))

@@ -119,7 +119,7 @@ def test_autoscaling_group_of_one_in_the_private_subnets(account, stack_json, ex
     assert all(subnets), asg["vpc_zone_identifier"]
     assert {m["stack"] for m in subnets} == {network_stack(account)}
     assert all("subnet-private-" in m["output"] for m in subnets)
-    assert len(subnets) == example_config.account(account).spec.network.azs
+    assert len(subnets) == example_config.account(account).spec.network.az_count
     assert {"key": "Name", "value": BASTION_NAME_TAG, "propagate_at_launch": True} in asg["tag"]
     assert asg["launch_template"][0]["version"].endswith(".latest_version}")
     assert asg["instance_refresh"][0]["strategy"] == "Rolling"

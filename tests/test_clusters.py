@@ -101,8 +101,8 @@ def test_public_endpoint_only_for_listed_cidrs_and_opt_out_of_deletion_protectio
 
 
 def access(doc: dict) -> dict[str, str]:
-    """principal ARN -> access policy name, checking each association belongs to an entry."""
-    entries = {e["principal_arn"] for e in resources(doc, "aws_eks_access_entry").values()}
+    """principal ARN -> access policy name, checking each association belongs to a STANDARD entry."""
+    entries = {e["principal_arn"] for e in resources(doc, "aws_eks_access_entry").values() if e["type"] == "STANDARD"}
     result = {}
     for body in resources(doc, "aws_eks_access_policy_association").values():
         assert body["principal_arn"] in entries
@@ -120,6 +120,37 @@ def test_argocd_manager_pipeline_and_bastion_have_access_on_every_service_slot(s
     assert grants[f"arn:aws:iam::{account}:role/fleetform-apply"] == "AmazonEKSClusterAdminPolicy"
     assert grants[f"arn:aws:iam::{account}:role/fleetform-bastion"] == "AmazonEKSClusterAdminPolicy"
     assert all(arn.startswith(f"arn:aws:iam::{account}:") for arn in grants)  # no cross-account principals
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_karpenter_nodes_join_through_their_own_role_and_ec2_linux_entry(stack_json, slot: str) -> None:
+    """Karpenter's nodes have a role of their own with an explicit EC2_LINUX entry; the managed groups' role
+    has none in Terraform (EKS creates that entry with the first group, and a principal has one entry)."""
+    doc = stack_json(slot)
+    roles = resources(doc, "aws_iam_role")
+    assert roles["karpenter-node-role_role"]["name"] == f"{slot}-karpenter-node"
+    assert roles["node-role_role"]["name"] == f"{slot}-node"
+    nodes = {k: {a: v for a, v in e.items() if a != "//"}
+             for k, e in resources(doc, "aws_eks_access_entry").items() if e["type"] != "STANDARD"}
+    assert nodes == {"eks_access-karpenter-nodes": {
+        "cluster_name": "${aws_eks_cluster.eks_cluster.name}", "type": "EC2_LINUX",
+        "principal_arn": "${aws_iam_role.karpenter-node-role_role.arn}"}}
+    assert all(g["node_role_arn"] == "${aws_iam_role.node-role_role.arn}"
+               for g in resources(doc, "aws_eks_node_group").values())
+    assert not any(p["principal_arn"] == "${aws_iam_role.karpenter-node-role_role.arn}"
+                   for p in resources(doc, "aws_eks_access_policy_association").values())
+    karpenter = json.loads(resources(doc, "aws_iam_role_policy")["identity_karpenter-policy"]["policy"])
+    (passes,) = [s for s in karpenter["Statement"] if s["Sid"] == "PassNodeRole"]
+    assert passes["Resource"] == "${aws_iam_role.karpenter-node-role_role.arn}"
+    outputs = {v["value"] for v in doc["output"].values()}
+    assert f"{slot}-karpenter-node" in outputs and f"{slot}-node" in outputs
+
+
+def test_cluster_autoscaler_clusters_have_no_karpenter_node_role(tmp_path: Path, accounts_copy: Path) -> None:
+    edit(accounts_copy / "dev.yaml", "  main:\n", "  main:\n    autoscaler: cluster-autoscaler\n")
+    doc = synth_stacks(accounts_copy, tmp_path / "out")["dev-main-blue"]
+    assert "karpenter-node-role_role" not in resources(doc, "aws_iam_role")
+    assert all(e["type"] == "STANDARD" for e in resources(doc, "aws_eks_access_entry").values())
 
 
 def test_ops_cluster_has_no_argocd_manager_entry(stack_json) -> None:
@@ -192,8 +223,12 @@ def test_node_groups_use_their_templates_repair_and_leave_desired_to_the_autosca
         template = f"aws_launch_template.nodes-{name}_template"
         assert group["launch_template"] == [{"id": f"${{{template}.id}}", "version": f"${{{template}.latest_version}}"}]
         assert group["node_repair_config"] == [{"enabled": True}]
-        assert group["update_config"] == [{"max_unavailable": 1}]
-        assert group["lifecycle"] == {"ignore_changes": ["scaling_config[0].desired_size"]}
+        assert group["update_config"] == [{"max_unavailable_percentage": 33}]
+        # a replacement (instance types, capacity, AMI type, subnets, role) creates the new group first:
+        # a prefix gives it a name of its own next to the old one
+        assert group["lifecycle"] == {"create_before_destroy": True,
+                                      "ignore_changes": ["scaling_config[0].desired_size"]}
+        assert group["node_group_name_prefix"] == f"{name}-" and "node_group_name" not in group
         assert "disk_size" not in group and "remote_access" not in group
         assert all("subnet-private-" in s for s in group["subnet_ids"])
         assert group["labels"]["fleetform.io/node-group"] == name
@@ -232,8 +267,9 @@ def test_labels_taints_desired_and_graviton_from_configuration(tmp_path: Path, a
     groups = resources(synth_stacks(accounts_copy, tmp_path / "out")["dev-main-blue"], "aws_eks_node_group")
     system = groups["nodes-system_group"]
     assert system["scaling_config"] == [{"min_size": 1, "max_size": 3, "desired_size": 2}]
-    assert "lifecycle" not in system  # a configured desired size is enforced
+    assert system["lifecycle"] == {"create_before_destroy": True}  # a configured desired size is enforced
     assert system["update_config"] == [{"max_unavailable": 2}]
+    assert groups["nodes-arm_group"]["update_config"] == [{"max_unavailable_percentage": 33}]
     assert system["labels"]["team"] == "platform"
     assert system["taint"] == [{"key": "dedicated", "value": "system", "effect": "NO_EXECUTE"}]
     assert groups["nodes-arm_group"]["ami_type"] == "AL2023_ARM_64_STANDARD"
@@ -295,7 +331,7 @@ def test_karpenter_interruption_queue_and_rules(stack_json) -> None:
     karpenter = policy(resources(doc, "aws_iam_role_policy")["identity_karpenter-policy"])
     by_sid = {s["Sid"]: s for s in karpenter["Statement"]}
     assert by_sid["InterruptionQueue"]["Resource"] == "${aws_sqs_queue.identity_interruption-queue.arn}"
-    assert by_sid["PassNodeRole"]["Resource"] == "${aws_iam_role.node-role_role.arn}"
+    assert by_sid["PassNodeRole"]["Resource"] == "${aws_iam_role.karpenter-node-role_role.arn}"
     tag = resources(doc, "aws_ec2_tag")["karpenter-discovery-sg-tag"]
     assert tag["key"] == "karpenter.sh/discovery" and tag["value"] == "prod-main-blue"
 
@@ -362,9 +398,41 @@ def test_removing_a_node_group_changes_no_other_resource(tmp_path: Path, account
         assert flat(stack_json(stack)) == flat(after[stack]), stack
 
 
+def test_changing_instance_types_changes_only_that_group_which_is_created_before_destroyed(
+        tmp_path: Path, accounts_copy: Path, stack_json) -> None:
+    """The provider replaces a group on new instance types; the synthesized change is that group's
+    instance_types alone, on a create_before_destroy group with a name prefix (no fixed name that
+    the replacement would collide with)."""
+    edit(accounts_copy / "prod.yaml", "system: {instance_types: [m7i.large], min: 2, max: 6}",
+         "system: {instance_types: [m7i.xlarge], min: 2, max: 6}")
+    after = synth_stacks(accounts_copy, tmp_path / "out")
+    for slot in ("prod-main-blue", "prod-main-green"):
+        before_res, after_res = flat(stack_json(slot)), flat(after[slot])
+        assert set(before_res) == set(after_res)
+        changed = {a for a in after_res if before_res[a] != after_res[a]}
+        assert changed == {"aws_eks_node_group.nodes-system_group"}
+        group = after_res["aws_eks_node_group.nodes-system_group"]
+        assert group["instance_types"] == ["m7i.xlarge"]
+        assert {k: v for k, v in group.items() if k != "instance_types"} == {
+            k: v for k, v in before_res["aws_eks_node_group.nodes-system_group"].items() if k != "instance_types"}
+        assert group["lifecycle"]["create_before_destroy"] is True
+
+
+def test_max_unavailable_percentage_from_configuration(tmp_path: Path, accounts_copy: Path) -> None:
+    edit(accounts_copy / "prod.yaml", "min: 3, max: 100}", "min: 3, max: 100, max_unavailable_percentage: 20}")
+    groups = resources(synth_stacks(accounts_copy, tmp_path / "out")["prod-main-blue"], "aws_eks_node_group")
+    assert groups["nodes-app_group"]["update_config"] == [{"max_unavailable_percentage": 20}]
+    assert groups["nodes-system_group"]["update_config"] == [{"max_unavailable_percentage": 33}]
+
+
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
+        ("min: 3, max: 100}", "min: 3, max: 100, max_unavailable: 5, max_unavailable_percentage: 20}",
+         "prod.yaml: clusters.main.node_groups.app.max_unavailable_percentage: set either max_unavailable"),
+        ("      gpu: {gpu: true", "      gpu-nodes-for-the-video-digest-and-ml-work: {gpu: true",
+         "prod.yaml: clusters.main.node_groups.gpu-nodes-for-the-video-digest-and-ml-work: a node group name is "
+         "1-36"),
         ("app: {capacity: spot, instance_types: [m7i.xlarge, m6i.xlarge, m7a.xlarge, m6a.xlarge]",
          "app: {capacity: spot, instance_types: [m7i.xlarge, m7g.xlarge, m7a.xlarge, m6a.xlarge]",
          "prod.yaml: clusters.main.node_groups.app.instance_types: mixes ARM (m7g.xlarge) and x86"),
@@ -421,3 +489,56 @@ def test_without_an_ops_cluster_there_is_no_argocd_or_remote_write(tmp_path: Pat
         assert "identity_prometheus-role" not in resources(after[slot], "aws_iam_role"), slot
     for account in ACCOUNT_IDS:
         assert "argocd-manager_role" not in resources(after[f"{account}-network"], "aws_iam_role")
+
+
+@pytest.mark.parametrize("slot", SLOTS)
+def test_node_amis_and_addons_follow_the_newest_release_for_the_slot_version(stack_json, example_config,
+                                                                            slot: str) -> None:
+    """Unpinned, each node group's release_version and each add-on's addon_version come from what AWS
+    publishes for the slot's Kubernetes version (SSM parameter, DescribeAddonVersions): a newer one is an
+    in-place update in the next plan, not a wait for the next blue/green slot."""
+    account, cluster, color = slot.split("-")
+    version = example_config.account(account).spec.clusters[cluster].slots[color].version
+    doc = stack_json(slot)
+    parameters = doc["data"]["aws_ssm_parameter"]
+    for group in resources(doc, "aws_eks_node_group").values():
+        key = f"ami-release-{group['ami_type'].lower()}"
+        assert group["release_version"] == f"${{data.aws_ssm_parameter.{key}.insecure_value}}"
+        arch = "arm64" if "_ARM_" in group["ami_type"] else "x86_64"
+        flavour = "nvidia" if group["ami_type"].endswith("NVIDIA") else "standard"
+        assert parameters[key]["name"] == (f"/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/{arch}/"
+                                           f"{flavour}/recommended/release_version")
+    newest = doc["data"]["aws_eks_addon_version"]
+    for name, addon in resources(doc, "aws_eks_addon").items():
+        source = f"{name}-version"
+        assert addon["addon_version"] == f"${{data.aws_eks_addon_version.{source}.version}}"
+        assert {k: v for k, v in newest[source].items() if k != "//"} == {
+            "addon_name": addon["addon_name"], "kubernetes_version": version, "most_recent": True}
+
+
+def test_pinned_ami_releases_and_addon_versions_hold_a_slot(tmp_path: Path, accounts_copy: Path, stack_json) -> None:
+    edit(accounts_copy / "prod.yaml", 'green: {version: "1.36"}',
+         'green: {version: "1.36", ami_releases: {AL2023_x86_64_STANDARD: 1.36.1-20261120},\n'
+         '             addon_versions: {coredns: v1.12.4-eksbuild.1}}')
+    after = synth_stacks(accounts_copy, tmp_path / "out")
+    green = after["prod-main-green"]
+    groups = resources(green, "aws_eks_node_group")
+    assert groups["nodes-system_group"]["release_version"] == "1.36.1-20261120"
+    assert groups["nodes-app_group"]["release_version"] == "1.36.1-20261120"
+    assert groups["nodes-gpu_group"]["release_version"].startswith("${data.aws_ssm_parameter.")  # NVIDIA: unpinned
+    assert set(green["data"]["aws_ssm_parameter"]) == {"ami-release-al2023_x86_64_nvidia"}
+    assert resources(green, "aws_eks_addon")["eks_addon-coredns"]["addon_version"] == "v1.12.4-eksbuild.1"
+    assert "eks_addon-coredns-version" not in green["data"]["aws_eks_addon_version"]
+    before, now = flat(stack_json("prod-main-green")), flat(green)
+    changed = {a for a in now if before[a] != now[a]}
+    assert changed == {"aws_eks_node_group.nodes-system_group", "aws_eks_node_group.nodes-app_group",
+                       "aws_eks_addon.eks_addon-coredns"}
+    assert after["prod-main-blue"] == stack_json("prod-main-blue")
+
+
+def test_a_pin_for_an_addon_fleetform_does_not_install_is_an_error(accounts_copy: Path) -> None:
+    edit(accounts_copy / "prod.yaml", 'green: {version: "1.36"}',
+         'green: {version: "1.36", addon_versions: {cordns: v1}}')
+    result = CliRunner().invoke(cli, ["validate", "--config", str(accounts_copy)])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "clusters.main.slots.green.addon_versions" in result.output and "'cordns'" in result.output

@@ -44,7 +44,7 @@ def test_example_organization_loads(example_config):
     ("file", "old", "new", "expected"),
     [
         ("prod.yaml", "nat: per-az", "nat: per-az\n  natt: 1", ["prod.yaml:", "network.natt: unknown key"]),
-        ("prod.yaml", "  azs: 3", "  azss: 3", ["network.azss: unknown key; did you mean 'azs'?"]),
+        ("prod.yaml", "  azs: [", "  azss: [", ["network.azss: unknown key; did you mean 'azs'?"]),
         ("prod.yaml", "cidr: 10.10.0.0/16", "cidr: 10.20.0.0/16", ["network.cidr", "overlaps 10.20.0.0/16"]),
         ("prod.yaml", "min: 2, max: 6", "min: 7, max: 6", ["clusters.main.node_groups.system.min",
                                                           "min (7) is greater than max (6)"]),
@@ -64,15 +64,16 @@ def test_example_organization_loads(example_config):
         ("stg.yaml", '"444444444444"', '"4444"', ["account.id"]),
         ("stg.yaml", "aws+stg@familyalbum.example", "not-an-email", ["account.email", "not a valid email"]),
         ("dev.yaml", "name: dev", "name: prod", ["account.name", "already used"]),
-        ("dev.yaml", "  azs: 2", "  azs: 2\n  region: eu-west-1", ["network.region: unknown key"]),
+        ("dev.yaml", "  azs: [", "  region: eu-west-1\n  azs: [", ["network.region: unknown key"]),
         ("dev.yaml", "ou: Workloads/NonProd", "ou: Workloads/NonProd\n  region: eu-west-1",
          ["account.region", "not in allowed_regions"]),
         ("dev.yaml", "cidr: 10.30.0.0/16", "cidr: 10.30.0.0/26", ["network.cidr"]),
         ("dev.yaml", "cidr: 10.30.0.0/16", "cidr: 10.30.0.1/16", ["network.cidr"]),
         ("dev.yaml", "nat: single", "nat: none", ["dev.yaml", "network.nat", "needs outbound HTTPS"]),
-        ("dev.yaml", "  azs: 2", "  azs: 1", ["dev.yaml", "network.azs", "at least 2 AZs"]),
+        ("dev.yaml", "  azs: [apne1-az1, apne1-az2]", "  azs: [apne1-az1]",
+         ["dev.yaml", "network.azs", "at least 2 AZs"]),
         ("organization.yaml", "[ap-northeast-1, us-east-1]", "[ap-northeast-1]", ["prod.yaml", "dns", "us-east-1"]),
-        ("dev.yaml", "  azs: 2", "  azs: 2\n  flow_log_retention_days: 30",
+        ("dev.yaml", "  azs: [", "  flow_log_retention_days: 30\n  azs: [",
          ["network.flow_log_retention_days", "greater than or equal to 365"]),
         ("dev.yaml", "hostname: api.dev.familyalbum.example", "hostname: api.elsewhere.example",
          ["clusters.main.hostname", "not inside the zone"]),
@@ -93,7 +94,7 @@ def test_all_zero_weights_rejected(accounts_copy):
 
 def test_all_problems_reported_together(accounts_copy):
     edit(accounts_copy / "prod.yaml", "min: 2, max: 6", "min: 7, max: 6")
-    edit(accounts_copy / "stg.yaml", "  azs: 3", "  azss: 3")
+    edit(accounts_copy / "stg.yaml", "  azs: [", "  azss: [")
     edit(accounts_copy / "dev.yaml", "ou: Workloads/NonProd", "ou: Nowhere")
     problems = problems_for(accounts_copy)
     assert len(problems) >= 3
@@ -109,7 +110,7 @@ def test_yaml_syntax_error_has_line(accounts_copy):
 
 
 def test_duplicate_yaml_key_rejected(accounts_copy):
-    edit(accounts_copy / "dev.yaml", "  azs: 2", "  azs: 2\n  azs: 3")
+    edit(accounts_copy / "dev.yaml", "  azs: [", "  azs: 3\n  azs: [")
     assert any("dev.yaml" in p and "YAML" in p for p in problems_for(accounts_copy))
 
 
@@ -135,7 +136,7 @@ def test_missing_organization_file(accounts_copy):
 
 
 def test_line_numbers_point_at_the_field(accounts_copy):
-    edit(accounts_copy / "prod.yaml", "  azs: 3", "  azss: 3")
+    edit(accounts_copy / "prod.yaml", "  azs: [", "  azss: [")
     problem = next(p for p in problems_for(accounts_copy) if "azss" in p)
     line = int(problem.split(":")[1])
     assert (accounts_copy / "prod.yaml").read_text().splitlines()[line - 1].strip().startswith("azss")

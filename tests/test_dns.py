@@ -107,6 +107,39 @@ def test_configured_weight_and_a_lone_green_slot(tmp_path: Path, accounts_copy: 
     assert record("stg-main-green")["weighted_routing_policy"] == [{"weight": 100}]  # the only slot serves
 
 
+def test_a_clusters_only_slot_publishes_its_record_once_its_target_exists(stack_json) -> None:
+    """dev/main has one slot: its record waits for blue.<hostname> (external-dns) in the zone; prod/main's
+    slots (two) always have theirs. Every record is addressed [0], so a second slot moves nothing."""
+    dev = stack_json("dev-main-blue")
+    target = dev["data"]["aws_route53_records"]["dns_target"]
+    assert target["name_regex"] == r"^blue\.api\.dev\.familyalbum\.example\.?$"
+    assert target["zone_id"] == records(dev)["dns_record"]["zone_id"]
+    assert records(dev)["dns_record"]["count"] == (
+        "${length(data.aws_route53_records.dns_target.resource_record_sets) > 0 ? 1 : 0}")
+    for slot in ("prod-main-blue", "prod-main-green"):
+        assert records(stack_json(slot))["dns_record"]["count"] == 1
+        assert "aws_route53_records" not in stack_json(slot).get("data", {})
+
+
+@pytest.mark.skipif(TERRAFORM is None, reason="terraform is not on PATH")
+@pytest.mark.parametrize(("sets", "instances"), [([], 0), ([{"name": "blue.api.dev.familyalbum.example."}], 1)])
+def test_the_only_slots_record_count_evaluates_in_terraform(stack_json, tmp_path: Path, sets: list,
+                                                             instances: int) -> None:
+    """The synthesized count, with the record set lookup replaced by a local, planned by real Terraform."""
+    record = records(stack_json("dev-main-blue"))["dns_record"]
+    fixture = {"locals": {"sets": sets}, "resource": {"terraform_data": {"record": {
+        "count": record["count"].replace("data.aws_route53_records.dns_target.resource_record_sets", "local.sets"),
+        "input": record["records"][0]}}}}
+    (tmp_path / "main.tf.json").write_text(json.dumps(fixture))
+    env = {"CHECKPOINT_DISABLE": "1", "TF_IN_AUTOMATION": "1", "PATH": "/usr/bin:/bin:/usr/local/bin",
+           "HOME": str(tmp_path)}
+    for args in (["init", "-input=false", "-backend=false"], ["apply", "-input=false", "-auto-approve"]):
+        proc = subprocess.run([TERRAFORM, *args], cwd=tmp_path, env=env, capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, proc.stderr
+    state = json.loads((tmp_path / "terraform.tfstate").read_text())
+    assert sum(len(r["instances"]) for r in state["resources"]) == instances
+
+
 @pytest.mark.skipif(TERRAFORM is None, reason="terraform is not on PATH")
 def test_validation_expressions_evaluate_in_terraform(stack_json, tmp_path: Path) -> None:
     """The synthesized for_each and fqdn expressions, with the certificate and records replaced by

@@ -192,3 +192,14 @@ def test_an_attribute_changed_after_the_fact_is_caught_before_it_is_written(app,
     subnet.attributes["vpc_id"] = vpc.id_ref  # bypasses resolution
     with pytest.raises(Exception, match="stack 's' holds a reference that was never resolved"):
         app.synth()
+
+
+def test_every_stack_requires_the_terraform_that_use_lockfile_needs(synth_out: Path) -> None:
+    """use_lockfile (S3 native locking) came with Terraform 1.10: every stack says so in its terraform
+    block, beside what the core writes there (backend, required providers)."""
+    stacks = sorted((synth_out / "stacks").iterdir())
+    assert len(stacks) > 20
+    for stack in stacks:
+        terraform = json.loads((stack / "cdk.tf.json").read_text())["terraform"]
+        assert terraform["required_version"] == ">= 1.10", stack.name
+        assert "aws" in terraform["required_providers"] and "backend" in terraform, stack.name

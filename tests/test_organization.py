@@ -434,3 +434,13 @@ def test_opt_out_removes_all_of_aws_config(accounts_copy, tmp_path):
     # the trail, GuardDuty and the trusted access stay
     body = json.loads((tmp_path / "out/stacks/organization/cdk.tf.json").read_text())
     assert resources(body, "aws_cloudtrail") and resources(body, "aws_guardduty_detector")
+
+
+def test_access_logging_is_switched_on_after_the_access_log_bucket_policy(stack_json):
+    """S3 checks at PutBucketLogging that the logging service may write to the target bucket: both
+    buckets' logging waits for the access-log bucket's policy (a real apply created them first)."""
+    org = stack_json("organization")
+    loggings = resources(org, "aws_s3_bucket_logging")
+    assert set(loggings) == {"audit_log-archive_trail-bucket_logging", f"{CONFIG}bucket_logging"}
+    for logging in loggings.values():
+        assert logging["depends_on"] == ["aws_s3_bucket_policy.audit_log-archive_access-logs-policy"]

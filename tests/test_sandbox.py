@@ -96,7 +96,7 @@ def test_sandbox_up_status_alarm_down(tmp_path: Path) -> None:
 
 
 def test_sandbox_up_refuses_bad_configuration_and_busy_ports(tmp_path: Path, accounts_copy: Path) -> None:
-    (accounts_copy / "prod.yaml").write_text((accounts_copy / "prod.yaml").read_text().replace("azs: 3", "azs: 9"))
+    (accounts_copy / "prod.yaml").write_text((accounts_copy / "prod.yaml").read_text().replace("azs: [", "azs: [x, "))
     bad = CliRunner().invoke(cli, ["sandbox", "up", "--port", str(free_port()), "--dir", str(tmp_path),
                                    "--config", str(accounts_copy)])
     assert bad.exit_code == 2 and "prod.yaml" in bad.stderr and not (tmp_path / "server.json").exists()

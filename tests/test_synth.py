@@ -101,7 +101,7 @@ def test_synth_command_prints_table_and_json(tmp_path):
 
 
 def test_synth_bad_config_exits_2_without_traceback(accounts_copy, tmp_path):
-    (accounts_copy / "prod.yaml").write_text((accounts_copy / "prod.yaml").read_text().replace("  azs: 3", "  azz: 3"))
+    (accounts_copy / "prod.yaml").write_text((accounts_copy / "prod.yaml").read_text().replace("  azs: [", "  azz: ["))
     result = CliRunner().invoke(cli, ["synth", "--config", str(accounts_copy), "--out", str(tmp_path / "o")])
     assert result.exit_code == 2
     assert "prod.yaml" in result.output and "network.azz" in result.output
@@ -147,7 +147,7 @@ def test_run_time_never_imports_prebuilt_bindings(tmp_path):
 
 def test_log_retention_is_rounded_up_to_a_value_cloudwatch_accepts(accounts_copy, tmp_path):
     dev = accounts_copy / "dev.yaml"
-    dev.write_text(dev.read_text().replace("  azs: 2", "  azs: 2\n  flow_log_retention_days: 500"))
+    dev.write_text(dev.read_text().replace("  azs: [", "  flow_log_retention_days: 500\n  azs: ["))
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["synth", "--config", str(accounts_copy), "--out", str(out)])
     assert result.exit_code == 0, result.output

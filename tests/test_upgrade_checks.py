@@ -257,6 +257,20 @@ def test_green_node_groups(env: Env) -> None:
     assert degraded.status == "fail" and "system is DEGRADED" in degraded.detail and "app missing" in degraded.detail
 
 
+def test_green_node_groups_found_by_label_under_their_prefixed_eks_names(env: Env) -> None:
+    """node_group_name_prefix names a group "<key>-<suffix>"; the check matches it by its
+    fleetform.io/node-group label, so a prefixed group is neither missing nor unknown."""
+    suffix = "20261205211849123400000001"
+    labelled = [nodegroup(f"{key}-{suffix}", desired=desired) for key, desired in
+                (("system", 2), ("app", 1), ("gpu", 0))]
+    for answer, key in zip(labelled, ("system", "app", "gpu"), strict=True):
+        answer["nodegroup"]["labels"] = {"fleetform.io/node-group": key}
+    result = run(env, c.green_node_groups, stubs={"eks": [
+        ("list_nodegroups", {"nodegroups": [g["nodegroup"]["nodegroupName"] for g in labelled]}),
+        *(("describe_nodegroup", g) for g in labelled)]})
+    assert result.status == "fail" and result.detail == "app desired 1 < 3"
+
+
 def test_green_addons(env: Env) -> None:
     assert run(env, c.green_addons).status == "unknown"
     ok = run(env, c.green_addons, stubs={"eks": [

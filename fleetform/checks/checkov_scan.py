@@ -4,6 +4,11 @@ checkov's terraform_json runner does not read skip comments, so a resource recor
 as ``"//": {"checkov_skip": ["checkov:skip=CKV_AWS_144:reason", ...]}`` (see
 fleetform.engine.resource.add_check_skips); a failed check listed there becomes a skip with
 that reason. Nothing else is skipped.
+
+checkov's terraform_json parser fails on top-level blocks written as JSON arrays (``import``,
+``removed``: Terraform's form for several unlabelled blocks) and on plain values in the
+``terraform`` block (``required_version``). No checkov check reads them, so the scan runs on
+copies of the stacks without them, under the same stack directory names.
 """
 
 from __future__ import annotations
@@ -13,11 +18,13 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 SKIP = re.compile(r"^checkov:skip=([A-Z0-9_]+):(.+)$")
+UNPARSED_BLOCKS = ("import", "removed")  # lists at the top level: checkov's JSON parser wants objects
 
 
 @dataclass(frozen=True)
@@ -67,21 +74,35 @@ def inline_skips(stack_json: dict) -> dict[str, dict[str, str]]:
     return skips
 
 
+def checkov_parsable(document: dict) -> dict:
+    """The stack without what checkov's terraform_json parser cannot read (and no check looks at)."""
+    parsable = {k: v for k, v in document.items() if k not in UNPARSED_BLOCKS}
+    if isinstance(parsable.get("terraform"), dict):
+        parsable["terraform"] = {k: v for k, v in parsable["terraform"].items() if isinstance(v, dict)}
+    return parsable
+
+
 def scan_stacks(out_dir: str | Path, stacks: list[str] | None = None) -> ScanResult:
     """Scan ``cdktf.out/stacks/*/cdk.tf.json`` (or the named stacks) in one checkov run."""
     root = Path(out_dir) / "stacks"
     names = stacks or sorted(p.name for p in root.iterdir() if (p / "cdk.tf.json").exists())
-    files = [str(root / name / "cdk.tf.json") for name in names]
     documents = {name: json.loads((root / name / "cdk.tf.json").read_text()) for name in names}
     skips = {name: inline_skips(document) for name, document in documents.items()}
     types = {name: _types_by_name(document) for name, document in documents.items()}
     command = [sys.executable, "-m", "checkov.main", "--framework", "terraform_json", "--skip-download",
                "--compact", "-o", "json"]
-    for file in files:
-        command += ["-f", file]
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
            "LOG_LEVEL": "ERROR"}
-    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    with tempfile.TemporaryDirectory(prefix="fleetform-checkov-") as copies:
+        for name, document in documents.items():
+            file = root / name / "cdk.tf.json"
+            parsable = checkov_parsable(document)
+            if parsable != document:
+                file = Path(copies) / name / "cdk.tf.json"
+                file.parent.mkdir()
+                file.write_text(json.dumps(parsable, indent=2))
+            command += ["-f", str(file)]
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"checkov failed ({proc.returncode}): {proc.stderr[-2000:]}")
     reports = json.loads(proc.stdout) if proc.stdout.strip() else []

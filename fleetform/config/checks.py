@@ -40,7 +40,10 @@ MAX_MINOR_JUMP = 2
 # ("-load-balancer-controller" is the longest suffix; IAM role names are at most 64 characters)
 MAX_SLOT_NAME = 38
 # Graviton (ARM) families have a "g" right after the generation digit: m7g, c7gn, r8gd, t4g, g5g
-ARM_FAMILY = re.compile(r"^[a-z]+\d+g")
+NODE_GROUP_NAME = re.compile(r"^[a-z][a-z0-9-]{0,35}$")
+# ARM (Graviton or NVIDIA Grace) instance families: a g after the generation (m7g, c7gd, c7gn, r8g,
+# x2gd, im4gn, is4gen, hpc7g, g5g), the first Graviton (a1), and Grace Blackwell (p6e-gb200)
+ARM_FAMILY = re.compile(r"^([a-z]+\d+g[a-z]*|a1|[a-z]+\d+[a-z]*-gb\d+)$")
 IAM_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$")
 
 
@@ -107,6 +110,10 @@ def _organization(config: FleetConfig, partial: bool) -> Iterator[Problem]:
     for i, name in enumerate(org.aws_config.existing_service_linked_role):
         if names and name not in names:
             yield Problem(org_file, f"organization.aws_config.existing_service_linked_role.{i}",
+                          f"no account named {name!r} (accounts: {', '.join(sorted(names))})")
+    for i, name in enumerate(org.existing_autoscaling_service_linked_role):
+        if names and name not in names:
+            yield Problem(org_file, f"organization.existing_autoscaling_service_linked_role.{i}",
                           f"no account named {name!r} (accounts: {', '.join(sorted(names))})")
     daily = org.aws_config.daily_recording
     for i, resource_type in enumerate(daily):
@@ -268,8 +275,8 @@ def _clusters(config: FleetConfig) -> Iterator[Problem]:
     ops_clusters: list[str] = []
     for acct in config.accounts:
         spec = acct.spec
-        if spec.clusters and spec.network is not None and spec.network.azs < 2:
-            yield Problem(acct.file, "network.azs", "EKS needs subnets in at least 2 AZs: use azs: 2 or more")
+        if spec.clusters and spec.network is not None and spec.network.az_count < 2:
+            yield Problem(acct.file, "network.azs", "EKS needs subnets in at least 2 AZs: list 2 or more")
         if spec.dns is not None and ROUTE53_QUERY_LOG_REGION not in config.organization.allowed_regions:
             yield Problem(acct.file, "dns", f"Route 53 writes query logs to CloudWatch in {ROUTE53_QUERY_LOG_REGION}: "
                                             f"add {ROUTE53_QUERY_LOG_REGION} to organization.allowed_regions")
@@ -326,12 +333,19 @@ def _cluster(file: str, base: str, cluster: ClusterConfig, zone: str | None) -> 
     if cluster.role == "service" and not cluster.node_groups:
         yield Problem(file, f"{base}.node_groups", "a service cluster needs at least one node group")
     for group_name, group in cluster.node_groups.items():
+        if not NODE_GROUP_NAME.match(group_name):
+            yield Problem(file, f"{base}.node_groups.{group_name}",
+                          "a node group name is 1-36 lowercase letters, digits and dashes, starting with a "
+                          "letter (EKS adds a 27-character unique suffix within its 63)")
         yield from _node_group(file, f"{base}.node_groups.{group_name}", group)
 
 
 def _node_group(file: str, base: str, group: NodeGroupConfig) -> Iterator[Problem]:
     if group.min > group.max:
         yield Problem(file, f"{base}.min", f"min ({group.min}) is greater than max ({group.max})")
+    if group.max_unavailable is not None and group.max_unavailable_percentage is not None:
+        yield Problem(file, f"{base}.max_unavailable_percentage",
+                      "set either max_unavailable (nodes) or max_unavailable_percentage, not both")
     if group.desired is not None and not group.min <= group.desired <= group.max:
         yield Problem(file, f"{base}.desired", f"desired ({group.desired}) must be within min..max "
                                                f"({group.min}..{group.max})")

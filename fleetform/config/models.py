@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 from fleetform.config.endpoints import INTERFACE_ENDPOINTS, unknown_service_message
+from fleetform.config.network import ZONE_ID, zones
+from fleetform.naming import ADDONS_AFTER_NODES, ADDONS_BEFORE_NODES
 
 ACCOUNT_ID = r"^\d{12}$"
 K8S_VERSION = r"^1\.\d{2}$"
@@ -143,6 +145,10 @@ class OrganizationConfig(Strict):
     scps: list[ScpConfig] = Field(default_factory=list)
     pipeline: PipelineConfig = Field(default_factory=PipelineConfig)
     aws_config: AwsConfigConfig = Field(default_factory=AwsConfigConfig)
+    existing_autoscaling_service_linked_role: list[str] = Field(
+        default_factory=list, description="accounts (by name) with clusters that already have "
+        "AWSServiceRoleForAutoScaling (they ever had an Auto Scaling group): fleetform uses that role there and "
+        "never creates or deletes it; elsewhere the account's baseline creates it before any volume key names it")
 
     @field_validator("organizational_units")
     @classmethod
@@ -184,7 +190,9 @@ class BudgetConfig(Strict):
 
 class NetworkConfig(Strict):
     cidr: str
-    azs: Annotated[int, Field(ge=1, le=4)] = 3
+    azs: Annotated[int, Field(ge=1, le=4)] | list[str | None] = Field(
+        3, description="AZ IDs, the n-th entry being AZ n (null keeps a removed zone's number), e.g. "
+        "[apne1-az1, apne1-az2, apne1-az4]; or a count: the region's first zones by name (older form)")
     nat: Literal["per-az", "single", "none"] = "per-az"
     flow_log_retention_days: Annotated[int, Field(ge=365)] = Field(
         365, description="days; at least a year, rounded up to a retention CloudWatch Logs accepts")
@@ -192,6 +200,26 @@ class NetworkConfig(Strict):
         default_factory=lambda: list(INTERFACE_ENDPOINTS),
         description="services that get an interface endpoint in the private subnets; default: all of "
         "fleetform's; [] for none (S3 and DynamoDB gateway endpoints are always there)")
+
+    @field_validator("azs")
+    @classmethod
+    def _zone_ids(cls, value: int | list[str | None]) -> int | list[str | None]:
+        if isinstance(value, int):
+            return value
+        for zone in value:
+            if zone is not None and not ZONE_ID.match(zone):
+                raise ValueError(f"{zone!r} is not an AZ ID like 'apne1-az1' (aws ec2 describe-availability-zones "
+                                 "shows each zone's ZoneId)")
+        repeated = sorted({z for z in value if z is not None and value.count(z) > 1})
+        if repeated:
+            raise ValueError(f"listed more than once: {', '.join(repeated)}")
+        if value and value[-1] is None:
+            raise ValueError("a null entry keeps a removed zone's number for the zones after it; drop trailing nulls")
+        return value
+
+    @property
+    def az_count(self) -> int:
+        return len(zones(self.azs))
 
     @field_validator("interface_endpoints")
     @classmethod
@@ -214,6 +242,22 @@ class SlotConfig(Strict):
     weight: Annotated[int, Field(ge=0, le=255)] | None = Field(
         None, description="initial Route 53 weight; afterwards the upgrade runbook owns it"
     )
+    ami_releases: dict[str, Annotated[str, Field(pattern=r"^[0-9][0-9A-Za-z.+-]*$")]] = Field(
+        default_factory=dict, description="AMI type -> EKS optimized AMI release the slot's node groups of that "
+        "type stay on (e.g. AL2023_x86_64_STANDARD: 1.34.2-20251120); unpinned: the newest release in AWS's "
+        "public SSM parameter, so a new release shows in the next plan as a rolling update")
+    addon_versions: dict[str, Annotated[str, Field(pattern=r"^v[0-9][0-9A-Za-z.+-]*$")]] = Field(
+        default_factory=dict, description="add-on -> version the slot stays on (e.g. coredns: v1.12.1-eksbuild.2); "
+        "unpinned: the newest version EKS publishes for the slot's Kubernetes version")
+
+    @field_validator("addon_versions")
+    @classmethod
+    def _known_addons(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(ADDONS_BEFORE_NODES + ADDONS_AFTER_NODES))
+        if unknown:
+            raise ValueError(f"fleetform installs no add-on {', '.join(map(repr, unknown))}; it installs "
+                             f"{', '.join(ADDONS_BEFORE_NODES + ADDONS_AFTER_NODES)}")
+        return value
 
 
 class Taint(Strict):
@@ -233,7 +277,10 @@ class NodeGroupConfig(Strict):
     gpu: bool = False
     ami_type: str | None = None
     disk_size_gb: Annotated[int, Field(ge=20, le=16384)] = 50
-    max_unavailable: Annotated[int, Field(ge=1)] = 1
+    max_unavailable: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="nodes replaced at a time in a rolling update; default: max_unavailable_percentage")
+    max_unavailable_percentage: Annotated[int, Field(ge=1, le=100)] | None = Field(
+        None, description="share of the nodes replaced at a time in a rolling update; default 33")
     labels: dict[str, str] = Field(default_factory=dict)
     taints: list[Taint] = Field(default_factory=list)
 

@@ -62,7 +62,7 @@ class OrganizationAudit(Construct):
                  organization: Dependable) -> None:
         super().__init__(scope, id)
         archive = Construct(self, "log-archive")  # everything below uses the log-archive provider
-        self.access_logs = _access_log_bucket(archive, props)
+        self.access_logs, self.access_logs_policy = _access_log_bucket(archive, props)
         self.trail_key = KmsKey(archive, "trail-key", KmsKeyProps(
             alias=f"{props.organization_name}-cloudtrail", description="organization CloudTrail log files",
             account_id=props.log_archive_account_id, extra_statements=_trail_key_statements(props)))
@@ -73,13 +73,14 @@ class OrganizationAudit(Construct):
             noncurrent_days=365,
             transition_days=TRAIL_LOG_TRANSITION_DAYS,
             access_log_bucket=self.access_logs.id_ref,  # a reference: the access-log bucket comes first
+            access_log_ready=[self.access_logs_policy],
             prevent_destroy=True,
         ))
         self.config: ConfigArchive | None = None
         if props.config is not None:
             delegations = config_delegations(self, props.log_archive_account_id, organization)  # management
             self.config = ConfigArchive(archive, "config", props.config, access_log_bucket=self.access_logs.id_ref,
-                                        delegations=delegations)
+                                        access_log_ready=[self.access_logs_policy], delegations=delegations)
         self.detectors: dict[str, Resource] = {}
         for region in props.regions:
             self.detectors[region] = Resource(archive, f"guardduty-{region}", "aws_guardduty_detector",
@@ -179,9 +180,9 @@ def _trail_bucket_statements(props: AuditProps) -> list[dict]:
     ]
 
 
-def _access_log_bucket(scope: Construct, props: AuditProps) -> Resource:
-    """The S3 server access log bucket. It cannot use SSE-KMS: S3 delivers access logs only to
-    buckets encrypted with S3-managed keys (SSE-S3)."""
+def _access_log_bucket(scope: Construct, props: AuditProps) -> tuple[Resource, Resource]:
+    """The S3 server access log bucket and its policy. It cannot use SSE-KMS: S3 delivers access logs
+    only to buckets encrypted with S3-managed keys (SSE-S3)."""
     name = props.access_log_bucket
     arn = f"arn:aws:s3:::{name}"
     bucket = Resource(scope, "access-logs", "aws_s3_bucket", bucket=name, lifecycle={"prevent_destroy": True},
@@ -207,13 +208,14 @@ def _access_log_bucket(scope: Construct, props: AuditProps) -> Resource:
         "noncurrent_version_expiration": [{"noncurrent_days": 30}],
         "abort_incomplete_multipart_upload": [{"days_after_initiation": 7}],
     }])
-    Resource(scope, "access-logs-policy", "aws_s3_bucket_policy", bucket=bucket_id, depends_on=[block],
-             policy=policy_json([
-                 {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                  "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-                 {"Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
-                  "Action": "s3:PutObject", "Resource": f"{arn}/s3/*",
-                  "Condition": {"StringEquals": {"aws:SourceAccount": props.log_archive_account_id},
-                                "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{props.organization_name}-*"}}},
-             ]))
-    return bucket
+    policy = Resource(
+        scope, "access-logs-policy", "aws_s3_bucket_policy", bucket=bucket_id, depends_on=[block],
+        policy=policy_json([
+            {"Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+             "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+            {"Sid": "S3ServerAccessLogs", "Effect": "Allow", "Principal": {"Service": "logging.s3.amazonaws.com"},
+             "Action": "s3:PutObject", "Resource": f"{arn}/s3/*",
+             "Condition": {"StringEquals": {"aws:SourceAccount": props.log_archive_account_id},
+                           "ArnLike": {"aws:SourceArn": f"arn:aws:s3:::{props.organization_name}-*"}}},
+        ]))
+    return bucket, policy

@@ -125,7 +125,7 @@ class ConfigArchive(Construct):
     whose resources use the log-archive provider. Attributes: ``key``, ``bucket``, ``aggregator``."""
 
     def __init__(self, scope: Construct, id: str, props: ConfigArchiveProps, *, access_log_bucket: str,
-                 delegations: Sequence[Dependable]) -> None:
+                 delegations: Sequence[Dependable], access_log_ready: Sequence[Dependable] = ()) -> None:
         super().__init__(scope, id)
         self.key = KmsKey(self, "key", KmsKeyProps(
             alias=config_key_alias(props.organization_name), description="AWS Config deliveries of the organization",
@@ -137,6 +137,7 @@ class ConfigArchive(Construct):
             noncurrent_days=365,
             transition_days=CONFIG_LOG_TRANSITION_DAYS,
             access_log_bucket=access_log_bucket,
+            access_log_ready=access_log_ready,
             prevent_destroy=True,
         ))
         role = Resource(

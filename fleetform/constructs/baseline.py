@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 from fleetform.constructs.aws_config import ConfigRecorderProps, ConfigRecorders
 from fleetform.engine import Construct, Resource, policy_json
-from fleetform.naming import ACCOUNT_APPLY_ROLE, ACCOUNT_PLAN_ROLE, PIPELINE_APPLY_ROLE, PIPELINE_PLAN_ROLE, role_arn
+from fleetform.naming import (
+    ACCOUNT_APPLY_ROLE,
+    ACCOUNT_PLAN_ROLE,
+    AUTOSCALING_SERVICE,
+    PIPELINE_APPLY_ROLE,
+    PIPELINE_PLAN_ROLE,
+    role_arn,
+)
 
 READ_ONLY_POLICY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
 ADMIN_POLICY = "arn:aws:iam::aws:policy/AdministratorAccess"
@@ -46,6 +53,9 @@ class BaselineProps:
     budget: BudgetProps | None = None
     max_session_seconds: int = 3600
     config: ConfigRecorderProps | None = None  # AWS Config recorders; None: the organization opted out
+    # create AWSServiceRoleForAutoScaling: the account has clusters (their volume keys name the role) and
+    # the role is not there yet; KMS refuses a key policy that names a role that does not exist
+    autoscaling_service_linked_role: bool = False
 
 
 def trust_policy(pipeline_role_arn: str, break_glass_principal: str | None) -> str:
@@ -66,7 +76,8 @@ TRUST_SKIP = {"CKV_AWS_61": "the account is the principal so IAM accepts the pol
 
 
 class AccountBaseline(Construct):
-    """Attributes: ``plan_role``, ``apply_role``, ``config`` (ConfigRecorders or None), ``budget`` (or None)."""
+    """Attributes: ``plan_role``, ``apply_role``, ``config`` (ConfigRecorders or None), ``budget`` (or None),
+    ``autoscaling_service_linked_role`` (or None)."""
 
     def __init__(self, scope: Construct, id: str, props: BaselineProps) -> None:
         super().__init__(scope, id)
@@ -75,6 +86,11 @@ class AccountBaseline(Construct):
         self._account_defaults(props)
         self.config = ConfigRecorders(self, "config", props.config) if props.config else None
         self.budget = self._budget(props) if props.budget else None
+        self.autoscaling_service_linked_role = Resource(
+            self, "autoscaling-service-linked-role", "aws_iam_service_linked_role",
+            aws_service_name=AUTOSCALING_SERVICE,
+            description="EC2 Auto Scaling: launches the EKS managed node groups' instances (fleetform baseline)",
+        ) if props.autoscaling_service_linked_role else None
 
     def _roles(self, props: BaselineProps) -> None:
         pipeline = props.pipeline_account_id

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetform.engine import Construct, Resource, policy_json
+from fleetform.engine import Construct, Dependable, Resource, policy_json
 
 NO_REPLICATION = "single-region by design; versioning and KMS protect the data, replication is opt-in"
 NO_EVENTS = "no consumer needs object events from this bucket"
@@ -23,6 +23,9 @@ class BucketProps:
     expiration_days: int | None = None
     access_log_bucket: str | None = None  # bucket name; None only for a log bucket itself
     access_log_reason: str | None = None  # why a bucket has no access logging (required then)
+    # what must exist before logging to access_log_bucket is switched on: its bucket policy (S3 checks
+    # at PutBucketLogging that the logging service may write there)
+    access_log_ready: Sequence[Dependable] = ()
     force_destroy: bool = False
     prevent_destroy: bool = False
     object_ownership: str = "BucketOwnerEnforced"
@@ -77,7 +80,8 @@ class SecureBucket(Construct):
         Resource(self, "lifecycle", "aws_s3_bucket_lifecycle_configuration", bucket=bucket_id, rule=rules)
         if props.access_log_bucket is not None:
             Resource(self, "logging", "aws_s3_bucket_logging", bucket=bucket_id,
-                     target_bucket=props.access_log_bucket, target_prefix=f"s3/{props.name}/")
+                     target_bucket=props.access_log_bucket, target_prefix=f"s3/{props.name}/",
+                     depends_on=list(props.access_log_ready) or None)
         statements = [
             {
                 "Sid": "DenyInsecureTransport",

@@ -7,13 +7,14 @@ weight and then ignores changes to it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleetform.constructs.dnssec import ZoneSigning, ZoneSigningProps
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import AwsProvider, Construct, Resource, policy_json
+from fleetform.engine import AwsProvider, Construct, DataSource, Resource, policy_json
 from fleetform.naming import ROUTE53_QUERY_LOG_REGION, WEIGHTED_RECORD_TTL, slot_hostname
 
 # Route 53 writes query logs only to CloudWatch Logs in us-east-1
@@ -49,7 +50,8 @@ class HostedZone(Construct):
         label = props.zone.replace(".", "-")
         key = KmsKey(self, "query-log-key", KmsKeyProps(
             alias=f"route53-query-logs-{label}", description=f"Route 53 query logs of {props.zone}",
-            account_id=props.account_id, service_principals=[f"logs.{QUERY_LOG_REGION}.amazonaws.com"]))
+            account_id=props.account_id, service_principals=[f"logs.{QUERY_LOG_REGION}.amazonaws.com"],
+            log_groups=[f"/aws/route53/{props.zone}"]))
         for child in (key.key, key.alias):
             child.provider = query_log_provider
         group = LogGroup(self, "query-logs", LogGroupProps(
@@ -111,16 +113,31 @@ class WeightedRecordProps:
     hostname: str
     slot: str
     weight: int
+    # a cluster's only slot: no record until external-dns has made its target, or the hostname would
+    # resolve to a name that does not exist (and resolvers cache that) until the first deploy is done
+    wait_for_target: bool = False
 
 
 class WeightedRecord(Construct):
     """``hostname`` CNAME to ``<slot>.<hostname>`` with set identifier = slot name. The weight is
-    the initial one only: later changes belong to the upgrade runbook."""
+    the initial one only: later changes belong to the upgrade runbook.
+
+    The record has ``count``: 1, or, with ``wait_for_target``, 1 once the target exists in the zone
+    (looked up at plan time), so the first plan after external-dns made it creates the record. The
+    address is ``...record[0]`` either way (Terraform moves an earlier unindexed record there itself),
+    so a second slot coming or going never moves the record of the first."""
 
     def __init__(self, scope: Construct, id: str, props: WeightedRecordProps) -> None:
         super().__init__(scope, id)
+        target = slot_hostname(props.hostname, props.slot)
         self.record = Resource(
             self, "record", "aws_route53_record", zone_id=props.zone_id, name=props.hostname, type="CNAME",
-            ttl=WEIGHTED_RECORD_TTL, set_identifier=props.slot, records=[slot_hostname(props.hostname, props.slot)],
+            ttl=WEIGHTED_RECORD_TTL, set_identifier=props.slot, records=[target],
             weighted_routing_policy=[{"weight": props.weight}],
             lifecycle={"ignore_changes": ["weighted_routing_policy"]})
+        count: int | str = 1
+        if props.wait_for_target:
+            pattern = "^" + re.escape(target).replace("\\-", "-") + "\\.?$"
+            existing = DataSource(self, "target", "aws_route53_records", zone_id=props.zone_id, name_regex=pattern)
+            count = f"${{length({existing.expr('resource_record_sets')}) > 0 ? 1 : 0}}"
+        self.record.add_override("count", count)

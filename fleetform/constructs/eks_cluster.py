@@ -11,15 +11,14 @@ from dataclasses import dataclass, field
 
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import Construct, Dependable, Local, Resource, policy_json
+from fleetform.engine import Construct, DataSource, Dependable, Local, Resource, policy_json
+from fleetform.naming import ADDONS_AFTER_NODES, ADDONS_BEFORE_NODES
+
+__all__ = ["ADDONS_AFTER_NODES", "ADDONS_BEFORE_NODES", "AccessGrant", "EksCluster", "EksClusterProps", "grant_key"]
 
 LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 CLUSTER_ADMIN = "AmazonEKSClusterAdminPolicy"
 VIEW = "AmazonEKSViewPolicy"
-# add-ons the nodes need to join and get credentials: before any node group
-ADDONS_BEFORE_NODES = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
-# add-ons that run as Deployments on the nodes: after the node groups
-ADDONS_AFTER_NODES = ("coredns", "aws-ebs-csi-driver")
 AWS_MANAGED_POLICY = "arn:aws:iam::aws:policy/"
 EKS_ACCESS_POLICY = "arn:aws:eks::aws:cluster-access-policy/"
 # the newest Kubernetes version checkov's CKV_AWS_339 knows; newer ones are checked by fleetform's
@@ -76,7 +75,8 @@ class EksCluster(Construct):
         self.name = props.name
         self.key = KmsKey(self, "key", KmsKeyProps(
             alias=f"eks/{props.name}", description=f"EKS {props.name}: secrets, control-plane logs",
-            account_id=props.account_id, service_principals=[f"logs.{props.region}.amazonaws.com"]))
+            account_id=props.account_id, service_principals=[f"logs.{props.region}.amazonaws.com"],
+            log_groups=[f"/aws/eks/{props.name}/cluster"]))
         self.key_arn = self.key.arn
         # EKS creates /aws/eks/<name>/cluster itself (unencrypted, never expiring) unless it exists first
         self.log_group = LogGroup(self, "logs", LogGroupProps(
@@ -156,10 +156,27 @@ class EksCluster(Construct):
         self.access_entries[grant.key] = entry
         return entry
 
+    def node_access(self, key: str, role_arn: str) -> Resource:
+        """An EC2_LINUX access entry: nodes with this instance role join as system:node:<name> (EKS sets the
+        username and groups; such an entry takes no access policy). Only for roles that no managed node
+        group uses: EKS creates the entry of a managed group's role itself, and a principal has one entry."""
+        if key in self.access_entries:
+            raise ValueError(f"cluster {self.name}: access entry {key!r} defined twice")
+        entry = Resource(self, f"access-{key}", "aws_eks_access_entry", cluster_name=self.cluster.attr("name"),
+                         principal_arn=role_arn, type="EC2_LINUX")
+        self.access_entries[key] = entry
+        return entry
+
     def addon(self, name: str, *, depends_on: Sequence[Dependable] = (),
-              service_account_role_arn: str | None = None) -> Resource:
+              service_account_role_arn: str | None = None, version: str | None = None) -> Resource:
+        """A managed add-on at ``version`` (a pin from the configuration), else at the newest version EKS
+        publishes for the cluster's Kubernetes version: a newer one shows in the next plan as an update."""
+        if version is None:
+            newest = DataSource(self, f"addon-{name}-version", "aws_eks_addon_version", addon_name=name,
+                                kubernetes_version=self.props.version, most_recent=True)
+            version = newest.attr("version")
         addon = Resource(self, f"addon-{name}", "aws_eks_addon", cluster_name=self.cluster.attr("name"),
-                         addon_name=name, resolve_conflicts_on_create="OVERWRITE",
+                         addon_name=name, addon_version=version, resolve_conflicts_on_create="OVERWRITE",
                          resolve_conflicts_on_update="OVERWRITE",
                          service_account_role_arn=service_account_role_arn,
                          depends_on=list(depends_on) or None)

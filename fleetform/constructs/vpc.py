@@ -3,10 +3,12 @@ locked default security group.
 
 Every per-AZ resource (subnet, NAT gateway, its EIP, the private route table, each association)
 is keyed by ``<tier>-<n>`` or ``<n>``, never by list position, and lists of subnets or route tables
-are never attributes of a shared resource (endpoints get one association resource per subnet or
-route table), so adding or removing an AZ adds or removes only that AZ's resources. Interface
+are never attributes of a shared resource, so adding or removing an AZ adds or removes only that AZ's
+resources. One exception: an interface endpoint lists its private subnets in ``subnet_ids`` (an
+in-place update of the endpoint when an AZ comes or goes; per-subnet association resources cost about
+a minute each to apply). Gateway endpoints keep one route table association each. Interface
 endpoints are keyed by service name (``endpoint-ecr-api``), so removing one from
-``interface_endpoints`` removes only that endpoint and its associations.
+``interface_endpoints`` removes only that endpoint.
 """
 
 from __future__ import annotations
@@ -15,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fleetform.config.endpoints import INTERFACE_ENDPOINTS
-from fleetform.config.network import PlannedSubnet, subnet_plan
+from fleetform.config.network import AzSpec, PlannedSubnet, subnet_plan
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
-from fleetform.engine import Construct, DataSource, Resource, policy_json
+from fleetform.engine import Construct, DataSource, Resource, policy_json, readable_logical_id
 
 GATEWAY_ENDPOINTS = ("s3", "dynamodb")
 ELB_TAG = "kubernetes.io/role/elb"
@@ -30,7 +32,7 @@ DISCOVERY_TAG = "karpenter.sh/discovery"
 class VpcProps:
     name: str
     cidr: str
-    azs: int
+    azs: AzSpec  # zone IDs by AZ number (None: removed), or a count (the region's first zones by name)
     account_id: str
     region: str
     flow_log_retention_days: int = 365
@@ -57,16 +59,21 @@ class Vpc(Construct):
         self.vpc_id = self.vpc.id_ref
         Resource(self, "default-sg", "aws_default_security_group", vpc_id=self.vpc_id,
                  tags={"Name": f"{props.name}-default-deny-all"})
-        zones = DataSource(self, "azs", "aws_availability_zones", state="available",
-                           filter=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}])
+        names: DataSource | None = None
+        if any(p.zone_id is None for p in self.plan):
+            # the older count form: positions in the region's zone names (shift when a zone is impaired or added)
+            names = DataSource(self, "azs", "aws_availability_zones", state="available",
+                               filter=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}])
         self.subnets: dict[str, Resource] = {}
         self.subnet_ids: dict[str, list[str]] = {}
         for planned in self.plan:
+            zone = ({"availability_zone_id": planned.zone_id} if planned.zone_id is not None else
+                    {"availability_zone": f"${{element({names.expr('names')}, {planned.az_index})}}"})
             subnet = Resource(
                 self, f"subnet-{planned.key}", "aws_subnet",
                 vpc_id=self.vpc_id,
                 cidr_block=planned.cidr,
-                availability_zone=f"${{element({zones.expr('names')}, {planned.az_index})}}",
+                **zone,
                 map_public_ip_on_launch=False,
                 tags={"Name": f"{props.name}-{planned.key}", "fleetform:tier": planned.tier,
                       **self._subnet_tags(planned.tier)},
@@ -97,7 +104,8 @@ class Vpc(Construct):
                  destination_cidr_block="0.0.0.0/0", gateway_id=igw.id_ref)
         self._route_table("intra", props)
         nats: dict[int, Resource] = {}
-        nat_azs = {"per-az": self._az_indexes(), "single": [0], "none": []}[props.nat]
+        indexes = self._az_indexes()
+        nat_azs = {"per-az": indexes, "single": indexes[:1], "none": []}[props.nat]
         for index in nat_azs:
             n = index + 1
             eip = Resource(self, f"nat-eip-{n}", "aws_eip", domain="vpc", tags={"Name": f"{props.name}-nat-{n}"},
@@ -108,7 +116,7 @@ class Vpc(Construct):
         for index in self._az_indexes():
             n = index + 1
             table = self._route_table(f"private-{n}", props)
-            nat = nats.get(index) or nats.get(0)
+            nat = nats.get(index) or nats.get(indexes[0])
             if nat is not None:
                 Resource(self, f"route-private-{n}-nat", "aws_route", route_table_id=table.id_ref,
                          destination_cidr_block="0.0.0.0/0", nat_gateway_id=nat.id_ref)
@@ -150,20 +158,26 @@ class Vpc(Construct):
         private = [p for p in self.plan if p.tier == "private"]
         for service in sorted(set(props.interface_endpoints)):
             key = service.replace(".", "-")
-            endpoint = Resource(self, f"endpoint-{key}", "aws_vpc_endpoint", vpc_id=self.vpc_id,
-                                service_name=f"com.amazonaws.{props.region}.{service}",
-                                vpc_endpoint_type="Interface", private_dns_enabled=True,
-                                security_group_ids=[self.endpoint_security_group_id],
-                                tags={"Name": f"{props.name}-{service}"})
-            self.interface_endpoints[service] = endpoint
+            # subnet_ids on the endpoint: one ModifyVpcEndpoint per change, where one association resource
+            # per subnet waited about a minute each in the provider, serialized per endpoint
+            self.interface_endpoints[service] = Resource(
+                self, f"endpoint-{key}", "aws_vpc_endpoint", vpc_id=self.vpc_id,
+                service_name=f"com.amazonaws.{props.region}.{service}",
+                vpc_endpoint_type="Interface", private_dns_enabled=True,
+                subnet_ids=[self.subnets[p.key].id_ref for p in private],
+                security_group_ids=[self.endpoint_security_group_id],
+                tags={"Name": f"{props.name}-{service}"})
             for planned in private:
-                Resource(self, f"endpoint-{key}-{planned.key}", "aws_vpc_endpoint_subnet_association",
-                         vpc_endpoint_id=endpoint.id_ref, subnet_id=self.subnets[planned.key].id_ref)
+                # fleetform before 2026-12 kept one association resource per subnet: the endpoint's
+                # subnet_ids already holds them, destroying them would take the subnets off the endpoint
+                self.document.forget("aws_vpc_endpoint_subnet_association."
+                                     + readable_logical_id(self, f"endpoint-{key}-{planned.key}"))
 
     def _flow_logs(self, props: VpcProps) -> None:
         key = KmsKey(self, "flow-log-key", KmsKeyProps(
             alias=f"{props.name}-flow-logs", description=f"{props.name} VPC flow logs",
-            account_id=props.account_id, service_principals=[f"logs.{props.region}.amazonaws.com"]))
+            account_id=props.account_id, service_principals=[f"logs.{props.region}.amazonaws.com"],
+            log_groups=[f"/fleetform/vpc/{props.name}/flow-logs"]))
         group = LogGroup(self, "flow-log-group", LogGroupProps(
             name=f"/fleetform/vpc/{props.name}/flow-logs", kms_key_arn=key.arn,
             retention_days=props.flow_log_retention_days))

@@ -35,6 +35,10 @@ _serials = itertools.count(1)
 _BY_SERIAL: weakref.WeakValueDictionary[int, Addressable] = weakref.WeakValueDictionary()
 
 
+# S3 native state locking (use_lockfile, every stack but bootstrap) came with Terraform/OpenTofu 1.10: an
+# older binary should stop at "requires Terraform >= 1.10", not at an unknown backend argument mid-init
+REQUIRED_TERRAFORM = ">= 1.10"
+
 class CrossStackExpressionError(ValueError):
     """A reference to another stack that cannot travel through remote state."""
 
@@ -222,6 +226,7 @@ class StackDocument:
         self._outgoing: dict[str, str] = {}  # cross-stack output id -> expression it exports
         self._incoming: dict[str, dict[str, Any]] = {}  # remote state name -> its arguments
         self._depends_on: set[str] = set()
+        self._forgotten: list[str] = []  # addresses Terraform drops from state without destroying
         stack.synthesizer = DocumentSynthesizer(stack.synthesizer, self)
 
     @classmethod
@@ -264,6 +269,12 @@ class StackDocument:
             raise ValueError(f"{section} {name!r} is defined twice in stack {self.name!r}")
         entries[name] = body
 
+    def forget(self, address: str) -> None:
+        """A ``removed`` block with ``destroy = false``: a resource that this stack no longer manages
+        leaves the state without being destroyed (a no-op where the address is not in the state)."""
+        if address not in self._forgotten:
+            self._forgotten.append(address)
+
     def under(self, scope: Scope) -> Iterator[Block]:
         """The blocks defined below ``scope``."""
         prefix = construct_path(scope) + "/"
@@ -272,9 +283,10 @@ class StackDocument:
     def to_terraform(self) -> dict[str, Any]:
         """The document as Terraform JSON (merged by the synthesizer with what the core writes)."""
         document: dict[str, Any] = {section: dict(entries) for section, entries in self._sections.items()}
+        document["terraform"] = {"required_version": REQUIRED_TERRAFORM}
         if self.providers:
-            document["terraform"] = {"required_providers": {
-                p.terraform_type: {"source": p.source, "version": p.version} for p in self.providers}}
+            document["terraform"]["required_providers"] = {
+                p.terraform_type: {"source": p.source, "version": p.version} for p in self.providers}
             document["provider"] = {}
             for provider in self.providers:
                 document["provider"].setdefault(provider.terraform_type, []).append(provider.to_terraform())
@@ -287,6 +299,8 @@ class StackDocument:
                 imports.append(entry)
         if imports:
             document["import"] = imports
+        if self._forgotten:
+            document["removed"] = [{"from": a, "lifecycle": {"destroy": False}} for a in self._forgotten]
         outputs = dict(self.outputs)
         for output_id, expression in self._outgoing.items():
             outputs[output_id] = {"sensitive": True, "value": "${" + expression + "}"}

@@ -56,6 +56,8 @@ def build(fleet: FleetApp) -> None:
             break_glass_principal=org.break_glass_principal,
             budget=BudgetProps(budget.monthly_usd, budget.alert_email, budget.threshold_percent) if budget else None,
             config=config_recorder_props(config, account),
+            autoscaling_service_linked_role=(bool(account.spec.clusters)
+                                             and account.name not in org.existing_autoscaling_service_linked_role),
         ))
         fleet.add(stack, depends_on=[BOOTSTRAP_STACK, ORGANIZATION_STACK])
 

@@ -23,18 +23,29 @@ from fleetform.constructs.eks_cluster import (
     grant_key,
 )
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
-from fleetform.constructs.node_group import NodeGroup, NodeGroupProps, NodeRole, NodeRoleProps, volume_key_statements
+from fleetform.constructs.node_group import (
+    DEFAULT_MAX_UNAVAILABLE_PERCENTAGE,
+    NodeGroup,
+    NodeGroupProps,
+    NodeRole,
+    NodeRoleProps,
+    default_ami_type,
+    release_parameter,
+    volume_key_statements,
+)
 from fleetform.constructs.ops import ARGOCD_NAMESPACE, ARGOCD_SERVICE_ACCOUNTS, OpsCluster, OpsClusterProps
 from fleetform.constructs.workload_identity import SERVICE_ACCOUNTS, WorkloadIdentities, WorkloadIdentityProps
-from fleetform.engine import Resource, output
+from fleetform.engine import DataSource, Resource, output
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     AMP_WRITER_ROLE,
     ARGOCD_MANAGER_ROLE,
     ARGOCD_ROLE,
     BASTION_ROLE,
+    NODE_GROUP_TAG,
     cluster_shared_stack,
     dns_stack,
+    karpenter_node_role,
     network_stack,
     role_arn,
     slot_stack,
@@ -157,12 +168,19 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
         alias=f"eks/{cluster_name}/volumes", description=f"EKS {cluster_name}: node and persistent volumes",
         account_id=account.id, extra_statements=tuple(volume_key_statements(account.id))))
     node_role = NodeRole(stack, "node-role", NodeRoleProps(cluster_name=cluster_name, account_id=account.id))
+    # Karpenter's nodes get a role of their own with an explicit EC2_LINUX entry: sharing the managed groups'
+    # role joined them only through the entry EKS makes for those groups (gone with the last group)
+    launched_role = node_role
+    if cluster.autoscaler == "karpenter":
+        launched_role = NodeRole(stack, "karpenter-node-role", NodeRoleProps(
+            cluster_name=cluster_name, account_id=account.id, name=karpenter_node_role(cluster_name)))
+        eks.node_access("karpenter-nodes", launched_role.arn)
 
     shared_loki = shared.loki_bucket  # type: ignore[attr-defined]
     zone = _zone(fleet, account)
     identities = WorkloadIdentities(stack, "identity", WorkloadIdentityProps(
         cluster_name=cluster_name, cluster_name_ref=cluster_ref, cluster_arn=eks.arn, account_id=account.id,
-        region=region, vpc_id=vpc.vpc_id, node_role_arn=node_role.arn, node_role_name=node_role.name,
+        region=region, vpc_id=vpc.vpc_id, node_role_arn=launched_role.arn, node_role_name=launched_role.name,
         volume_kms_key_arn=volume_key.arn, autoscaler=cluster.autoscaler,
         hosted_zone_arn=zone.arn if zone is not None else None,
         amp_writer_role_arn=role_arn(ops[0].id, AMP_WRITER_ROLE) if ops is not None else None,
@@ -175,21 +193,27 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
                                             "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
                                             "kms:DescribeKey"],
                                  "Condition": {"StringEquals": {"kms:ViaService": f"ec2.{region}.amazonaws.com"}}}])
-    before = [eks.addon(addon, service_account_role_arn=cni_role.arn if addon == "vpc-cni" else None)
+    before = [eks.addon(addon, service_account_role_arn=cni_role.arn if addon == "vpc-cni" else None,
+                        version=settings.addon_versions.get(addon))
               for addon in ADDONS_BEFORE_NODES]
     groups = []
+    releases = AmiReleases(stack, settings)
     for group_name, group in cluster.node_groups.items():
+        ami_type = group.ami_type or default_ami_type(group.instance_types, group.gpu)
         groups.append(NodeGroup(stack, f"nodes-{group_name}", NodeGroupProps(
             cluster_name=cluster_ref, name=group_name, node_role_arn=node_role.arn,
             subnet_ids=vpc.subnet_ids["private"], instance_types=tuple(group.instance_types),
             min_size=group.min, max_size=group.max, desired_size=group.desired, volume_kms_key_arn=volume_key.arn,
-            capacity=group.capacity, gpu=group.gpu, ami_type=group.ami_type, disk_size_gb=group.disk_size_gb,
-            max_unavailable=group.max_unavailable, labels=dict(group.labels),
+            capacity=group.capacity, gpu=group.gpu, ami_type=ami_type, release_version=releases.of(ami_type),
+            disk_size_gb=group.disk_size_gb,
+            max_unavailable=group.max_unavailable,
+            max_unavailable_percentage=group.max_unavailable_percentage or DEFAULT_MAX_UNAVAILABLE_PERCENTAGE,
+            labels=dict(group.labels),
             taints=tuple((t.key, t.value, t.effect) for t in group.taints),
-            tags={**tags, "fleetform:node-group": group_name}, template_name=f"{cluster_name}-{group_name}",
+            tags={**tags, NODE_GROUP_TAG: group_name}, template_name=f"{cluster_name}-{group_name}",
         ), depends_on=[*before, *node_role.attachments]))
     for addon in ADDONS_AFTER_NODES:
-        eks.addon(addon, depends_on=[g.node_group for g in groups],
+        eks.addon(addon, depends_on=[g.node_group for g in groups], version=settings.addon_versions.get(addon),
                   service_account_role_arn=ebs_role.arn if addon == "aws-ebs-csi-driver" else None)
     if cluster.role == "ops":
         for service_account in ARGOCD_SERVICE_ACCOUNTS:
@@ -200,13 +224,36 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
     if cluster.hostname is not None and zone is not None:
         WeightedRecord(stack, "dns", WeightedRecordProps(
             zone_id=zone.zone_id, hostname=cluster.hostname, slot=slot,
-            weight=initial_weight(cluster, slot, settings)))
+            weight=initial_weight(cluster, slot, settings), wait_for_target=len(cluster.slots) == 1))
         depends.append(dns_stack(account.name))
     stack.eks = eks  # type: ignore[attr-defined]
     stack.node_groups = groups  # type: ignore[attr-defined]
     stack.identities = identities  # type: ignore[attr-defined]
-    _outputs(stack, eks, node_role, identities)
+    _outputs(stack, eks, node_role, launched_role, identities)
     fleet.add(stack, depends_on=depends)
+
+
+class AmiReleases:
+    """The AMI release of each AMI type in a slot: the configuration's pin, else the newest release in AWS's
+    public SSM parameter for the slot's Kubernetes version (one data source per AMI type; the plan shows
+    a newer release as an in-place, rolling update of the node groups of that type)."""
+
+    def __init__(self, stack: FleetStack, settings: SlotConfig) -> None:
+        self.stack = stack
+        self.settings = settings
+        self.parameters: dict[str, DataSource] = {}
+
+    def of(self, ami_type: str) -> str | None:
+        if ami_type in self.settings.ami_releases:
+            return self.settings.ami_releases[ami_type]
+        name = release_parameter(ami_type, self.settings.version)
+        if name is None:
+            return None  # EKS takes the newest release at creation; nothing moves it later
+        if ami_type not in self.parameters:
+            # insecure_value: a String parameter, readable in the plan (value is marked sensitive)
+            self.parameters[ami_type] = DataSource(self.stack, f"ami-release-{ami_type.lower()}",
+                                                   "aws_ssm_parameter", name=name)
+        return self.parameters[ami_type].attr("insecure_value")
 
 
 def _zone(fleet: FleetApp, account: Account) -> HostedZone | None:
@@ -215,14 +262,16 @@ def _zone(fleet: FleetApp, account: Account) -> HostedZone | None:
     return getattr(dns, "zone", None) if dns is not None else None
 
 
-def _outputs(stack: FleetStack, eks: EksCluster, node_role: NodeRole, identities: WorkloadIdentities) -> None:
+def _outputs(stack: FleetStack, eks: EksCluster, node_role: NodeRole, launched_role: NodeRole,
+             identities: WorkloadIdentities) -> None:
     """What Helm values and the runbook look up after an apply."""
     output(stack, "cluster_name", eks.name)
     output(stack, "cluster_arn", eks.arn)
     output(stack, "cluster_endpoint", eks.endpoint)
     output(stack, "cluster_security_group_id", eks.security_group_id)
     output(stack, "oidc_provider_arn", eks.oidc_provider_arn)
-    output(stack, "node_role_name", node_role.name,
-                    description="Karpenter EC2NodeClass spec.role (its access entry comes with the node groups)")
+    output(stack, "node_role_name", launched_role.name,
+           description="Karpenter EC2NodeClass spec.role (its EC2_LINUX access entry is in this stack)")
+    output(stack, "node_group_role_name", node_role.name, description="the managed node groups' instance role")
     if identities.interruption_queue is not None:
         output(stack, "karpenter_interruption_queue", identities.interruption_queue.attr("name"))

@@ -355,7 +355,7 @@ def green_active(ctx: CheckContext) -> Outcome:
         "wait for the node groups, or fix their scaling (EKS console: node group health)",
         "eks:ListNodegroups", "eks:DescribeNodegroup")
 def green_node_groups(ctx: CheckContext) -> Outcome:
-    groups = {g["nodegroupName"]: g for g in ctx.nodegroups(ctx.target.new_slot)}
+    groups = {naming.node_group_key(g): g for g in ctx.nodegroups(ctx.target.new_slot)}
     wanted = ctx.target.cluster.node_groups
     problems = [f"{name} missing" for name in wanted if name not in groups]
     for name, group in groups.items():
