@@ -266,8 +266,9 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 
 @dataclass
 class MotoServer:
-    """``python -m moto.server`` over HTTPS in a process of its own (the lane's Terraform calls must
-    not wait on pytest's GIL), with the managed policies loaded for policy attachments."""
+    """moto's server over HTTPS in a process of its own (the lane's Terraform calls must not wait on
+    pytest's GIL), with the managed policies loaded for policy attachments and the read-only answers of
+    tests/moto_lane_server.py."""
 
     port: int
     directory: Path
@@ -294,7 +295,8 @@ class MotoServer:
         env.pop("MOTO_ACCOUNT_ID", None)  # it would pin every request to one account: no assume_role
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port),
+                [sys.executable, str(Path(__file__).with_name("moto_lane_server.py")), "-H", "127.0.0.1",
+                 "-p", str(self.port),
                  "--ssl-cert", str(cert), "--ssl-key", str(key)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
         context = ssl.create_default_context(cafile=str(cert))
@@ -398,7 +400,7 @@ class Lane:
         targets = apply_targets(name, doc, include_gaps=False)
         replan = self.plan(name, "replan.tfplan", *targets)
         return StackRun(name, actions(replan, ATTRIBUTE_GAPS), gaps_of(name, doc), time.monotonic() - started,
-                        planned_whole=not targets)
+                        planned_whole=not targets, details=change_details(replan))
 
 
 @dataclass(frozen=True)
@@ -408,6 +410,7 @@ class StackRun:
     gaps: dict[str, str]  # what moto could not apply, and why
     seconds: float
     planned_whole: bool = True  # False: a known product bug stops a plan of the whole stack
+    details: dict[str, str] = field(default_factory=dict)  # address -> what changes (for failure messages)
 
     def unexpected(self) -> dict[str, list[str]]:
         """Re-plan actions other than creating what moto could not apply: must be empty."""
@@ -440,6 +443,19 @@ def changed_attributes(change: Mapping[str, Any]) -> set[str]:
     before, after = change.get("before") or {}, change.get("after") or {}
     unknown = change.get("after_unknown") or {}
     return {k for k in set(before) | set(after) if before.get(k) != after.get(k) and unknown.get(k) is not True}
+
+
+def change_details(plan: Mapping[str, Any]) -> dict[str, str]:
+    """``{address: "replace: a.b; changes: x, y"}`` for each resource the plan changes."""
+    result = {}
+    for c in plan.get("resource_changes", []):
+        change = c["change"]
+        if change["actions"] in (["no-op"], ["read"]):
+            continue
+        paths = [".".join(map(str, p)) for p in change.get("replace_paths") or []]
+        keys = sorted(changed_attributes(change))
+        result[c["address"]] = f"replace: {', '.join(paths) or '-'}; changes: {', '.join(keys) or '-'}"
+    return result
 
 
 def actions(plan: Mapping[str, Any], attribute_gaps: Mapping[str, Mapping[str, str]] | None = None,

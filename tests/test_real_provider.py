@@ -210,7 +210,8 @@ def estate(synth_out: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
 def test_applied_stack_plans_again_with_no_changes(estate: Estate, stack: str):
     assert stack not in estate.errors, estate.errors.get(stack)
     run = estate.runs[stack]
-    assert run.unexpected() == {}, f"{stack}: a plan right after the apply still changes {run.unexpected()}"
+    assert run.unexpected() == {}, (f"{stack}: a plan right after the apply still changes "
+                                    + json.dumps({a: run.details.get(a) for a in run.unexpected()}, indent=1))
     for address in run.replan:
         assert address in run.gaps, f"{stack}: {address} wants changes after the apply"
 
