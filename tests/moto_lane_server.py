@@ -6,6 +6,9 @@ real-provider lane's MotoServer runs this instead of ``python -m moto.server``; 
   Linux AMI IDs"): answered on demand as ``<k8s>.0-20251120``.
 - EKS ``DescribeAddonVersions`` (the ``aws_eks_addon_version`` data source): one version per add-on,
   compatible with the asked Kubernetes version and its default, in the botocore service model's shape.
+- The cluster security group EKS creates with every cluster (``vpc_config.cluster_security_group_id``,
+  which the slot stack tags for Karpenter and opens to the bastion): moto's CreateCluster makes none,
+  so here it creates ``eks-cluster-sg-<name>`` in the cluster's VPC as EKS does.
 
 Nothing here is read by fleetform's own code; only Terraform's provider sees these answers.
 """
@@ -64,9 +67,31 @@ def _patch_eks() -> None:
     urls.url_paths["{0}/addons/supported-versions$"] = urls.response.dispatch
 
 
+def _patch_cluster_security_group() -> None:
+    from moto.ec2.models import ec2_backends
+    from moto.eks.models import Cluster
+
+    original = Cluster.__init__
+
+    def init(self: Cluster, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        config = self.resources_vpc_config or {}
+        subnets = config.get("subnetIds") or []
+        if subnets and not config.get("clusterSecurityGroupId"):
+            ec2 = ec2_backends[kwargs.get("account_id") or args[3]][kwargs.get("region_name") or args[4]]
+            vpc_id = ec2.get_subnet(subnets[0]).vpc_id
+            group = ec2.create_security_group(f"eks-cluster-sg-{self.name}", "EKS created security group",
+                                              vpc_id=vpc_id, tags={f"kubernetes.io/cluster/{self.name}": "owned"})
+            config["clusterSecurityGroupId"] = group.id
+            self.resources_vpc_config = config
+
+    Cluster.__init__ = init  # type: ignore[method-assign]
+
+
 def main() -> None:
     _patch_ssm()
     _patch_eks()
+    _patch_cluster_security_group()
     from moto.server import main as serve
 
     serve(sys.argv[1:])

@@ -89,6 +89,18 @@ ATTRIBUTE_GAPS: dict[str, dict[str, str]] = {
     "aws_launch_template": {
         "tag_specifications": "moto adds a 'launch-template' entry holding the template's own tags",
     },
+    "aws_acm_certificate": {
+        "key_algorithm": "moto does not return the certificate's KeyAlgorithm (forces a replacement)",
+        "certificate_authority_arn": "moto returns an empty CertificateAuthorityArn",
+        "early_renewal_duration": "moto returns no renewal settings",
+        "domain_validation_options": "recomputed by the replacement above",
+        "tags": "recomputed by the replacement above",
+    },
+    "aws_codebuild_project": {
+        "concurrent_build_limit": "moto does not store concurrentBuildLimit",
+        "encryption_key": "moto does not store encryptionKey",
+        "build_batch_config": "moto does not store buildBatchConfig",
+    },
 }
 
 
@@ -462,16 +474,26 @@ def actions(plan: Mapping[str, Any], attribute_gaps: Mapping[str, Mapping[str, s
             ) -> dict[str, list[str]]:
     """``{address: actions}`` of a ``show -json`` plan's managed resources, no-ops left out, and with
     ``attribute_gaps`` updates that change only attributes moto does not store."""
-    result = {}
+    result, gap_only, cascades = {}, [], []
     for c in plan.get("resource_changes", []):
         acts = c["change"]["actions"]
         if c.get("mode", "managed") != "managed" or acts in (["no-op"], ["read"]):
             continue
-        if acts == ["update"] and attribute_gaps is not None:
-            changed = changed_attributes(c["change"])
-            if changed and changed <= set(attribute_gaps.get(c["type"], {})):
-                continue
         result[c["address"]] = acts
+        if attribute_gaps is None:
+            continue
+        gaps = set(attribute_gaps.get(c["type"], {}))
+        replace_roots = {str(p[0]) for p in c["change"].get("replace_paths") or []}
+        unknown = c["change"].get("after_unknown") or {}
+        if replace_roots and all(unknown.get(r) is True for r in replace_roots):
+            cascades.append(c["address"])  # replaced only because a value it takes is replaced
+        elif gaps and (changed_attributes(c["change"]) | replace_roots) <= gaps:
+            gap_only.append(c["address"])
+    if gap_only:
+        # what differs is only what moto does not store, and what a replacement of that recomputes
+        roots = [a for a in result if a not in cascades]
+        for address in gap_only + (cascades if set(roots) <= set(gap_only) else []):
+            result.pop(address, None)
     return result
 
 
