@@ -82,8 +82,8 @@ class Measurement:
     report: dict[str, Any] = field(default_factory=dict)
 
 
-def measure(command: list[str]) -> Measurement:
-    """Run ``command``; wall time to exit and peak resident memory of its process tree."""
+def measure(command: list[str], ok: tuple[int, ...] = (0,)) -> Measurement:
+    """Run ``command``; wall time to exit and peak resident memory of its process tree (exit status in ``ok``)."""
     started = time.perf_counter()
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "CHECKPOINT_DISABLE": "1"})
@@ -98,7 +98,7 @@ def measure(command: list[str]) -> Measurement:
     seconds = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)
     stdout, stderr = proc.communicate()
-    if proc.returncode != 0:
+    if proc.returncode not in ok:
         raise SystemExit(f"{' '.join(command[:3])} failed ({proc.returncode}):\n{stderr[-3000:]}")
     peak = max(peak, usage.ru_maxrss * 1024)  # the Python process alone, as the kernel counted it
     lines = [line for line in stdout.splitlines() if line.startswith("{")]
@@ -474,6 +474,22 @@ def print_text(result: dict[str, Any]) -> None:
     console.print("all targets met" if not missed else f"[red]targets missed: {', '.join(missed)}[/red]")
 
 
+def print_scales(results: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="synth at each size (medians)")
+    for column in ("size", "stacks", "resources", "fleetform", "prebuilt bindings", "ratio time / memory"):
+        table.add_column(column, justify="right")
+    for r in results:
+        f, b, out = r["fleetform"], r.get("bindings"), r.get("output", {})
+        table.add_row(f"{r['scale']}x", str(out.get("stacks", "-")), str(out.get("resources", "-")),
+                      f"{f['seconds']:.2f} s, {f['peak_mb']:.0f} MB",
+                      f"{b['seconds']:.2f} s, {b['peak_mb']:.0f} MB" if b else "-",
+                      f"{r['speedup']}x / {r['memory_ratio']}x" if b else "-")
+    Console(width=120).print(table)
+
+
 def main() -> None:
     import click
 
@@ -490,21 +506,39 @@ def main() -> None:
     @click.option("--keep", type=click.Path(file_okay=False, path_type=Path), default=None,
                   help="Keep both outputs in this directory (default: a temporary directory).")
     @click.option("--no-bindings", is_flag=True, help="Measure the fleetform path only (skips the ~1 GB bindings run).")
+    @click.option("--scale", "scales", default="1", show_default=True,
+                  help="Comma-separated sizes: N copies of each workload account of --config (bench/scale.py), "
+                       "e.g. 1,10,25.")
     @handle_errors
-    def cli(config_dir: str, runs: int, output: str, keep: Path | None, no_bindings: bool) -> None:
+    def cli(config_dir: str, runs: int, output: str, keep: Path | None, no_bindings: bool, scales: str) -> None:
         """Time and peak memory of `fleetform synth` next to the prebuilt provider bindings.
 
         \b
         Example:
           .venv/bin/python bench/synth.py                 # one run of each path, a table
           .venv/bin/python bench/synth.py --runs 3 --output json
+          .venv/bin/python bench/synth.py --runs 3 --scale 1,10,25   # the example organization, 10x and 25x
         """
+        from scale import scale
+
+        try:
+            sizes = [int(s) for s in scales.split(",")]
+        except ValueError:
+            raise click.BadParameter(f"{scales!r}: comma-separated whole numbers", param_hint="--scale") from None
         load_config(config_dir)  # bad configuration: the usual message and exit 2, before any timing
-        result = benchmark(config_dir, runs, keep, bindings=not no_bindings)
+        results = []
+        with tempfile.TemporaryDirectory(prefix="fleetform-scale-") as generated:
+            for size in sizes:
+                config = config_dir if size == 1 else str(scale(size, Path(generated) / f"x{size}", Path(config_dir)))
+                result = benchmark(config, runs, keep / f"x{size}" if keep else None, bindings=not no_bindings)
+                result["scale"] = size
+                results.append(result)
+                if output != "json":
+                    print_text(result)
         if output == "json":
-            click.echo(json.dumps(result, indent=2))
-        else:
-            print_text(result)
+            click.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        elif len(results) > 1:
+            print_scales(results)
 
     cli()
 

@@ -111,17 +111,30 @@ def export_revision(root: Path, ref: str, paths: list[str], target: Path) -> lis
     return present
 
 
-def synth_subprocess(workdir: Path, config_dir: Path, out_dir: Path, with_code: bool) -> list[StackInfo]:
-    """Run the cdktf.json app in ``workdir`` (its fleetform package when ``with_code``)."""
-    env = {**os.environ, "FLEETFORM_CONFIG": str(config_dir), "CDKTF_OUTDIR": str(out_dir)}
-    if with_code:
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (str(workdir), env.get("PYTHONPATH", "")) if p)
-    proc = subprocess.run([sys.executable, "-m", APP_MODULE], cwd=workdir, env=env, capture_output=True,
-                          text=True, check=False)
-    if proc.returncode != 0:
-        raise FleetformError(f"synthesizing the base revision failed (exit {proc.returncode}):\n"
-                             f"{(proc.stderr or proc.stdout).strip()[-2000:]}")
-    return read_manifest(out_dir)
+class BaseSynth:
+    """The cdktf.json app run in ``workdir`` (its fleetform package when ``with_code``) in a child
+    process, started at once so that the working tree's synth runs beside it (two cores: about the
+    time of one synth instead of two); ``result()`` waits for it."""
+
+    def __init__(self, workdir: Path, config_dir: Path, out_dir: Path, with_code: bool) -> None:
+        env = {**os.environ, "FLEETFORM_CONFIG": str(config_dir), "CDKTF_OUTDIR": str(out_dir)}
+        if with_code:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(workdir), env.get("PYTHONPATH", "")) if p)
+        self.out_dir = out_dir
+        self.process = subprocess.Popen([sys.executable, "-m", APP_MODULE], cwd=workdir, env=env, text=True,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+    def result(self) -> list[StackInfo]:
+        stdout, stderr = self.process.communicate()
+        if self.process.returncode != 0:
+            raise FleetformError(f"synthesizing the base revision failed (exit {self.process.returncode}):\n"
+                                 f"{(stderr or stdout).strip()[-2000:]}")
+        return read_manifest(self.out_dir)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | None = None,
@@ -143,12 +156,26 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         present = export_revision(root, resolve_base(root, base), [relative, CODE_DIR], tree)
         base_out = tmp_path / "base.out"
         with_code = CODE_DIR in present and (tree / CODE_DIR / "stacks" / "__main__.py").exists()
-        if relative not in present:
-            base_stacks: list[StackInfo] = []  # the configuration is new: everything is added
-        else:
-            base_stacks = synth_subprocess(tree, tree / relative, base_out, with_code)
-        head_dir = Path(head_out) if head_out else tmp_path / "head.out"
-        head_stacks = synthesize(str(config), head_dir)  # type: ignore[misc]
+        if relative in present:
+            _refuse_removed_accounts(tree / relative, config, relative)
+        base_synth = BaseSynth(tree, tree / relative, base_out, with_code) if relative in present else None
+        try:
+            head_dir = Path(head_out) if head_out else tmp_path / "head.out"
+            head_stacks = synthesize(str(config), head_dir)  # type: ignore[misc]
+            # no base configuration: it is new, everything is added
+            base_stacks: list[StackInfo] = base_synth.result() if base_synth else []
+        finally:
+            if base_synth:
+                base_synth.stop()
         result = compare(base_stacks, head_stacks, base)
         result.base_code = "base" if with_code else "current"
         return result
+
+
+def _refuse_removed_accounts(base_config: Path, head_config: Path, shown: str) -> None:
+    from fleetform.config.lifecycle import removed_accounts
+    from fleetform.errors import ConfigurationError
+
+    problems = removed_accounts(base_config, head_config, shown)
+    if problems:
+        raise ConfigurationError(problems)

@@ -20,6 +20,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
 from fleetform.aws_session import session
+from fleetform.config.lifecycle import require_account_id
 from fleetform.config.models import FleetConfig
 from fleetform.errors import FleetformError, UsageError
 from fleetform.naming import BASTION_NAME_TAG, SESSION_DOCUMENT
@@ -78,8 +79,8 @@ def resolve_target(config: FleetConfig, env: str, profile: str | None = None, re
     if account.spec.bastion is None:
         raise UsageError(f"account {env!r} has no bastion: {account.file} has no 'bastion:' section "
                          f"(accounts with a bastion: {known})")
-    return Target(account=account.name, account_id=account.id, region=region or config.region_of(account),
-                  profile=profile, endpoint_url=endpoint_url)
+    return Target(account=account.name, account_id=require_account_id(account),
+                  region=region or config.region_of(account), profile=profile, endpoint_url=endpoint_url)
 
 
 def aws_session(target: Target) -> boto3.Session:

@@ -159,3 +159,8 @@ def autoscaling_service_linked_role_arn(account_id: str) -> str:
 def config_service_linked_role_arn(account_id: str) -> str:
     """AWSServiceRoleForConfig: the role every configuration recorder uses, whoever created it."""
     return f"arn:aws:iam::{account_id}:role/aws-service-role/{CONFIG_SERVICE}/AWSServiceRoleForConfig"
+
+
+def new_account_output(account: str) -> str:
+    """The organization stack's output with the id of a new account it created."""
+    return f"account_id_{account}"

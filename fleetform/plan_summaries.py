@@ -95,6 +95,7 @@ class ShardResult:
     error: str = ""
     build_id: str | None = None
     written_at: str | None = None
+    new_accounts: list[dict[str, Any]] = field(default_factory=list)  # stacks held back for new accounts
 
     @property
     def label(self) -> str:
@@ -138,7 +139,7 @@ def _result(index: int, total: int, record: Any, commit: str) -> ShardResult:
     else:
         state = {0: "no-changes", 2: "changes"}.get(code, "failed")
     return ShardResult(index, total, state, plans, bool(record.get("allow_destroy")), str(record.get("error") or ""),
-                       record.get("build_id"), record.get("written_at"))
+                       record.get("build_id"), record.get("written_at"), list(record.get("new_accounts") or []))
 
 
 def collect(s3: Any, bucket: str, pull_request: int, commit: str, total: int) -> list[ShardResult]:
@@ -204,6 +205,21 @@ def _shard_table(shards: Sequence[ShardResult]) -> list[str]:
             "|---|---|---:|---|---|", *rows, "", "</details>", ""]
 
 
+def _new_account_lines(shards: Sequence[ShardResult]) -> list[str]:
+    """What each shard held back for accounts the organization stack creates, as one section."""
+    from fleetform.new_accounts import NewAccount, Pending
+
+    stacks: dict[tuple[str, str], list[str]] = {}
+    for shard in shards:
+        for entry in shard.new_accounts:
+            held = stacks.setdefault((entry["account"], entry["output"]), [])
+            held += [name for name in entry.get("stacks", []) if name not in held]
+    if not stacks:
+        return []
+    waiting = Pending([NewAccount(name, output, (output,), tuple(held)) for (name, output), held in stacks.items()])
+    return waiting.markdown().lstrip("\n").splitlines() + [""]
+
+
 def render_combined(shards: Sequence[ShardResult], commit: str, title: str = "fleetform plan") -> str:
     """The one pull-request comment for all shards of ``commit``."""
     plans = dependency_order(shards)
@@ -233,6 +249,7 @@ def render_combined(shards: Sequence[ShardResult], commit: str, title: str = "fl
         lines.append("No stacks to plan." if not incomplete else "No stacks reported.")
     else:
         lines += [*table_lines(plans), ""]
+    lines += _new_account_lines(shards)
     lines += _shard_table(shards)
     details = [_details(p) for p in plans if has_details(p)]
     size = sum(len(line) + 1 for line in lines)

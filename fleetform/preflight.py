@@ -7,6 +7,9 @@ there -- and asked, one call each, what would make its first-apply stacks fail:
 * ``access``: the first apply's way in works (sts:GetCallerIdentity, sts:AssumeRole);
 * ``service-linked role``: AWSServiceRoleForConfig exists (iam:GetRole) exactly where
   ``organization.aws_config.existing_service_linked_role`` says so;
+* ``autoscaling role``: in accounts with clusters, AWSServiceRoleForAutoScaling exists (iam:GetRole)
+  exactly where ``organization.existing_autoscaling_service_linked_role`` says so (the baseline
+  creates it elsewhere, and the slots' volume keys name it);
 * ``config recorders``: no configuration recorder other than ``default`` in any allowed region
   (config:DescribeConfigurationRecorders), since Config allows one per region;
 * ``organization``: the account is a member of the organization in ``organization.id``, managed
@@ -39,14 +42,19 @@ ACCESS = "access"
 SERVICE_LINKED_ROLE = "service-linked role"
 RECORDERS = "config recorders"
 ORGANIZATION = "organization"
-CHECKS = (ACCESS, SERVICE_LINKED_ROLE, RECORDERS, ORGANIZATION)
+AUTOSCALING_ROLE = "autoscaling role"
+CHECKS = (ACCESS, SERVICE_LINKED_ROLE, AUTOSCALING_ROLE, RECORDERS, ORGANIZATION)
 
 CONFIG_ROLE_NAME = "AWSServiceRoleForConfig"
 SESSION_NAME = "fleetform-preflight"
 SLR_FIELD = "organization.aws_config.existing_service_linked_role"
+AUTOSCALING_ROLE_NAME = "AWSServiceRoleForAutoScaling"
+AUTOSCALING_FIELD = "organization.existing_autoscaling_service_linked_role"
 # what the command calls, for docs/organization.md and the operator's policy (all read-only)
 PERMISSIONS = ("sts:GetCallerIdentity", f"sts:AssumeRole (on {ORGANIZATION_ACCESS_ROLE})", "iam:GetRole",
-               "config:DescribeConfigurationRecorders", "organizations:DescribeOrganization")
+               "config:DescribeConfigurationRecorders", "organizations:DescribeOrganization",
+               "organizations:ListAccounts")
+NEW_ACCOUNT_ID = "(new)"
 
 # (target account id, session, service, region) -> a boto3 client; tests wrap it to put a Stubber in
 ClientFactory = Callable[[str, boto3.Session, str, str], Any]
@@ -137,6 +145,7 @@ class Preflight:
         self.endpoint_url = endpoint_url
         self.client: ClientFactory = client or (
             lambda account_id, sess, service, region: default_client(account_id, sess, service, region, endpoint_url))
+        self.autoscaling_roles: dict[str, bool | None] = {}  # account name -> the role exists (None: unknown)
 
     # ------------------------------------------------------------------ reaching accounts
     def caller_account(self) -> str:
@@ -193,6 +202,34 @@ class Preflight:
         return Finding(SERVICE_LINKED_ROLE, OK, "exists, listed (fleetform uses it)" if exists
                        else "absent, not listed (the baseline creates it)"), exists
 
+    def autoscaling_role(self, account: Account, session: boto3.Session) -> Finding:
+        """AWSServiceRoleForAutoScaling against the list, in accounts with clusters (their baseline creates
+        it unless listed; creating an existing one fails, and a listed one that is missing leaves the
+        volume keys naming a role that does not exist)."""
+        if not account.spec.clusters:
+            return Finding(AUTOSCALING_ROLE, OK, "no clusters: fleetform neither creates nor names it")
+        listed = account.name in self.config.organization.existing_autoscaling_service_linked_role
+        iam = self.client(account.id, session, "iam", self.region)
+        try:
+            call(iam.get_role, RoleName=AUTOSCALING_ROLE_NAME)
+            exists = True
+        except FleetformError as exc:
+            if not (isinstance(exc, AwsError) and exc.code == "NoSuchEntity"):
+                self.autoscaling_roles[account.name] = None
+                return Finding(AUTOSCALING_ROLE, UNKNOWN, f"iam:GetRole {AUTOSCALING_ROLE_NAME}: {reason(exc)}")
+            exists = False
+        self.autoscaling_roles[account.name] = exists
+        if exists and not listed:
+            return Finding(AUTOSCALING_ROLE, ACTION, f"{AUTOSCALING_ROLE_NAME} exists but {account.name} is not in "
+                                                     f"{AUTOSCALING_FIELD}: the baseline apply would stop with "
+                                                     "'has been taken'")
+        if listed and not exists:
+            return Finding(AUTOSCALING_ROLE, ACTION, f"{account.name} is in {AUTOSCALING_FIELD} but "
+                                                     f"{AUTOSCALING_ROLE_NAME} does not exist: the slots' volume "
+                                                     "keys would name a missing role")
+        return Finding(AUTOSCALING_ROLE, OK, "exists, listed (fleetform uses it)" if exists
+                       else "absent, not listed (the baseline creates it)")
+
     def recorders(self, account: Account, session: boto3.Session) -> Finding:
         """Recorders other than ``default`` in the allowed regions (one recorder per region)."""
         foreign: list[str] = []
@@ -239,7 +276,43 @@ class Preflight:
         return Finding(ORGANIZATION, OK, f"member of {org_id}"), org_id
 
     # ------------------------------------------------------------------ the whole run
+    def new_account(self, account: Account, caller: str) -> AccountReport:
+        """A new account (no id): nothing to reach yet; its email must be free in the organization, or
+        CreateAccount fails (an account with that email exists: adopt it with its id and adopt: true)."""
+        report = AccountReport(account.name, NEW_ACCOUNT_ID, "created by the organization stack")
+        report.findings.append(Finding(ACCESS, OK, "new account: the organization stack creates it, with "
+                                                   f"{ORGANIZATION_ACCESS_ROLE} for its first baseline apply"))
+        report.findings += [Finding(check, OK, "new account: made by the baseline") for check in
+                            (SERVICE_LINKED_ROLE, AUTOSCALING_ROLE, RECORDERS)]
+        email = account.spec.account.email.lower()
+        if caller != self.config.organization.management_account_id:
+            report.findings.append(Finding(ORGANIZATION, UNKNOWN, f"not checked: the credentials are of account "
+                                                                  f"{caller}, not of the management account"))
+            return report
+        client = self.client(caller, self.session, "organizations", self.region)
+        members: list[dict[str, Any]] = []
+        token: dict[str, str] = {}
+        try:
+            while True:
+                page = call(client.list_accounts, **token)
+                members += page.get("Accounts", [])
+                if not page.get("NextToken"):
+                    break
+                token = {"NextToken": page["NextToken"]}
+        except FleetformError as exc:
+            return _with(report, Finding(ORGANIZATION, UNKNOWN, f"organizations:ListAccounts: {reason(exc)}"))
+        taken = next((a for a in members if str(a.get("Email", "")).lower() == email), None)
+        if taken is not None:
+            return _with(report, Finding(ORGANIZATION, ACTION, (
+                f"{account.file}: account.email {email} is already used by account {taken.get('Id')} "
+                f"({taken.get('Name')}) of the organization: CreateAccount would fail. Adopt that account "
+                f"(account.id: \"{taken.get('Id')}\" and adopt: true) or choose another email")))
+        return _with(report, Finding(ORGANIZATION, OK, f"email {email} is free in the organization "
+                                                       f"({len(members)} accounts)"))
+
     def check(self, account: Account, caller: str) -> tuple[AccountReport, bool | None, str | None]:
+        if account.is_new:
+            return self.new_account(account, caller), None, None
         via = ("the caller's credentials" if account.id == self.config.organization.management_account_id
                else ORGANIZATION_ACCESS_ROLE)
         report = AccountReport(account.name, account.id, via)
@@ -256,6 +329,7 @@ class Preflight:
         else:
             off = "AWS Config is off (organization.aws_config.enabled: false)"
             report.findings += [Finding(SERVICE_LINKED_ROLE, OK, off), Finding(RECORDERS, OK, off)]
+        report.findings.insert(2, self.autoscaling_role(account, session))
         finding, org_id = self.organization(account, session)
         report.findings.append(finding)
         return report, role_exists, org_id
@@ -280,10 +354,17 @@ class Preflight:
         fixes: list[Fix] = []
         if any(status(r, SERVICE_LINKED_ROLE) == ACTION for r in reports):
             fixes.append(Fix(file, SLR_FIELD, service_linked_role_yaml(self.config, roles)))
+        if any(status(r, AUTOSCALING_ROLE) == ACTION for r in reports):
+            fixes.append(Fix(file, AUTOSCALING_FIELD, autoscaling_role_yaml(self.config, self.autoscaling_roles)))
         # org_ids: the organizations managed by management_account_id that the accounts are in
         if len(org_ids) == 1 and org.id not in org_ids:
             fixes.append(Fix(file, "organization.id", f"organization:\n  id: {next(iter(org_ids))}\n"))
         return fixes
+
+
+def _with(report: AccountReport, finding: Finding) -> AccountReport:
+    report.findings.append(finding)
+    return report
 
 
 def status(report: AccountReport, check: str) -> str | None:
@@ -297,3 +378,12 @@ def service_linked_role_yaml(config: FleetConfig, roles: dict[str, bool | None])
     listed = set(config.organization.aws_config.existing_service_linked_role)
     names = [a.name for a in config.accounts if roles.get(a.name) or (roles.get(a.name) is None and a.name in listed)]
     return f"organization:\n  aws_config:\n    existing_service_linked_role: [{', '.join(names)}]\n"
+
+
+def autoscaling_role_yaml(config: FleetConfig, roles: dict[str, bool | None]) -> str:
+    """The list as it should be: accounts with clusters where the role exists, plus listed ones that could
+    not be checked (kept as they are), in the order of the account files."""
+    listed = set(config.organization.existing_autoscaling_service_linked_role)
+    names = [a.name for a in config.accounts
+             if roles.get(a.name) or (roles.get(a.name) is None and a.name in listed)]
+    return f"organization:\n  existing_autoscaling_service_linked_role: [{', '.join(names)}]\n"

@@ -56,6 +56,8 @@ def _terraform_on_path() -> None:
 
 _terraform_on_path()
 
+import fleetform.engine  # noqa: E402,F401  (before any test imports cdktn: jsii's kernel starts as in production)
+
 
 @pytest.fixture(scope="session")
 def example_config():

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 
 from fleetform.config import load_config
 from fleetform.config.checks import instance_family
+from fleetform.constructs.node_group import default_ami_type, is_arm
 from fleetform.errors import ConfigurationError
 from fleetform.scripts.main import cli
 from fleetform.stacks.app import synth
@@ -542,3 +543,30 @@ def test_a_pin_for_an_addon_fleetform_does_not_install_is_an_error(accounts_copy
     result = CliRunner().invoke(cli, ["validate", "--config", str(accounts_copy)])
     assert result.exit_code == 2 and "Traceback" not in result.output
     assert "clusters.main.slots.green.addon_versions" in result.output and "'cordns'" in result.output
+
+
+@pytest.mark.parametrize(("family", "arm"), [
+    ("a1", True), ("m7g", True), ("c7gn", True), ("r8gd", True), ("is4gen", True), ("x2gd", True),
+    ("hpc7g", True), ("g5g", True), ("p6e-gb200", True),
+    ("m7i", False), ("m7a", False), ("c7i-flex", False), ("g6", False), ("gr6", False), ("p6-b200", False),
+    ("inf2", False), ("x2idn", False), ("t3", False),
+])
+def test_arm_detection_covers_graviton_a1_and_grace(family: str, arm: bool) -> None:
+    assert is_arm(f"{family}.xlarge") is arm
+    gpu = family in ("g5g", "p6e-gb200", "g6", "gr6", "p6-b200")
+    expected = ("AL2023_ARM_64_" if arm else "AL2023_x86_64_") + ("NVIDIA" if gpu else "STANDARD")
+    assert default_ami_type([f"{family}.xlarge"], gpu) == expected
+
+
+def test_a1_and_grace_groups_get_arm_amis_and_refuse_x86_company(tmp_path: Path, accounts_copy: Path) -> None:
+    edit(accounts_copy / "dev.yaml", "      system: {instance_types: [t3.large], min: 1, max: 3}",
+         "      system: {instance_types: [t3.large], min: 1, max: 3}\n"
+         "      first: {instance_types: [a1.large, a1.xlarge], min: 0, max: 2}\n"
+         "      grace: {gpu: true, instance_types: [p6e-gb200.36xlarge], min: 0, max: 1}")
+    groups = resources(synth_stacks(accounts_copy, tmp_path / "out")["dev-main-blue"], "aws_eks_node_group")
+    assert groups["nodes-first_group"]["ami_type"] == "AL2023_ARM_64_STANDARD"
+    assert groups["nodes-grace_group"]["ami_type"] == "AL2023_ARM_64_NVIDIA"
+    edit(accounts_copy / "dev.yaml", "[a1.large, a1.xlarge]", "[a1.large, m7i.large]")
+    with pytest.raises(ConfigurationError) as info:
+        load_config(accounts_copy)
+    assert any("first.instance_types: mixes ARM (a1.large) and x86" in str(p) for p in info.value.problems)

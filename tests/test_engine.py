@@ -194,6 +194,46 @@ def test_an_attribute_changed_after_the_fact_is_caught_before_it_is_written(app,
         app.synth()
 
 
+def test_stack_files_are_written_as_the_core_writes_them():
+    """The C encoder gives the bytes of ``json.dumps(indent=2, sort_keys=True, ensure_ascii=False)``,
+    and what it cannot encode (integers beyond 64 bits) takes the standard library's path."""
+    from fleetform.engine.synthesizer import dumps
+
+    document = {"resource": {"aws_x": {"b": {"name": "日本 ü", "n": [1, 2.5, 1e26, -0.0, True, None], "e": {},
+                                             "l": [], "nested": [{"z": 1, "a": "\u2028\t\"q\""}]}}},
+                "a": 0.1, "Z": "upper sorts first"}
+    assert dumps(document) == json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False)
+    huge = {"max_size": 10**26}
+    assert dumps(huge) == json.dumps(huge, indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def test_jsii_kernel_runs_without_the_launcher_and_writes_the_same(synth_out, tmp_path):
+    """The kernel is started directly (decision 0006): one node process, not jsii's launcher plus its
+    child; with the launcher (FLEETFORM_JSII_LAUNCHER=1) the same configuration gives the same files."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    script = ("import os, subprocess, sys\n"
+              "from fleetform.config import load_config\n"
+              "from fleetform.stacks.app import synth\n"
+              "synth(load_config(sys.argv[1]), sys.argv[2])\n"
+              "print(subprocess.run(['ps', '-o', 'args=', '--ppid', str(os.getpid())], capture_output=True,"
+              " text=True).stdout)\n")
+    children = {}
+    for way, extra in (("direct", {}), ("launcher", {"FLEETFORM_JSII_LAUNCHER": "1"})):
+        run = subprocess.run([sys.executable, "-c", script, str(root / "accounts"), str(tmp_path / way)],
+                             env={**os.environ, **extra}, capture_output=True, text=True, timeout=180, check=True)
+        children[way] = [line for line in run.stdout.splitlines() if "node" in line]
+    assert len(children["direct"]) == 1 and "program.js" in children["direct"][0]
+    assert any("jsii-runtime.js" in line for line in children["launcher"])
+    for stack in sorted((synth_out / "stacks").iterdir()):
+        expected = (stack / "cdk.tf.json").read_bytes()
+        for way in ("direct", "launcher"):
+            assert (tmp_path / way / "stacks" / stack.name / "cdk.tf.json").read_bytes() == expected, (way, stack)
+
+
 def test_every_stack_requires_the_terraform_that_use_lockfile_needs(synth_out: Path) -> None:
     """use_lockfile (S3 native locking) came with Terraform 1.10: every stack says so in its terraform
     block, beside what the core writes there (backend, required providers)."""

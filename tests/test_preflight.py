@@ -169,7 +169,8 @@ def test_access_denied_in_one_account_is_unknown_with_the_reason(org, monkeypatc
     assert dev["status"] == "unknown"
     assert "AccessDenied" in dev["detail"] and "iam:get_role" in dev["detail"]
     assert findings(document)[("dev", "config recorders")]["status"] == "ok"  # the other checks still ran
-    assert document["counts"] == {"ok": 19, "unknown": 1, "action needed": 0}
+    assert findings(document)[("dev", "autoscaling role")]["status"] == "unknown"  # iam:GetRole denied too
+    assert document["counts"] == {"ok": 23, "unknown": 2, "action needed": 0}
     for stub in stubs:
         stub.assert_no_pending_responses()
 
@@ -188,7 +189,7 @@ def test_role_that_cannot_be_assumed_leaves_the_account_unknown(org, monkeypatch
     assert result.exit_code == 0, result.output
     assert "unknown stg access: cannot assume" in result.output
     assert "unknown stg service-linked role: not checked: access is unknown" in result.output
-    assert "4 unknown" in result.output
+    assert "5 unknown" in result.output  # access and the four checks it stops
 
 
 def test_missing_organization_id_gives_it(org):
@@ -242,3 +243,58 @@ def test_config_checks_make_no_call_when_aws_config_is_off(org):
     prod = findings(json.loads(result.output))[("prod", "service-linked role")]
     assert prod == {"check": "service-linked role", "status": "ok",
                     "detail": "AWS Config is off (organization.aws_config.enabled: false)"}
+
+
+NEW_ACCOUNT = "account:\n  name: analytics\n  email: {email}\n  ou: Workloads/NonProd\n"
+
+
+def test_a_new_account_is_not_reached_and_its_email_is_free(org):
+    (org["config"] / "analytics.yaml").write_text(NEW_ACCOUNT.format(email="aws+analytics@familyalbum.example"))
+    result = run(org, "--output", "json")
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    (analytics,) = [a for a in document["accounts"] if a["account"] == "analytics"]
+    assert analytics["id"] == "(new)" and analytics["status"] == "ok"
+    assert findings(document)[("analytics", "organization")]["detail"] == \
+        "email aws+analytics@familyalbum.example is free in the organization (5 accounts)"
+
+
+def test_a_new_account_with_an_email_the_organization_already_has_needs_action(org):
+    # prod's address in moto's organization, under another name in accounts/: CreateAccount would refuse it
+    (org["config"] / "analytics.yaml").write_text(NEW_ACCOUNT.format(email="AWS+prod@familyalbum.example"))
+    prod = org["config"] / "prod.yaml"
+    prod.write_text(prod.read_text().replace("aws+prod@familyalbum.example", "aws+production@familyalbum.example"))
+    result = run(org, "--output", "json")
+    assert result.exit_code == 1, result.output
+    finding = findings(json.loads(result.output))[("analytics", "organization")]
+    assert finding["status"] == "action needed"
+    assert finding["detail"] == (
+        f"{org['config']}/analytics.yaml: account.email aws+prod@familyalbum.example is already used by account "
+        f"{org['ids']['prod']} (prod) of the organization: CreateAccount would fail. Adopt that account "
+        f"(account.id: \"{org['ids']['prod']}\" and adopt: true) or choose another email")
+
+
+AUTOSCALING_ROLE_PATH = "/aws-service-role/autoscaling.amazonaws.com/"
+
+
+def test_the_autoscaling_role_is_checked_where_clusters_are(org):
+    """prod (clusters) has AWSServiceRoleForAutoScaling but is not listed: its baseline would fail to create
+    it; log-archive (no clusters) is not asked; the fix is the list to paste, which then passes."""
+    trust = json.dumps({"Version": "2012-10-17", "Statement": []})
+    member(org, "prod", "iam").create_role(RoleName=preflight.AUTOSCALING_ROLE_NAME, Path=AUTOSCALING_ROLE_PATH,
+                                           AssumeRolePolicyDocument=trust)
+    result = run(org, "--output", "json")
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.output)
+    by_check = findings(document)
+    assert by_check[("prod", "autoscaling role")]["status"] == "action needed"
+    assert "has been taken" in by_check[("prod", "autoscaling role")]["detail"]
+    assert by_check[("stg", "autoscaling role")]["detail"] == "absent, not listed (the baseline creates it)"
+    assert by_check[("log-archive", "autoscaling role")]["detail"].startswith("no clusters")
+    assert document["fixes"] == [{
+        "file": f"{org['config']}/organization.yaml", "path": "organization.existing_autoscaling_service_linked_role",
+        "yaml": "organization:\n  existing_autoscaling_service_linked_role: [prod]\n"}]
+    path = org["config"] / "organization.yaml"
+    path.write_text(path.read_text().replace("existing_autoscaling_service_linked_role: []",
+                                             "existing_autoscaling_service_linked_role: [prod]"))
+    assert run(org, "--output", "json").exit_code == 0

@@ -155,3 +155,15 @@ def test_log_retention_is_rounded_up_to_a_value_cloudwatch_accepts(accounts_copy
         "aws_cloudwatch_log_group"]
     flow_logs = next(g for g in groups.values() if g["name"].endswith("/flow-logs"))
     assert flow_logs["retention_in_days"] == 545  # 500 is not a CloudWatch value; never less than asked
+
+
+def test_stacks_without_synth_match_the_manifest_of_a_synth(example_config, synth_out, tmp_path, monkeypatch):
+    """`fleetform stacks` builds the stacks without synthesizing: the same names, order, dependencies and
+    resource counts as the manifest and files a synth writes, and nothing written where it runs."""
+    from fleetform.stacks.app import describe
+
+    monkeypatch.chdir(tmp_path)
+    described = [(s.name, s.dependencies, s.resource_count) for s in describe(example_config)]
+    synthesized = [(s.name, s.dependencies, s.resource_count) for s in read_manifest(synth_out)]
+    assert described == synthesized
+    assert any(deps for _, deps, _ in described) and list(tmp_path.iterdir()) == []

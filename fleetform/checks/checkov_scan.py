@@ -87,22 +87,33 @@ def scan_stacks(out_dir: str | Path, stacks: list[str] | None = None) -> ScanRes
     root = Path(out_dir) / "stacks"
     names = stacks or sorted(p.name for p in root.iterdir() if (p / "cdk.tf.json").exists())
     documents = {name: json.loads((root / name / "cdk.tf.json").read_text()) for name in names}
+    with tempfile.TemporaryDirectory(prefix="fleetform-checkov-") as tmp:
+        files = [_readable_copy(root, name, documents[name], Path(tmp)) for name in names]
+        return _scan(files, documents)
+
+
+def _readable_copy(root: Path, name: str, document: dict, tmp: Path) -> str:
+    """The stack's file, or a copy without what checkov's terraform_json parser cannot read
+    (``checkov_parsable``: import and removed blocks, required_version)."""
+    parsable = checkov_parsable(document)
+    if parsable == document:
+        return str(root / name / "cdk.tf.json")
+    copy = tmp / name / "cdk.tf.json"  # the directory keeps the stack's name: findings are keyed by it
+    copy.parent.mkdir(parents=True)
+    copy.write_text(json.dumps(parsable))
+    return str(copy)
+
+
+def _scan(files: list[str], documents: dict[str, dict]) -> ScanResult:
     skips = {name: inline_skips(document) for name, document in documents.items()}
     types = {name: _types_by_name(document) for name, document in documents.items()}
     command = [sys.executable, "-m", "checkov.main", "--framework", "terraform_json", "--skip-download",
                "--compact", "-o", "json"]
     env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false",
            "LOG_LEVEL": "ERROR"}
-    with tempfile.TemporaryDirectory(prefix="fleetform-checkov-") as copies:
-        for name, document in documents.items():
-            file = root / name / "cdk.tf.json"
-            parsable = checkov_parsable(document)
-            if parsable != document:
-                file = Path(copies) / name / "cdk.tf.json"
-                file.parent.mkdir()
-                file.write_text(json.dumps(parsable, indent=2))
-            command += ["-f", str(file)]
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    for file in files:
+        command += ["-f", file]
+    proc = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if proc.returncode not in (0, 1):
         raise RuntimeError(f"checkov failed ({proc.returncode}): {proc.stderr[-2000:]}")
     reports = json.loads(proc.stdout) if proc.stdout.strip() else []

@@ -56,6 +56,7 @@ def check_config(config: FleetConfig, partial: bool = False) -> list[Problem]:
     need every account (references to accounts by name or id) are left out."""
     return [
         *_unique_accounts(config),
+        *_account_lifecycle(config, partial),
         *_organization(config, partial),
         *_scps(config, partial),
         *_regions(config),
@@ -66,12 +67,17 @@ def check_config(config: FleetConfig, partial: bool = False) -> list[Problem]:
 
 def _unique_accounts(config: FleetConfig) -> Iterator[Problem]:
     seen: dict[tuple[str, str], str] = {}
-    for acct in config.accounts:
+    # accounts that exist first: a clash with a new account (no id) is the new account's file to fix
+    for acct in sorted(config.accounts, key=lambda a: a.id is None):
         info = acct.spec.account
         for field, value in (("name", info.name), ("email", info.email.lower()), ("id", info.id)):
+            if value is None:
+                continue
             key = (field, value)
             if key in seen:
-                yield Problem(acct.file, f"account.{field}", f"{value!r} is already used by {seen[key]}")
+                hint = ("; a new account (no id) needs an email address that no other account of the organization "
+                        "uses (AWS refuses CreateAccount otherwise)") if field == "email" and info.id is None else ""
+                yield Problem(acct.file, f"account.{field}", f"{value!r} is already used by {seen[key]}{hint}")
             else:
                 seen[key] = acct.file
 
@@ -377,3 +383,30 @@ def _node_group(file: str, base: str, group: NodeGroupConfig) -> Iterator[Proble
     for i, taint in enumerate(group.taints):
         if not re.match(r"^([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$", taint.key):
             yield Problem(file, f"{base}.taints.{i}.key", f"{taint.key!r} is not a valid Kubernetes taint key")
+
+
+def _account_lifecycle(config: FleetConfig, partial: bool) -> Iterator[Problem]:
+    """New (no id), adopted and closed accounts: what each may be (docs/organization.md#adding-an-account)."""
+    org = config.organization
+    if partial:
+        return
+    # these exist before the organization stack runs: its providers and the state bucket use their ids
+    roles = {org.log_archive_account: "the log-archive account (organization.log_archive_account)",
+             org.pipeline.account: "the pipeline account (organization.pipeline.account)"}
+    for acct in config.accounts:
+        info = acct.spec.account
+        role = roles.get(acct.name)
+        if role is not None and info.id is None:
+            yield Problem(acct.file, "account.id", f"required: {role} must exist before the organization "
+                          "stack runs (create it and write its id, with adopt: true if fleetform never managed it)")
+        if role is not None and info.closed:
+            yield Problem(acct.file, "account.closed", f"{role} cannot be closed")
+        if info.ou is None and info.id is None:
+            yield Problem(acct.file, "account.id", "a new account (no id) needs account.ou: the OU the "
+                          "organization stack creates it in")
+        if info.id is not None and info.id == org.management_account_id and (info.adopt or info.closed):
+            field = "adopt" if info.adopt else "closed"
+            yield Problem(acct.file, f"account.{field}", "not for the management account: it is the organization")
+        if info.closed and info.id is None:
+            yield Problem(acct.file, "account.closed", "closing needs the account's id (account.id): an account "
+                          "that was never created has nothing to close; remove the file instead")

@@ -176,10 +176,26 @@ class OrganizationConfig(Strict):
 
 class AccountInfo(Strict):
     name: Annotated[str, Field(pattern=NAME)]
-    id: Annotated[str, Field(pattern=ACCOUNT_ID)]
+    id: Annotated[str, Field(pattern=ACCOUNT_ID)] | None = Field(
+        None, description="the account's id; none for a new account, which the organization stack creates "
+        "(its stacks then read the id from the organization stack's state); writing it later changes nothing")
     email: Email
     ou: str | None = Field(None, description="OU path; none only for the management account")
     region: str | None = Field(None, description="defaults to the organization's home_region")
+    adopt: StrictBool = Field(
+        False, description="the account (with this id) exists outside fleetform: the organization stack "
+        "imports it (an import block, no CreateAccount); run `fleetform preflight` first")
+    closed: StrictBool = Field(
+        False, description="the account is leaving: the organization stack sets close_on_deletion and drops "
+        "prevent_destroy, so removing the file afterwards closes it (a protected destroy: the pipeline applies "
+        "it only with the allow-destroy label); without this, removing an account file is refused")
+
+    @model_validator(mode="after")
+    def _adopt_needs_id(self) -> AccountInfo:
+        if self.adopt and self.id is None:
+            raise ValueError("adopt: true needs the existing account's id (account.id); without an id the "
+                             "organization stack creates a new account")
+        return self
 
 
 class BudgetConfig(Strict):
@@ -388,8 +404,14 @@ class Account(BaseModel):
         return self.spec.account.name
 
     @property
-    def id(self) -> str:
+    def id(self) -> str | None:
+        """The id written in the file; None for a new account (use FleetApp.account_id in stacks)."""
         return self.spec.account.id
+
+    @property
+    def is_new(self) -> bool:
+        """No id in the file: the organization stack creates (or has created) the account."""
+        return self.spec.account.id is None
 
 
 class FleetConfig(BaseModel):

@@ -31,9 +31,11 @@ SERVICE_ACCESS_PRINCIPALS = (
 @dataclass(frozen=True)
 class MemberAccount:
     name: str
-    id: str
+    id: str | None  # None: a new account, created here
     email: str
     ou: str
+    adopt: bool = False  # import the existing account ``id`` (an import block) instead of assuming it is in state
+    closed: bool = False  # leaving: closed when its resource is destroyed (no prevent_destroy)
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ class OrganizationProps:
     ou_paths: Sequence[str]  # parents before children (OrganizationConfig.ou_tree)
     accounts: Sequence[MemberAccount] = ()
     organization_id: str | None = None  # the existing organization's id (o-...), for adopt
-    adopt: bool = False  # emit import blocks: the organization (if its id is known) and every account
+    adopt: bool = False  # first apply: import blocks for the organization (if its id is known) and every account
     service_access_principals: Sequence[str] = field(default_factory=lambda: SERVICE_ACCESS_PRINCIPALS)
 
 
@@ -82,14 +84,17 @@ class Organization(Construct):
                 name=account.name,
                 email=account.email,
                 parent_id=self.ou_ids[account.ou],
+                # CreateAccount makes this role (trusting the management account): a new account's baseline
+                # is first applied through it, before the fleetform roles exist
                 role_name=ORGANIZATION_ACCESS_ROLE,
-                close_on_deletion=False,
+                close_on_deletion=account.closed,
                 iam_user_access_to_billing="ALLOW",
                 # role_name and billing access are only used when AWS creates an account; an adopted
                 # account reports neither, and changing them would replace the account
-                lifecycle={"prevent_destroy": True, "ignore_changes": ["role_name", "iam_user_access_to_billing"]},
+                lifecycle={"prevent_destroy": not account.closed,
+                           "ignore_changes": ["role_name", "iam_user_access_to_billing"]},
                 depends_on=[self.organization],
             )
-            if props.adopt:
+            if account.id is not None and (props.adopt or account.adopt):
                 resource.import_from(account.id)
             self.accounts[account.name] = resource

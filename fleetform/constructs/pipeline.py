@@ -32,6 +32,7 @@ from fleetform.engine import Construct, DataSource, Resource, policy_json
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     ACCOUNT_PLAN_ROLE,
+    ORGANIZATION_ACCESS_ROLE,
     PIPELINE_APPLY_ROLE,
     PIPELINE_PLAN_ROLE,
     PLAN_SUMMARY_PREFIX,
@@ -61,6 +62,9 @@ class PipelineProps:
     state_region: str
     plan_shards: int = 4
     build_timeout_minutes: int = 60
+    # accounts the organization stack creates (ids from its state): the apply build's first baseline apply
+    # there goes through the role CreateAccount made (docs/organization.md#adding-an-account)
+    new_account_ids: Sequence[str] = ()
 
 
 def codebuild_trust(account_id: str) -> str:
@@ -173,7 +177,11 @@ class Pipeline(Construct):
         ]
 
     def _apply_statements(self) -> list[Mapping[str, Any]]:
+        new = sorted(role_arn(a, ORGANIZATION_ACCESS_ROLE) for a in set(self.props.new_account_ids))
+        first_apply = [{"Sid": "FirstApplyOfNewAccounts", "Effect": "Allow", "Action": "sts:AssumeRole",
+                        "Resource": new}] if new else []
         return [
+            *first_apply,
             {"Sid": "AssumeApplyRoles", "Effect": "Allow", "Action": "sts:AssumeRole",
              "Resource": sorted(role_arn(a, ACCOUNT_APPLY_ROLE) for a in set(self.props.account_ids))},
             {"Sid": "ReadWriteState", "Effect": "Allow",

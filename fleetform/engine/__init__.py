@@ -5,7 +5,11 @@ prebuilt provider bindings are never imported at run time. tests/test_schema_con
 checks every emitted type and attribute against hashicorp/aws 6.69.1 instead.
 """
 
-from fleetform.engine.document import (
+from fleetform.engine.jsii_process import use_direct_kernel
+
+use_direct_kernel()  # before anything imports cdktn, which starts jsii's kernel (decision 0006)
+
+from fleetform.engine.document import (  # noqa: E402
     Block,
     Construct,
     CrossStackExpressionError,
@@ -19,7 +23,7 @@ from fleetform.engine.document import (
     output,
     readable_logical_id,
 )
-from fleetform.engine.resource import (
+from fleetform.engine.resource import (  # noqa: E402
     AWS_PROVIDER_CONSTRAINT,
     AwsProvider,
     DataSource,

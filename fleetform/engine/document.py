@@ -76,9 +76,17 @@ class Addressable:
         self.document = document
         self.address = address
         document.members.append(self)  # references find it by serial (weakly): the document keeps it
-        serial = next(_serials)
-        self._placeholder = f"{PLACEHOLDER_MARK}{serial}__"
-        _BY_SERIAL[serial] = self
+        self._serial_placeholder: str | None = None
+
+    @property
+    def _placeholder(self) -> str:
+        """The token a reference to this carries until it is resolved; made when first referred to
+        (most resources never are: no serial, no registry entry for them)."""
+        if self._serial_placeholder is None:
+            serial = next(_serials)
+            self._serial_placeholder = f"{PLACEHOLDER_MARK}{serial}__"
+            _BY_SERIAL[serial] = self
+        return self._serial_placeholder
 
     @property
     def ref(self) -> str:

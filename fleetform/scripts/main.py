@@ -18,6 +18,7 @@ COMMANDS = {
     "plan": "fleetform.scripts.pipeline:plan_command",
     "plan-comment": "fleetform.scripts.plan_comment:plan_comment_command",
     "apply": "fleetform.scripts.pipeline:apply_command",
+    "apply-new-accounts": "fleetform.scripts.new_accounts:apply_new_accounts_command",
     "drift": "fleetform.scripts.pipeline:drift_command",
     "bastion": "fleetform.scripts.bastion:bastion_group",
     "bootstrap": "fleetform.scripts.bootstrap:bootstrap_command",

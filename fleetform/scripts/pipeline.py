@@ -57,7 +57,13 @@ def _remote_only(chosen: list, skip_local: bool) -> list:
 
 
 def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """--synth-dir / --out-dir / --backend-config / --terraform, shared by plan, apply and drift."""
+    """--synth-dir / --backend-config / --terraform / --parallelism, shared by plan, apply and drift."""
+    from fleetform.terraform.parallel import DEFAULT_PARALLELISM
+
+    func = click.option("--parallelism", default=DEFAULT_PARALLELISM, show_default=True, type=click.IntRange(1, 64),
+                        envvar="FLEETFORM_PARALLELISM", help="Stacks run at once, along the dependency graph: a "
+                        "stack starts when the stacks it depends on are done; a failure stops only the stacks "
+                        "that depend on it. 1 runs them one by one.")(func)
     func = terraform_option(func)
     func = click.option("--backend-config", "backend_config", multiple=True, metavar="KEY=VALUE",
                         help="Passed to terraform init (repeatable), e.g. use_path_style=true.")(func)
@@ -173,7 +179,7 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
                  shard_spec: str | None, skip_local_state: bool, comment: bool, pull_request: int | None,
                  commit: str | None, publish_bucket: str | None, head_commit: str | None, repository: str | None,
                  api_url: str, token_secret: str | None, profile: str | None, region: str | None,
-                 endpoint_url: str | None, output: str) -> None:
+                 endpoint_url: str | None, output: str, parallelism: int) -> None:
     """Plan stacks in dependency order into saved plans, with a Markdown summary and a JSON report.
 
     Runs terraform init, plan -out and show -json per stack. Exit status: 0 no changes, 2 changes,
@@ -215,8 +221,11 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
         title = "fleetform plan" + (f" (shard {shard_spec})" if shard_spec else "")
         options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
                               protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types, *protected_types),
-                              allow_destroy=allow_destroy, title=title)
-        run = plan_stacks(_terraform(terraform_bin), chosen, options, _progress)
+                              allow_destroy=allow_destroy, title=title, parallelism=parallelism)
+        tf = _terraform(terraform_bin)
+        chosen, waiting = _hold_back_new_accounts(tf, synth_dir, chosen, backend_config)
+        run = plan_stacks(tf, chosen, options, _progress)
+        _record_new_accounts(run, waiting, Path(out_dir))
     except FleetformError as exc:
         if publisher is not None:  # the comment build shows this shard as failed, with the reason
             _progress(f"plan summary (error) written to {publisher.publish_error(str(exc))}")
@@ -231,6 +240,21 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
         _progress(f"pull request comment {extra['comment']['action']}: {extra['comment'].get('url')}")
     _report(run, out_dir, output, extra)
     sys.exit(run.exit_code)
+
+
+def _hold_back_new_accounts(tf: Any, synth_dir: str, chosen: list, backend_config: tuple[str, ...]) -> tuple[list, Any]:
+    """Leave out the stacks that read the id of an account the organization stack has not created yet
+    (``fleetform apply-new-accounts`` plans and applies them after it has)."""
+    from fleetform.manifest import read_manifest
+    from fleetform.new_accounts import hold_back
+
+    return hold_back(tf, read_manifest(synth_dir), chosen, backend_config, _progress)
+
+
+def _record_new_accounts(run: Any, waiting: Any, out_dir: Path) -> None:
+    from fleetform.new_accounts import record
+
+    record(run, waiting, out_dir)
 
 
 def _publisher(bucket: str | None, pull_request: int | None, head_commit: str | None, shard_spec: str | None,
@@ -319,7 +343,8 @@ def _client(service: str, profile: str | None, region: str | None, endpoint_url:
 @handle_errors
 def apply_command(stacks: tuple[str, ...], synth_dir: str, backend_config: tuple[str, ...], terraform_bin: str | None,
                   out_dir: str, yes: bool, allow_destroy: bool, lock_bucket: str | None, lock_ttl: int,
-                  profile: str | None, region: str | None, endpoint_url: str | None, output: str) -> None:
+                  profile: str | None, region: str | None, endpoint_url: str | None, output: str,
+                  parallelism: int) -> None:
     """Apply saved plans in dependency order, holding the pipeline lock of every stack.
 
     Refuses a plan whose stack JSON changed since it was planned, a failed plan, and (without
@@ -347,7 +372,8 @@ def apply_command(stacks: tuple[str, ...], synth_dir: str, backend_config: tuple
         if not confirmed:
             raise FleetformError("apply cancelled (pass --yes to apply without asking)")
     lock = _lock(plans, lock_bucket, lock_ttl, Path(out_dir), profile, region, endpoint_url)
-    results = apply_plans(_terraform(terraform_bin), plans, lock, allow_destroy, backend_config, _progress)
+    results = apply_plans(_terraform(terraform_bin), plans, lock, allow_destroy, backend_config, _progress,
+                          parallelism=parallelism)
     _finish_apply(results, output, f"applied: {names}")
 
 
@@ -391,7 +417,7 @@ def _lock(plans: list, bucket: str | None, ttl: int, out_dir: Path, profile: str
 def drift_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backend_config: tuple[str, ...],
                   terraform_bin: str | None, out_dir: str, variables: tuple[str, ...], notify_topic: str | None,
                   skip_local_state: bool, profile: str | None, region: str | None, endpoint_url: str | None,
-                  output: str) -> None:
+                  output: str, parallelism: int) -> None:
     """Plan every stack (or the named ones) and report those whose real state differs from the code.
 
     Exit status: 0 no drift, 2 drift found, 1 error. Run on the main branch (the scheduled
@@ -411,7 +437,7 @@ def drift_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, back
     chosen = _remote_only(select_stacks(read_manifest(synth_dir), stacks), skip_local_state)
     options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
                           protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types),
-                          allow_destroy=True, title="fleetform drift")
+                          allow_destroy=True, title="fleetform drift", parallelism=parallelism)
     run = plan_stacks(_terraform(terraform_bin), chosen, options, _progress)
     drifted = [p.stack for p in run.plans if p.has_changes or p.drift]
     code = 1 if any(p.status == "error" for p in run.plans) else (2 if drifted else 0)

@@ -60,8 +60,9 @@ def preflight_command(config_dir: str, profile: str | None, region: str | None, 
 def show(result: PreflightResult) -> None:
     console = Console()
     table = Table(title="preflight: what the first apply would run into")
-    table.add_column("account")
-    table.add_column("id")
+    # names whole (they are what the details below refer to); ids may fold on a narrow terminal
+    table.add_column("account", no_wrap=True, min_width=max((len(r.name) for r in result.accounts), default=7))
+    table.add_column("id", overflow="fold")
     for check in CHECKS:
         table.add_column(check)
     for report in result.accounts:

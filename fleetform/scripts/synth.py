@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import time
 from pathlib import Path
 
@@ -11,17 +10,28 @@ from rich.console import Console
 from rich.table import Table
 
 from fleetform.config import load_config
+from fleetform.config.lifecycle import account_actions
 from fleetform.manifest import read_manifest
 from fleetform.scripts.common import config_option, emit_json, handle_errors, out_option, output_option
 
 
 def synthesize(config_dir: str, out_dir: str | Path) -> list:
+    return _synthesize(config_dir, out_dir)[0]
+
+
+def _synthesize(config_dir: str, out_dir: str | Path) -> tuple[list, list]:
+    """(stacks, account actions) of a synth."""
     # imported here so `validate` and `--help` stay fast (no node process)
     from fleetform.stacks.app import synth
 
     config = load_config(config_dir)
     synth(config, out_dir)
-    return read_manifest(out_dir)
+    return read_manifest(out_dir), account_actions(config)
+
+
+def _echo_actions(actions: list) -> None:
+    for action in actions:
+        click.echo(f"{action.file}: account {action.account}: {action.detail}")
 
 
 @click.command("synth")
@@ -38,10 +48,11 @@ def synth_command(config_dir: str, out_dir: str, output: str) -> None:
       fleetform synth --config accounts --out build/cdktf.out --output json
     """
     started = time.perf_counter()
-    stacks = synthesize(config_dir, out_dir)
+    stacks, actions = _synthesize(config_dir, out_dir)
     elapsed = time.perf_counter() - started
     if output == "json":
-        emit_json({"out": str(out_dir), "seconds": round(elapsed, 2), "stacks": [s.as_dict() for s in stacks]})
+        emit_json({"out": str(out_dir), "seconds": round(elapsed, 2), "stacks": [s.as_dict() for s in stacks],
+                   "accounts": [a.as_dict() for a in actions]})
         return
     table = Table(title=f"{len(stacks)} stacks synthesized into {out_dir}/ in {elapsed:.1f}s")
     table.add_column("stack")
@@ -51,6 +62,7 @@ def synth_command(config_dir: str, out_dir: str, output: str) -> None:
         table.add_row(stack.name, str(stack.resource_count), ", ".join(stack.dependencies))
     table.add_row("[bold]total[/bold]", f"[bold]{sum(s.resource_count for s in stacks)}[/bold]", "")
     Console().print(table)
+    _echo_actions(actions)
 
 
 @click.command("validate")
@@ -67,16 +79,19 @@ def validate_command(config_dir: str, output: str) -> None:
       fleetform validate --config accounts
     """
     config = load_config(config_dir)
+    actions = account_actions(config)
     summary = {
         "ok": True,
         "accounts": [a.name for a in config.accounts],
         "clusters": sorted(f"{a.name}/{c}" for a in config.accounts for c in a.spec.clusters),
+        "account_actions": [a.as_dict() for a in actions],
     }
     if output == "json":
         emit_json(summary)
     else:
         click.echo(f"{config_dir}: OK ({len(summary['accounts'])} accounts, "
                    f"{len(summary['clusters'])} clusters)")
+        _echo_actions(actions)
 
 
 @click.command("stacks")
@@ -87,13 +102,16 @@ def validate_command(config_dir: str, output: str) -> None:
 def stacks_command(config_dir: str, as_json: bool, output: str) -> None:
     """List the stacks in dependency order, with what each depends on.
 
+    Builds the stacks without synthesizing them (nothing is written; about half the time of a synth).
+
     \b
     Example:
       fleetform stacks
       fleetform stacks --json | jq -r '.[].name'
     """
-    with tempfile.TemporaryDirectory(prefix="fleetform-stacks-") as tmp:
-        stacks = synthesize(config_dir, tmp)
+    from fleetform.stacks.app import describe
+
+    stacks = describe(load_config(config_dir))
     if as_json or output == "json":
         emit_json([{"name": s.name, "dependencies": list(s.dependencies), "resources": s.resource_count}
                    for s in stacks])

@@ -5,12 +5,15 @@ from __future__ import annotations
 import atexit
 import gc
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from cdktn import App
 
 from fleetform.config.models import FleetConfig
+from fleetform.engine import StackDocument
+from fleetform.manifest import StackInfo, dependency_order
 from fleetform.stacks import baseline, bastion, bootstrap, clusters, dns, network, organization, pipeline
 from fleetform.stacks.context import FleetApp
 
@@ -52,3 +55,16 @@ def synth(config: FleetConfig, outdir: str | Path | None = None) -> FleetApp:
     fleet = build_app(config, outdir)
     fleet.app.synth()
     return fleet
+
+
+def describe(config: FleetConfig) -> list[StackInfo]:
+    """The stacks a synth would write, with their dependencies and resource counts, in dependency
+    order, without synthesizing (about half the time of a synth, nothing written): what
+    ``fleetform stacks`` prints. ``directory`` is where a synth into ``cdktf.out`` would put each."""
+    with tempfile.TemporaryDirectory(prefix="fleetform-stacks-") as scratch:  # the core makes <outdir>/stacks
+        fleet = build_app(config, scratch)
+    stacks = {}
+    for name, stack in fleet.stacks.items():
+        count = sum(1 for block in StackDocument.of(stack).blocks if block.section == "resource")
+        stacks[name] = StackInfo(name, tuple(sorted(stack.dependency_names)), Path("cdktf.out", "stacks", name), count)
+    return [stacks[name] for name in dependency_order({n: s.dependencies for n, s in stacks.items()})]

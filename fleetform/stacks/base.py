@@ -21,7 +21,7 @@ ROLE_VARIABLE = "fleetform_role"
 class StackTarget:
     """Where a stack's resources go."""
 
-    account_id: str
+    account_id: str  # the id, or a reference to it (a new account's, from the organization stack)
     region: str
     # role assumed in the target account; None = the caller's own credentials (first apply)
     assume_role: str | None = APPLY_ROLE
@@ -37,6 +37,7 @@ class FleetStack(TerraformStack):
         self.config = config
         self.target = target
         self.description = description
+        self.dependency_names: set[str] = set()  # what the manifest will list, known without a synth
         org = config.organization
         if local_state_path is not None:
             self.backend: tuple[str, dict[str, Any]] = ("local", {"path": local_state_path})
@@ -49,10 +50,23 @@ class FleetStack(TerraformStack):
         if target.assume_role is not None:
             self.role_variable = Variable(
                 self, ROLE_VARIABLE, type="string", default=target.assume_role,
-                description=f"role Terraform assumes in account {target.account_id} "
+                description=f"role Terraform assumes in account {_described(target.account_id)} "
                             f"({PLAN_ROLE} for plans, {APPLY_ROLE} for applies)",
             )
         self.provider = self.provider_for("aws")
+
+    @property
+    def account_id(self) -> str:
+        """The target account's id for resources: the id in the account file or, for a new account, a
+        reference to the organization stack's account resource (remote state here). Both are known
+        when this stack is planned, so writing a new account's id into its file later changes no
+        resource in the plan (tests/test_new_accounts.py)."""
+        return self.target.account_id
+
+    def add_dependency(self, dependency: TerraformStack) -> None:
+        self.dependency_names.add(dependency.stack_name if isinstance(dependency, FleetStack)
+                                  else dependency.node.id)
+        super().add_dependency(dependency)
 
     def provider_for(self, id: str, alias: str | None = None, *, account_id: str | None = None,
                      region: str | None = None, role_without_variable: str | None = None) -> AwsProvider:
@@ -85,3 +99,8 @@ class FleetStack(TerraformStack):
         """Where other stacks read this stack's outputs (``terraform_remote_state`` arguments)."""
         kind, config = self.backend
         return {"backend": kind, "config": dict(config)}
+
+
+def _described(account_id: str) -> str:
+    """The id for a description: a new account's is known only once the organization stack made it."""
+    return account_id if account_id.isdigit() else "(created by the organization stack)"

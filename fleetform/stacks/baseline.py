@@ -45,31 +45,32 @@ def build(fleet: FleetApp) -> None:
     for account in config.accounts:
         region = config.region_of(account)
         stack = FleetStack(fleet.app, baseline_stack(account.name), config,
-                           StackTarget(account.id, region, assume_role=access_role(config, account.id)),
+                           StackTarget(fleet.account_id(account), region,
+                                       assume_role=access_role(config, account.id)),
                            description=f"fleetform roles and account defaults of {account.name}")
         budget = account.spec.budget
         stack.baseline = AccountBaseline(stack, "baseline", BaselineProps(  # type: ignore[attr-defined]
             account_name=account.name,
-            account_id=account.id,
+            account_id=stack.account_id,
             regions=org.allowed_regions,
             pipeline_account_id=pipeline_account,
             break_glass_principal=org.break_glass_principal,
             budget=BudgetProps(budget.monthly_usd, budget.alert_email, budget.threshold_percent) if budget else None,
-            config=config_recorder_props(config, account),
+            config=config_recorder_props(config, account, stack.account_id),
             autoscaling_service_linked_role=(bool(account.spec.clusters)
                                              and account.name not in org.existing_autoscaling_service_linked_role),
         ))
         fleet.add(stack, depends_on=[BOOTSTRAP_STACK, ORGANIZATION_STACK])
 
 
-def config_recorder_props(config: FleetConfig, account: Account) -> ConfigRecorderProps | None:
+def config_recorder_props(config: FleetConfig, account: Account, account_id: str) -> ConfigRecorderProps | None:
     """AWS Config for ``account`` (organization.aws_config), delivering to the log-archive bucket."""
     org = config.organization
     if not org.aws_config.enabled:
         return None
     log_archive = config.account(org.log_archive_account).id
     return ConfigRecorderProps(
-        account_id=account.id,
+        account_id=account_id,
         regions=org.allowed_regions,
         home_region=org.home_region,
         bucket=config_bucket(org.name, log_archive),

@@ -39,9 +39,9 @@ def account_clusters(account: Account) -> dict[str, str]:
     }
 
 
-def session_bucket_name(config: FleetConfig, account: Account) -> str:
+def session_bucket_name(config: FleetConfig, account_id: str) -> str:
     """Globally unique and at most 63 characters (organization name <= 32)."""
-    return f"{config.organization.name}-{account.id}-bastion-sessions"
+    return f"{config.organization.name}-{account_id}-bastion-sessions"
 
 
 def build(fleet: FleetApp) -> None:
@@ -52,18 +52,18 @@ def build(fleet: FleetApp) -> None:
             continue
         region = config.region_of(account)
         name = bastion_stack(account.name)
-        stack = FleetStack(fleet.app, name, config, StackTarget(account.id, region),
+        stack = FleetStack(fleet.app, name, config, StackTarget(fleet.account_id(account), region),
                            description=f"Session Manager bastion of {account.name}")
         network = fleet.stacks[network_stack(account.name)]
         vpc = network.vpc  # type: ignore[attr-defined]
-        keepers = [role_arn(account.id, ACCOUNT_APPLY_ROLE)]
+        keepers = [role_arn(stack.account_id, ACCOUNT_APPLY_ROLE)]
         if config.organization.break_glass_principal:
             keepers.append(config.organization.break_glass_principal)
         session = SessionLogging(stack, "sessions", SessionLoggingProps(
             document_name=SESSION_DOCUMENT,
-            bucket_name=session_bucket_name(config, account),
+            bucket_name=session_bucket_name(config, stack.account_id),
             log_group_name=SESSION_LOG_GROUP,
-            account_id=account.id,
+            account_id=stack.account_id,
             region=region,
             retention_days=settings.session_log_retention_days,
             idle_timeout_minutes=settings.idle_timeout_minutes,
@@ -73,7 +73,7 @@ def build(fleet: FleetApp) -> None:
         ))
         clusters = account_clusters(account)
         stack.bastion = Bastion(stack, "bastion", BastionProps(  # type: ignore[attr-defined]
-            account_id=account.id,
+            account_id=stack.account_id,
             region=region,
             vpc_id=vpc.vpc_id,
             subnet_ids=vpc.subnet_ids["private"],

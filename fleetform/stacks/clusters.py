@@ -91,31 +91,31 @@ def build(fleet: FleetApp) -> None:
                 _slot_stack(fleet, account, name, cluster, slot, settings, shared, ops)
 
 
-def _target(config: FleetConfig, account: Account) -> StackTarget:
-    return StackTarget(account.id, config.region_of(account))
+def _target(fleet: FleetApp, account: Account) -> StackTarget:
+    return StackTarget(fleet.account_id(account), fleet.config.region_of(account))
 
 
 def _shared_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterConfig,
                   ops: OpsRef | None) -> FleetStack:
     config = fleet.config
     region = config.region_of(account)
-    stack = FleetStack(fleet.app, cluster_shared_stack(account.name, name), config, _target(config, account),
+    stack = FleetStack(fleet.app, cluster_shared_stack(account.name, name), config, _target(fleet, account),
                        description=f"what outlives the slots of cluster {account.name}/{name}")
     prefix = f"{account.name}-{name}"
     loki_key = KmsKey(stack, "loki-key", KmsKeyProps(alias=f"{prefix}-loki", description=f"Loki logs of {prefix}",
-                                                     account_id=account.id))
+                                                     account_id=stack.account_id))
     loki = SecureBucket(stack, "loki", BucketProps(
-        name=f"{config.organization.name}-{account.id}-{name}-loki", kms_key_arn=loki_key.arn,
+        name=f"{config.organization.name}-{stack.account_id}-{name}-loki", kms_key_arn=loki_key.arn,
         transition_days=30, expiration_days=400, access_log_reason=LOKI_LOG_REASON))
     stack.loki_bucket = loki  # type: ignore[attr-defined]
     stack.loki_key = loki_key  # type: ignore[attr-defined]
     stack.ops = None  # type: ignore[attr-defined]
     if cluster.role == "ops":
-        service_accounts = sorted({a.id for a in config.accounts
+        service_accounts = sorted({fleet.account_id(a) for a in config.accounts
                                    if any(c.role == "service" for c in a.spec.clusters.values())})
-        cluster_accounts = sorted({a.id for a in config.accounts if a.spec.clusters})
+        cluster_accounts = sorted({fleet.account_id(a) for a in config.accounts if a.spec.clusters})
         stack.ops = OpsCluster(stack, "ops", OpsClusterProps(  # type: ignore[attr-defined]
-            name=prefix, account_id=account.id, region=region, managed_account_ids=service_accounts,
+            name=prefix, account_id=stack.account_id, region=region, managed_account_ids=service_accounts,
             metrics_account_ids=cluster_accounts))
         output(stack, "amp_remote_write_url", stack.ops.remote_write_url,  # type: ignore[attr-defined]
                         description="Prometheus remote_write URL (sigv4, through the AMP writer role)")
@@ -124,14 +124,14 @@ def _shared_stack(fleet: FleetApp, account: Account, name: str, cluster: Cluster
     return fleet.add(stack, depends_on=[network_stack(account.name)])
 
 
-def _access(account: Account, cluster: ClusterConfig, ops: OpsRef | None) -> list[AccessGrant]:
+def _access(account: Account, account_id: str, cluster: ClusterConfig, ops: OpsRef | None) -> list[AccessGrant]:
     """Who may use the cluster, first grant per principal wins (EKS allows one entry per principal)."""
-    grants = [AccessGrant("pipeline", role_arn(account.id, ACCOUNT_APPLY_ROLE), CLUSTER_ADMIN)]
+    grants = [AccessGrant("pipeline", role_arn(account_id, ACCOUNT_APPLY_ROLE), CLUSTER_ADMIN)]
     if cluster.role == "service" and ops is not None:
-        grants.append(AccessGrant("argocd", role_arn(account.id, ARGOCD_MANAGER_ROLE), CLUSTER_ADMIN))
+        grants.append(AccessGrant("argocd", role_arn(account_id, ARGOCD_MANAGER_ROLE), CLUSTER_ADMIN))
     bastion = account.spec.bastion
     if bastion is not None:
-        grants.append(AccessGrant("bastion", role_arn(account.id, BASTION_ROLE), bastion.access_policy))
+        grants.append(AccessGrant("bastion", role_arn(account_id, BASTION_ROLE), bastion.access_policy))
     grants += [AccessGrant(grant_key("admin", arn), arn, CLUSTER_ADMIN) for arn in cluster.admins]
     if bastion is not None:
         # view, not edit: AmazonEKSEditPolicy includes pods/exec, which developers must not have
@@ -150,14 +150,14 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
     config = fleet.config
     region = config.region_of(account)
     cluster_name = slot_stack(account.name, name, slot)
-    stack = FleetStack(fleet.app, cluster_name, config, _target(config, account),
+    stack = FleetStack(fleet.app, cluster_name, config, _target(fleet, account),
                        description=f"EKS cluster {cluster_name} ({cluster.role}, Kubernetes {settings.version})")
     vpc = fleet.stacks[network_stack(account.name)].vpc  # type: ignore[attr-defined]
     tags = {"fleetform:cluster": f"{account.name}-{name}", "fleetform:slot": slot}
     eks = EksCluster(stack, "eks", EksClusterProps(
-        name=cluster_name, version=settings.version, account_id=account.id, region=region,
+        name=cluster_name, version=settings.version, account_id=stack.account_id, region=region,
         subnet_ids=vpc.subnet_ids["intra"], public_access_cidrs=tuple(cluster.public_access_cidrs),
-        access=tuple(_access(account, cluster, ops)),
+        access=tuple(_access(account, stack.account_id, cluster, ops)),
         deletion_protection=(cluster.deletion_protection if cluster.deletion_protection is not None
                              else is_production(account)),
         support_type=cluster.support_type, tags=tags))
@@ -166,24 +166,24 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
              key="karpenter.sh/discovery", value=cluster_name)
     volume_key = KmsKey(stack, "volume-key", KmsKeyProps(
         alias=f"eks/{cluster_name}/volumes", description=f"EKS {cluster_name}: node and persistent volumes",
-        account_id=account.id, extra_statements=tuple(volume_key_statements(account.id))))
-    node_role = NodeRole(stack, "node-role", NodeRoleProps(cluster_name=cluster_name, account_id=account.id))
+        account_id=stack.account_id, extra_statements=tuple(volume_key_statements(stack.account_id))))
+    node_role = NodeRole(stack, "node-role", NodeRoleProps(cluster_name=cluster_name, account_id=stack.account_id))
     # Karpenter's nodes get a role of their own with an explicit EC2_LINUX entry: sharing the managed groups'
     # role joined them only through the entry EKS makes for those groups (gone with the last group)
     launched_role = node_role
     if cluster.autoscaler == "karpenter":
         launched_role = NodeRole(stack, "karpenter-node-role", NodeRoleProps(
-            cluster_name=cluster_name, account_id=account.id, name=karpenter_node_role(cluster_name)))
+            cluster_name=cluster_name, account_id=stack.account_id, name=karpenter_node_role(cluster_name)))
         eks.node_access("karpenter-nodes", launched_role.arn)
 
     shared_loki = shared.loki_bucket  # type: ignore[attr-defined]
     zone = _zone(fleet, account)
     identities = WorkloadIdentities(stack, "identity", WorkloadIdentityProps(
-        cluster_name=cluster_name, cluster_name_ref=cluster_ref, cluster_arn=eks.arn, account_id=account.id,
+        cluster_name=cluster_name, cluster_name_ref=cluster_ref, cluster_arn=eks.arn, account_id=stack.account_id,
         region=region, vpc_id=vpc.vpc_id, node_role_arn=launched_role.arn, node_role_name=launched_role.name,
         volume_kms_key_arn=volume_key.arn, autoscaler=cluster.autoscaler,
         hosted_zone_arn=zone.arn if zone is not None else None,
-        amp_writer_role_arn=role_arn(ops[0].id, AMP_WRITER_ROLE) if ops is not None else None,
+        amp_writer_role_arn=role_arn(fleet.account_id(ops[0]), AMP_WRITER_ROLE) if ops is not None else None,
         loki_bucket_arn=shared_loki.arn, loki_kms_key_arn=shared.loki_key.arn))  # type: ignore[attr-defined]
     cni_role = identities.irsa("vpc-cni", eks.irsa_trust(*SERVICE_ACCOUNTS["vpc-cni"]), ["AmazonEKS_CNI_Policy"])
     ebs_role = identities.irsa("ebs-csi", eks.irsa_trust(*SERVICE_ACCOUNTS["ebs-csi"]),
@@ -219,7 +219,7 @@ def _slot_stack(fleet: FleetApp, account: Account, name: str, cluster: ClusterCo
         for service_account in ARGOCD_SERVICE_ACCOUNTS:
             Resource(stack, f"argocd-{service_account}", "aws_eks_pod_identity_association",
                      cluster_name=cluster_ref, namespace=ARGOCD_NAMESPACE, service_account=service_account,
-                     role_arn=role_arn(account.id, ARGOCD_ROLE))
+                     role_arn=role_arn(stack.account_id, ARGOCD_ROLE))
     depends = [network_stack(account.name), shared.stack_name]
     if cluster.hostname is not None and zone is not None:
         WeightedRecord(stack, "dns", WeightedRecordProps(

@@ -28,9 +28,9 @@ def build(fleet: FleetApp) -> None:
         if dns is None:
             continue
         stack = FleetStack(fleet.app, dns_stack(account.name), config,
-                           StackTarget(account.id, config.region_of(account)),
+                           StackTarget(fleet.account_id(account), config.region_of(account)),
                            description=f"hosted zone {dns.zone} and cluster certificates of {account.name}")
-        zone = HostedZone(stack, "zone", HostedZoneProps(zone=dns.zone, account_id=account.id, dnssec=dns.dnssec),
+        zone = HostedZone(stack, "zone", HostedZoneProps(zone=dns.zone, account_id=stack.account_id, dnssec=dns.dnssec),
                           query_log_provider=us_east_1_provider(stack))
         stack.zone = zone  # type: ignore[attr-defined]
         stack.certificates = {}  # type: ignore[attr-defined]

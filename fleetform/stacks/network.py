@@ -24,16 +24,17 @@ def build(fleet: FleetApp) -> None:
         if network is None:
             continue
         region = config.region_of(account)
-        stack = FleetStack(fleet.app, network_stack(account.name), config, StackTarget(account.id, region),
+        stack = FleetStack(fleet.app, network_stack(account.name), config,
+                           StackTarget(fleet.account_id(account), region),
                            description=f"VPC of {account.name}")
         stack.vpc = Vpc(stack, "vpc", VpcProps(  # type: ignore[attr-defined]
-            name=account.name, cidr=network.cidr, azs=network.azs, account_id=account.id, region=region,
+            name=account.name, cidr=network.cidr, azs=network.azs, account_id=stack.account_id, region=region,
             flow_log_retention_days=network.flow_log_retention_days, nat=network.nat,
             interface_endpoints=tuple(network.interface_endpoints), discovery_tag=account.name))
         _outputs(stack, stack.vpc)  # type: ignore[attr-defined]
         if ops is not None and any(c.role == "service" for c in account.spec.clusters.values()):
             stack.argocd_manager = ArgoCdManagerRole(  # type: ignore[attr-defined]
-                stack, "argocd-manager", ArgoCdManagerProps(account.id, region, ops[0].id))
+                stack, "argocd-manager", ArgoCdManagerProps(stack.account_id, region, fleet.account_id(ops[0])))
         fleet.add(stack, depends_on=[BOOTSTRAP_STACK, baseline_stack(account.name)])
 
 

@@ -18,8 +18,8 @@ from fleetform.constructs.aws_config import ConfigArchiveProps
 from fleetform.constructs.organization import MemberAccount, Organization, OrganizationProps
 from fleetform.constructs.scp import ScpProps, ServiceControlPolicy
 from fleetform.constructs.scp_library import BUILTIN, LIBRARY, ROOT_TARGET, GuardrailContext, builtin_targets
-from fleetform.engine import AwsProvider
-from fleetform.naming import BOOTSTRAP_STACK, ORGANIZATION_ACCESS_ROLE, ORGANIZATION_STACK
+from fleetform.engine import AwsProvider, output
+from fleetform.naming import BOOTSTRAP_STACK, ORGANIZATION_ACCESS_ROLE, ORGANIZATION_STACK, new_account_output
 from fleetform.stacks.base import FleetStack, StackTarget
 from fleetform.stacks.baseline import access_role, first_apply
 from fleetform.stacks.context import FleetApp
@@ -39,13 +39,20 @@ def build(fleet: FleetApp) -> None:
     log_archive = _log_archive_provider(stack, log_archive_id)
     organization = Organization(stack, "org", OrganizationProps(
         ou_paths=org.ou_tree,
-        accounts=[MemberAccount(a.name, a.id, a.spec.account.email, a.spec.account.ou or "")
+        accounts=[MemberAccount(a.name, a.id, a.spec.account.email, a.spec.account.ou or "",
+                                adopt=a.spec.account.adopt, closed=a.spec.account.closed)
                   for a in config.accounts if a.id != management],
         # adopt the existing organization and accounts on the first apply only: checkov cannot parse
         # import blocks, and once adopted they are in the state (docs/organization.md: adding an account)
         adopt=first_apply(),
         organization_id=org.id,
     ))
+    for account in config.accounts:
+        if account.is_new:
+            created = organization.accounts[account.name].id_ref
+            fleet.created_account_ids[account.name] = created
+            output(stack, new_account_output(account.name), created,
+                   description=f"id of the account {account.name} that this stack created ({account.file})")
     targets = {ROOT: organization.root_id, **organization.ou_ids}
     context = guardrail_context(config)
     for guardrail in BUILTIN.values():
@@ -71,7 +78,7 @@ def build(fleet: FleetApp) -> None:
             log_archive_account_id=log_archive_id,
             home_region=org.home_region,
             regions=org.allowed_regions,
-            account_ids=[a.id for a in config.accounts],
+            account_ids=[fleet.account_id(a) for a in config.accounts],
         ) if org.aws_config.enabled else None,
     ), log_archive=log_archive, organization=organization.organization)
     fleet.add(stack, depends_on=[BOOTSTRAP_STACK])

@@ -25,10 +25,11 @@ def build(fleet: FleetApp) -> None:
         drift_schedule=settings.drift_schedule,
         notification_email=settings.notification_email,
         github_token_secret=settings.github_token_secret,
-        account_ids=sorted({a.id for a in config.accounts}),
+        account_ids=sorted({fleet.account_id(a) for a in config.accounts}),
         state_bucket=org.state.bucket,
         state_account_id=org.management_account_id,
         state_region=org.state.region,
         plan_shards=settings.plan_shards,
+        new_account_ids=sorted(fleet.account_id(a) for a in config.accounts if a.is_new),
     ))
     fleet.add(stack, depends_on=[BOOTSTRAP_STACK, baseline_stack(account.name)])

@@ -23,6 +23,7 @@ from typing import Any
 from fleetform.errors import FleetformError, UsageError
 from fleetform.manifest import StackInfo, read_manifest
 from fleetform.terraform.lock import StackLock, holding
+from fleetform.terraform.parallel import Event, run_along_graph
 from fleetform.terraform.runner import Terraform, TerraformError
 from fleetform.terraform.summary import (
     DEFAULT_PROTECTED_TYPES,
@@ -45,6 +46,7 @@ class PlanOptions:
     protected_types: Sequence[str] = DEFAULT_PROTECTED_TYPES
     allow_destroy: bool = False
     title: str = "fleetform plan"
+    parallelism: int = 1  # stacks planned at once, along the dependency graph
 
 
 @dataclass
@@ -123,13 +125,28 @@ def plan_stacks(tf: Terraform, stacks: Sequence[StackInfo], options: PlanOptions
     if unknown:
         raise UsageError(f"--var {', '.join(unknown)}: no stack declares this variable")
     out.mkdir(parents=True, exist_ok=True)
-    plans: list[StackPlan] = []
-    for number, stack in enumerate(stacks, 1):
-        if progress:
-            progress(f"[{number}/{len(stacks)}] {stack.name}: planning")
-        plans.append(_plan_one(tf, stack, options))
-        if progress:
-            progress(f"[{number}/{len(stacks)}] {stack.name}: {_status_line(plans[-1])}")
+    by_name = {s.name: s for s in stacks}
+
+    def report_event(event: Event) -> None:
+        if progress is None:
+            return
+        if event.kind == "started":
+            progress(f"{_counter(event)} {event.name}: planning{_also_running(event)}")
+        elif event.kind == "skipped":
+            progress(f"{_counter(event)} {event.name}: not planned, {event.outcome.skipped_because} failed")
+        else:
+            progress(f"{_counter(event)} {event.name}: {_status_line(event.outcome.result)}")
+
+    outcomes = run_along_graph({s.name: s.dependencies for s in stacks},
+                               lambda name: _plan_one(tf, by_name[name], options),
+                               parallelism=options.parallelism, failed=lambda plan: plan.status == "error",
+                               on_event=report_event)
+    unexpected = next((o.error for o in outcomes.values() if o.error is not None), None)
+    if unexpected is not None:
+        raise unexpected
+    plans = [outcomes[s.name].result or failed_plan(s.name, f"not planned: the plan of "
+                                                            f"{outcomes[s.name].skipped_because} failed")
+             for s in stacks]
     code = exit_code(plans, options.allow_destroy)
     markdown = render_markdown(plans, options.title, options.allow_destroy)
     report = {
@@ -141,6 +158,15 @@ def plan_stacks(tf: Terraform, stacks: Sequence[StackInfo], options: PlanOptions
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "summary.md").write_text(markdown)
     return PlanRun(plans, code, markdown, report)
+
+
+def _counter(event: Event) -> str:
+    return f"[{event.done}/{event.total}]"
+
+
+def _also_running(event: Event) -> str:
+    others = [n for n in event.running if n != event.name]
+    return f" (also running: {', '.join(others)}; {event.waiting} waiting)" if others else ""
 
 
 def _status_line(plan: StackPlan) -> str:
@@ -231,8 +257,11 @@ def saved_plans(synth_dir: Path, out_dir: Path, names: Sequence[str]) -> list[Sa
 
 
 def apply_plans(tf: Terraform, plans: Sequence[SavedPlan], lock: StackLock, allow_destroy: bool = False,
-                backend_config: Sequence[str] = (), progress: Progress | None = None) -> list[dict[str, Any]]:
-    """Apply each saved plan in order while holding every stack's pipeline lock.
+                backend_config: Sequence[str] = (), progress: Progress | None = None,
+                parallelism: int = 1) -> list[dict[str, Any]]:
+    """Apply each saved plan along the dependency graph (``parallelism`` at a time) while holding every
+    stack's pipeline lock. A failed apply stops the stacks that depend on it; the others go on, and
+    the failure is raised once every stack that could run has run.
 
     A plan that destroys protected resources is applied only if it was planned with
     --allow-destroy (the pull request's label) or ``allow_destroy`` is given here.
@@ -242,25 +271,49 @@ def apply_plans(tf: Terraform, plans: Sequence[SavedPlan], lock: StackLock, allo
     if blocked:
         raise FleetformError("refusing to apply plans that destroy protected resources (pass --allow-destroy):\n  "
                              + "\n  ".join(blocked))
-    results: list[dict[str, Any]] = []
+    applied = [p.stack.name for p in plans if p.meta.get("applied_at")]
+    if applied:
+        raise FleetformError(f"{', '.join(applied)}: this plan was already applied; plan again")
+    by_name = {p.stack.name: p for p in plans}
+
+    def apply_one(name: str) -> dict[str, Any]:
+        plan = by_name[name]
+        if not (plan.stack.directory / ".terraform").exists():
+            tf.init(plan.stack.directory, backend_config)
+        started = time.time()
+        try:
+            tf.apply(plan.stack.directory, plan.meta["plan_file"])
+        except TerraformError as exc:
+            return {"stack": name, "status": "error", "error": str(exc)}
+        plan.meta["applied_at"] = time.time()
+        plan.meta_path.write_text(json.dumps(plan.meta, indent=2) + "\n")
+        return {"stack": name, "status": "applied", "seconds": round(time.time() - started, 2)}
+
+    def report_event(event: Event) -> None:
+        if progress is None:
+            return
+        if event.kind == "started":
+            progress(f"{_counter(event)} {event.name}: applying{_also_running(event)}")
+        elif event.kind == "skipped":
+            progress(f"{_counter(event)} {event.name}: not applied, {event.outcome.skipped_because} failed")
+        elif event.outcome.error is None:
+            progress(f"{_counter(event)} {event.name}: {event.outcome.result['status']}")
+
     with holding(lock, [p.stack.name for p in plans]):
-        for number, plan in enumerate(plans, 1):
-            name = plan.stack.name
-            if plan.meta.get("applied_at"):
-                raise FleetformError(f"{name}: this plan was already applied; plan again")
-            if progress:
-                progress(f"[{number}/{len(plans)}] {name}: applying")
-            if not (plan.stack.directory / ".terraform").exists():
-                tf.init(plan.stack.directory, backend_config)
-            started = time.time()
-            try:
-                tf.apply(plan.stack.directory, plan.meta["plan_file"])
-            except TerraformError as exc:
-                results.append({"stack": name, "status": "error", "error": str(exc)})
-                raise FleetformError(f"apply of {name} failed; later stacks were not applied:\n{exc}") from None
-            plan.meta["applied_at"] = time.time()
-            plan.meta_path.write_text(json.dumps(plan.meta, indent=2) + "\n")
-            results.append({"stack": name, "status": "applied", "seconds": round(time.time() - started, 2)})
-            if progress:
-                progress(f"[{number}/{len(plans)}] {name}: applied")
+        outcomes = run_along_graph({p.stack.name: p.stack.dependencies for p in plans}, apply_one,
+                                   parallelism=parallelism, failed=lambda r: r["status"] == "error",
+                                   on_event=report_event)
+    unexpected = next((o.error for o in outcomes.values() if o.error is not None), None)
+    if unexpected is not None:
+        raise unexpected
+    results = [outcomes[p.stack.name].result or {"stack": p.stack.name, "status": "not-applied",
+                                                 "because": f"{outcomes[p.stack.name].skipped_because} failed"}
+               for p in plans]
+    failed = [r for r in results if r["status"] == "error"]
+    if failed:
+        skipped = [r["stack"] for r in results if r["status"] == "not-applied"]
+        raise FleetformError("apply of " + ", ".join(r["stack"] for r in failed) + " failed; "
+                             + (f"the stacks that depend on it were not applied ({', '.join(skipped)})"
+                                if skipped else "no other stack depends on it")
+                             + ":\n" + "\n".join(r["error"] for r in failed))
     return results

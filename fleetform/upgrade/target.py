@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fleetform import naming
+from fleetform.config.lifecycle import require_account_id
 from fleetform.config.models import SLOT_NAMES, Account, ClusterConfig, FleetConfig
 from fleetform.errors import FleetformError, UsageError
 from fleetform.upgrade.aws import SANDBOX_ACCOUNT_ID, Aws
@@ -100,7 +101,9 @@ def resolve(config: FleetConfig, cluster: str, account: str | None) -> Target:
 
 def expected_account_id(target: Target, aws: Aws) -> str:
     """The account the caller must be in; in the sandbox every account is moto's one account."""
-    return SANDBOX_ACCOUNT_ID if aws.sandbox else target.account.id
+    if aws.sandbox:
+        return SANDBOX_ACCOUNT_ID
+    return require_account_id(target.account)
 
 
 def check_caller(target: Target, aws: Aws) -> dict[str, str]:
