@@ -39,6 +39,7 @@ from fleetform.affected import compare
 from fleetform.config import load_config
 from fleetform.manifest import read_manifest
 from fleetform.stacks.app import synth
+from fleetform.terraform.runner import TerraformError
 
 UNAVAILABLE = unavailable()
 real_provider = pytest.mark.real_provider
@@ -265,7 +266,15 @@ def run_row(estate: Estate, row, root: Path, baselines: dict[str, dict[str, list
             if name not in baselines:
                 base = json.loads((estate.synth_dir / "stacks" / name / "cdk.tf.json").read_text())
                 baselines[name] = _plan_from_state(estate, root.parent / "baseline", name, base)
-            planned = _plan_from_state(estate, root, name, doc)
+            try:
+                planned = _plan_from_state(estate, root, name, doc)
+            except TerraformError:
+                upstream = [d for d in deps[name] if d in affected.changed]
+                if not upstream:
+                    raise
+                # it reads an output the changed upstream stack gets only when that is applied
+                result.unplanned[name] = f"plans after {', '.join(upstream)} is applied"
+                continue
             result.changes[name] = {a: acts for a, acts in planned.items() if baselines[name].get(a) != acts}
         elif name in affected.added and all(d in estate.runs for d in deps[name] if d != "organization"
                                             and not d.endswith("-baseline")):
