@@ -115,17 +115,19 @@ def test_a_clusters_only_slot_publishes_its_record_once_its_target_exists(stack_
     assert target["name_regex"] == r"^blue\.api\.dev\.familyalbum\.example\.?$"
     assert target["zone_id"] == records(dev)["dns_record"]["zone_id"]
     assert records(dev)["dns_record"]["count"] == (
-        "${length(data.aws_route53_records.dns_target.resource_record_sets) > 0 ? 1 : 0}")
+        "${length(coalesce(data.aws_route53_records.dns_target.resource_record_sets, [])) > 0 ? 1 : 0}")
     for slot in ("prod-main-blue", "prod-main-green"):
         assert records(stack_json(slot))["dns_record"]["count"] == 1
         assert "aws_route53_records" not in stack_json(slot).get("data", {})
 
 
 @pytest.mark.skipif(TERRAFORM is None, reason="terraform is not on PATH")
-@pytest.mark.parametrize(("sets", "instances"), [([], 0), ([{"name": "blue.api.dev.familyalbum.example."}], 1)])
+@pytest.mark.parametrize(("sets", "instances"), [
+    (None, 0),  # what hashicorp/aws 5.100 answers when no record matches (the real-provider lane saw it)
+    ([], 0), ([{"name": "blue.api.dev.familyalbum.example."}], 1)])
 def test_the_only_slots_record_count_evaluates_in_terraform(stack_json, tmp_path: Path, sets: list,
                                                              instances: int) -> None:
-    """The synthesized count, with the record set lookup replaced by a local, planned by real Terraform."""
+    """The synthesized count, with the record set lookup replaced by a local, applied by real Terraform."""
     record = records(stack_json("dev-main-blue"))["dns_record"]
     fixture = {"locals": {"sets": sets}, "resource": {"terraform_data": {"record": {
         "count": record["count"].replace("data.aws_route53_records.dns_target.resource_record_sets", "local.sets"),

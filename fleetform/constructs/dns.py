@@ -139,5 +139,6 @@ class WeightedRecord(Construct):
         if props.wait_for_target:
             pattern = "^" + re.escape(target).replace("\\-", "-") + "\\.?$"
             existing = DataSource(self, "target", "aws_route53_records", zone_id=props.zone_id, name_regex=pattern)
-            count = f"${{length({existing.expr('resource_record_sets')}) > 0 ? 1 : 0}}"
+            # hashicorp/aws returns null, not [], when nothing matches name_regex (the first deploy)
+            count = f"${{length(coalesce({existing.expr('resource_record_sets')}, [])) > 0 ? 1 : 0}}"
         self.record.add_override("count", count)

@@ -94,7 +94,14 @@ def _cache(kind: str, artifacts_bucket: str) -> dict[str, Any]:
 
 
 def buildspec_text(name: str) -> str:
-    return (buildspec_dir() / name).read_text()
+    """The buildspec as the project's inline text: its shell's ``${VAR}`` escaped as ``$${VAR}`` (and ``%{`` as
+    ``%%{``), which Terraform turns back into the literal text instead of reading them as its own
+    interpolations (``${FLEETFORM_BRANCH}`` would be a reference to a resource type)."""
+    return terraform_literal((buildspec_dir() / name).read_text())
+
+
+def terraform_literal(text: str) -> str:
+    return text.replace("${", "$${").replace("%{", "%%{")
 
 
 @dataclass(frozen=True)
