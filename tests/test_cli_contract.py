@@ -140,3 +140,12 @@ def test_cluster_upgrade_entry_point_answers_parse_errors_in_json():
     document = json.loads(result.stdout)
     assert document["ok"] is False and "No such option '--bogus'" in document["error"]
     assert CliRunner().invoke(cluster_upgrade, ["status", "main", "--bogus"]).stdout == ""  # text: stderr only
+
+
+def test_both_commands_say_their_version():
+    from fleetform import __version__
+    from fleetform.scripts.upgrade import cli as upgrade_cli
+
+    for command, name in ((cli, "fleetform"), (upgrade_cli, "cluster-upgrade")):
+        result = CliRunner().invoke(command, ["--version"])
+        assert result.exit_code == 0 and result.output.strip() == f"{name}, version {__version__}"

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from fleetform import __version__
 from fleetform.config import load_config
 from fleetform.errors import UsageError
 from fleetform.sandbox.server import SANDBOX_STATE_DIR
@@ -148,6 +149,7 @@ def build(cluster: str, account: str | None, config_dir: str, profile: str | Non
 
 
 @click.group(cls=ContractGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="cluster-upgrade")
 def cli() -> None:
     """Blue/green EKS upgrades as a guarded runbook.
 
