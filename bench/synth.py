@@ -290,6 +290,13 @@ def run_bindings(plan_file: str, source_dir: str, out_dir: str) -> None:
                             element.add_override(key, value)
         for out_name, body in document.get("output", {}).items():
             TerraformOutput(stack, f"output|{out_name}", **body)
+        # top-level settings and blocks fleetform writes (Terraform version, import/removed blocks): the
+        # bindings user adds them the only way the core allows, as overrides of the stack
+        if document.get("terraform", {}).get("required_version"):
+            stack.add_override("terraform.required_version", document["terraform"]["required_version"])
+        for block in ("import", "removed", "moved"):
+            if block in document:
+                stack.add_override(block, document[block])
     for name, entry in manifest["stacks"].items():
         for dependency in entry.get("dependencies", []):
             stacks[name].add_dependency(stacks[dependency])
