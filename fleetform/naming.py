@@ -202,3 +202,6 @@ def amp_workspace_alias(ops_account: str, ops_cluster: str) -> str:
 def new_account_output(account: str) -> str:
     """The organization stack's output with the id of a new account it created."""
     return f"account_id_{account}"
+
+# where the pipeline stack reads the buildspecs it puts inline (a base revision's, for `fleetform affected`)
+BUILDSPEC_DIR_ENV = "FLEETFORM_BUILDSPEC_DIR"

@@ -42,6 +42,7 @@ from fleetform.errors import FleetformError
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     ACCOUNT_PLAN_ROLE,
+    BUILDSPEC_DIR_ENV,
     ORGANIZATION_ACCESS_ROLE,
     PIPELINE_APPLY_ROLE,
     PIPELINE_COMMENT_ROLE,
@@ -71,7 +72,6 @@ FINAL_BUILD_STATES = ["SUCCEEDED", "FAILED", "STOPPED", "TIMED_OUT", "FAULT"]
 BUILDSPEC_OVERRIDE_KEY = "codebuild:source.buildspec"
 
 
-BUILDSPEC_DIR_ENV = "FLEETFORM_BUILDSPEC_DIR"
 
 
 def buildspec_dir() -> Path:
