@@ -166,10 +166,11 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         base_out = tmp_path / "base.out"
         with_code = (CODE_DIR in present and (tree / CODE_DIR / "stacks" / "__main__.py").exists()
                      and not _same_code(root, tree))
-        if relative in present:
-            _refuse_removed_accounts(tree / relative, config, relative)
+        # started first: everything below imports cdktn (~0.6 s) while the base synthesizes beside it
         base_synth = BaseSynth(tree, tree / relative, base_out, with_code) if relative in present else None
         try:
+            if relative in present:
+                _refuse_removed_accounts(tree / relative, config, relative)
             head_dir = Path(head_out) if head_out else tmp_path / "head.out"
             head_stacks = synthesize(str(config), head_dir)  # type: ignore[misc]
             # no base configuration: it is new, everything is added
