@@ -118,7 +118,7 @@ def validate_command(config_dir: str, output: str) -> None:
 def stacks_command(config_dir: str, as_json: bool, output: str) -> None:
     """List the stacks in dependency order, with what each depends on.
 
-    Builds the stacks without synthesizing them (nothing is written; about half the time of a synth).
+    Builds the stacks without synthesizing them (nothing is written; a little faster than a synth).
 
     \b
     Example:
