@@ -136,15 +136,7 @@ def plan_stacks(tf: Terraform, stacks: Sequence[StackInfo], options: PlanOptions
     out.mkdir(parents=True, exist_ok=True)
     by_name = {s.name: s for s in stacks}
 
-    def report_event(event: Event) -> None:
-        if progress is None:
-            return
-        if event.kind == "started":
-            progress(f"{_counter(event)} {event.name}: planning{_also_running(event)}")
-        elif event.kind == "skipped":
-            progress(f"{_counter(event)} {event.name}: not planned, {event.outcome.skipped_because} failed")
-        else:
-            progress(f"{_counter(event)} {event.name}: {_status_line(event.outcome.result)}")
+    report_event = _reporter(progress, "planning", "not planned", _status_line)
 
     outcomes = run_along_graph(run_graph(stacks),
                                lambda name: _plan_one(tf, by_name[name], options),
@@ -167,6 +159,24 @@ def plan_stacks(tf: Terraform, stacks: Sequence[StackInfo], options: PlanOptions
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "summary.md").write_text(markdown)
     return PlanRun(plans, code, markdown, report)
+
+
+def _reporter(progress: Progress | None, doing: str, not_done: str,
+              finished: Callable[[Any], str]) -> Callable[[Event], None] | None:
+    """One progress line per stack when it starts, finishes (``finished(result)``) or is skipped."""
+    if progress is None:
+        return None
+
+    def report(event: Event) -> None:
+        outcome = event.outcome
+        if event.kind == "started":
+            progress(f"{_counter(event)} {event.name}: {doing}{_also_running(event)}")
+        elif event.kind == "skipped" and outcome is not None:
+            progress(f"{_counter(event)} {event.name}: {not_done}, {outcome.skipped_because} failed")
+        elif outcome is not None and outcome.error is None:
+            progress(f"{_counter(event)} {event.name}: {finished(outcome.result)}")
+
+    return report
 
 
 def _counter(event: Event) -> str:
@@ -316,15 +326,7 @@ def apply_plans(tf: Terraform, plans: Sequence[SavedPlan], lock: StackLock, allo
         plan.meta_path.write_text(json.dumps(plan.meta, indent=2) + "\n")
         return {"stack": name, "status": "applied", "seconds": round(time.time() - started, 2)}
 
-    def report_event(event: Event) -> None:
-        if progress is None:
-            return
-        if event.kind == "started":
-            progress(f"{_counter(event)} {event.name}: applying{_also_running(event)}")
-        elif event.kind == "skipped":
-            progress(f"{_counter(event)} {event.name}: not applied, {event.outcome.skipped_because} failed")
-        elif event.outcome.error is None:
-            progress(f"{_counter(event)} {event.name}: {event.outcome.result['status']}")
+    report_event = _reporter(progress, "applying", "not applied", lambda result: result["status"])
 
     with holding(lock, [p.stack.name for p in plans]):
         outcomes = run_along_graph(run_graph([p.stack for p in plans]), apply_one,
