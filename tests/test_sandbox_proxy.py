@@ -197,3 +197,20 @@ def test_a_chunked_request_reaches_moto_whole(aws: Aws, proxy: str) -> None:
     assert connection.getresponse().status == 200
     connection.close()
     assert call(aws.client("s3").get_object, Bucket="chunks", Key="k")["Body"].read() == b"hello chunked world"
+
+
+def test_argocd_app_info_and_the_workspace_api_for_verify(aws: Aws, proxy: str) -> None:
+    """verify's argocd-synced path in the sandbox: the workspace is found by its alias (moto, through the
+    proxy) and argocd_app_info for the new slot's server comes back with Argo CD's labels."""
+    from fleetform.upgrade.argocd import HEALTHY, SYNCED, app_query
+
+    amp = aws.client("amp")
+    created = call(amp.create_workspace, alias="prod-ops-metrics")["workspaceId"]
+    listed = call(amp.list_workspaces, alias="prod-ops-metrics")["workspaces"]
+    assert [w["workspaceId"] for w in listed] == [created]
+    client = promql.client_for(aws.session, "ap-northeast-1", created, proxy)
+    server = "https://ABC123.gr7.ap-northeast-1.eks.amazonaws.com"
+    samples = client.query(app_query(server))
+    assert {s.labels["name"] for s in samples} == {"web", "sidekiq", "keda"}
+    assert all(s.labels["dest_server"] == server and (s.labels["sync_status"], s.labels["health_status"])
+               == (SYNCED, HEALTHY) for s in samples)

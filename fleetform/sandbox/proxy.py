@@ -8,7 +8,9 @@ Answered here (data: fleetform.sandbox.catalogue, shapes from botocore's models)
 * Amazon Managed Service for Prometheus: ``POST /workspaces/{id}/api/v1/query`` (SigV4 ``aps``).
   It does not evaluate PromQL: a query that names a slot's cluster (``cluster="prod-main-green"``)
   gets that slot's error ratio from the sandbox's traffic model, one sample, or an empty vector
-  when the slot serves nothing (Prometheus' answer for a series without samples).
+  when the slot serves nothing (Prometheus' answer for a series without samples); a query of
+  ``argocd_app_info{dest_server="..."}`` gets Argo CD's series for the example's applications on that
+  server, Synced and Healthy (``SANDBOX_APPS``), so ``verify``'s ``argocd-synced`` runs its real path.
 The service of a request is read from its SigV4 credential scope, as moto itself does.
 """
 
@@ -28,6 +30,10 @@ from fleetform.sandbox.catalogue import EC2_QUOTAS, Catalogue
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[a-z0-9-]+)/(?P<service>[a-z0-9-]+)/aws4_request")
 _CLUSTER_LABEL = re.compile(r'cluster\s*=~?\s*"([^"]+)"')
+_DEST_SERVER = re.compile(r'argocd_app_info\s*\{[^}]*dest_server\s*=\s*"([^"]+)"')
+# what Argo CD (in the ops cluster) reports for every slot it deploys to: the example's applications,
+# Synced and Healthy, with the labels Argo CD's application controller gives argocd_app_info
+SANDBOX_APPS = ("web", "sidekiq", "keda")
 _HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
         "proxy-authenticate", "content-length"}
 
@@ -195,13 +201,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------ AMP
     def _prometheus(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, str], bytes] | None:
-        if not re.fullmatch(r"/workspaces/ws-[A-Za-z0-9-]+/api/v1/query", path) or method != "POST":
+        if not re.fullmatch(r"/workspaces/ws-[A-Za-z0-9-]+/api/v1/query", path):
+            return None  # the workspace API itself (CreateWorkspace, ListWorkspaces): moto's
+        if method != "POST":
             return _json(404, {"message": "Not Found"})
         form = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace")))
         expr = form.get("query", "")
         if not expr:
             return _json(400, {"status": "error", "errorType": "bad_data", "error": "query: parameter is missing"})
         moment = float(form["time"]) if form.get("time") else time.time()
+        server = _DEST_SERVER.search(expr)
+        if server:
+            apps = [{"metric": {"__name__": "argocd_app_info", "name": app, "namespace": "argocd",
+                                "project": "default", "dest_server": server.group(1), "dest_namespace": app,
+                                "sync_status": "Synced", "health_status": "Healthy"},
+                     "value": [moment, "1"]} for app in SANDBOX_APPS]
+            return _json(200, {"status": "success", "data": {"resultType": "vector", "result": apps}})
         clusters = list(dict.fromkeys(_CLUSTER_LABEL.findall(expr)))
         rates = self.owner.rates()
         result = [{"metric": {"cluster": c}, "value": [moment, repr(rates[c])]} for c in clusters if c in rates]

@@ -2,7 +2,8 @@
 per slot with node groups, hosted zones with one weighted record per slot, per slot of a cluster
 with a hostname the ALB that the AWS Load Balancer Controller would create (its tags as the
 controller sets them), guard alarms on those ALBs' metrics in OK, and the ALBs' ``AWS/ApplicationELB``
-metrics (``emit_traffic``, which the sandbox repeats every second).
+metrics (``emit_traffic``, which the sandbox repeats every second), and the ops cluster's Amazon
+Managed Prometheus workspace (by its alias), which the proxy answers Argo CD's ``argocd_app_info`` from.
 
 moto serves one fake account (``SANDBOX_ACCOUNT_ID``): every configured account is seeded into
 it; names (``prod-main-blue``, zones, alarms) keep them apart.
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from fleetform import naming
+from fleetform.config.hub import hub_plan
 from fleetform.config.models import Account, ClusterConfig, FleetConfig
 from fleetform.config.network import subnet_plan
 from fleetform.upgrade import gates
@@ -60,6 +62,11 @@ def seed(aws_for: Any, config: FleetConfig, only: set[str] | None = None) -> dic
                 if cluster.hostname:
                     _records(aws, config, account, key, cluster, zone_id)
                     summary["records"].append(cluster.hostname)
+    plan = hub_plan(config)
+    if plan is not None and (only is None or plan.ops_account.name in only):
+        alias = naming.amp_workspace_alias(plan.ops_account.name, plan.ops_cluster)
+        aws_for(config.region_of(plan.ops_account)).client("amp").create_workspace(alias=alias)
+        summary["workspaces"] = [alias]
     emit_traffic(aws_for, config, utcnow(), only=only)
     return summary
 
