@@ -48,7 +48,7 @@ MANAGEMENT, HOME = "111111111111", "ap-northeast-1"
 # applied into moto, dependencies first, independent stacks three at a time: everything the dev account's
 # cluster stands on, its slot, the pipeline, and prod's network (three AZs, per-AZ NAT)
 APPLIED = ("bootstrap", "dev-network", "dev-dns", "dev-main-shared", "dev-bastion", "dev-main-blue",
-           "pipeline", "prod-network")
+           "pipeline", "prod-network", "prod-ops-shared")  # prod-ops-shared: where each slot registers (0005)
 # stacks whose re-plan against moto still changes something moto does not store (not yet in ATTRIBUTE_GAPS):
 # strict, so the day the gap is recorded the test says so
 MOTO_REPLAN_GAPS = {
@@ -192,8 +192,9 @@ def _seed_operator_steps(moto: MotoServer, credentials: dict[str, str]) -> None:
     session = boto3.Session(aws_access_key_id=credentials["AWS_ACCESS_KEY_ID"],
                             aws_secret_access_key=credentials["AWS_SECRET_ACCESS_KEY"],
                             aws_session_token=credentials["AWS_SESSION_TOKEN"], region_name=HOME)
-    session.client("secretsmanager", endpoint_url=moto.endpoint, verify=str(moto.ca_bundle)).create_secret(
-        Name="fleetform/github-token", SecretString="lane-token")
+    secrets = session.client("secretsmanager", endpoint_url=moto.endpoint, verify=str(moto.ca_bundle))
+    for name in ("fleetform/github-token", "fleetform/github-comment-token"):  # docs/pipeline.md: both by hand
+        secrets.create_secret(Name=name, SecretString="lane-token")
 
 
 @pytest.fixture(scope="module")
