@@ -55,6 +55,8 @@ MOTO_REPLAN_GAPS = {
     "dev-dns": "moto does not store aws_acm_certificate key_algorithm; the validation records follow it",
     "dev-main-blue": "moto does not store access_config, upgrade_policy, zonal_shift_config (cluster) nor "
                      "remote_access, node_repair_config, update_config (node groups): the re-plan replaces them",
+    "prod-ops-shared": "moto does not return the AMP workspace's kmsKeyArn: the re-plan replaces the workspace "
+                       "and updates the two role policies that name it",
 }
 
 
@@ -236,7 +238,9 @@ def test_applied_stack_plans_again_with_no_changes(estate: Estate, stack: str):
 
 @real_provider
 @needs_provider
-@pytest.mark.parametrize("stack", ["dev-main-blue"])
+@pytest.mark.parametrize("stack", [pytest.param("dev-main-blue", marks=pytest.mark.xfail(
+    strict=True, reason=f"the whole slot's plan replaces what moto does not store: "
+                        f"{MOTO_REPLAN_GAPS['dev-main-blue']}"))])
 def test_slot_stack_plans_as_a_whole(estate: Estate, stack: str):
     """Fails while KNOWN_PRODUCT_BUGS lists anything: a plan of the whole applied slot stack."""
     assert stack in estate.runs, estate.errors.get(stack)
