@@ -322,8 +322,18 @@ def _keep_cluster_and_node_group_settings() -> None:
         result = create_nodegroup(self)
         group = node_group(self)
         keep(self, group, NODE_GROUP_SETTINGS, {"updateConfig": {"maxUnavailable": 1}})
-        if self._get_param("launchTemplate"):
+        template = self._get_param("launchTemplate")
+        if template:
             group.disk_size, group.remote_access = None, None
+            # DescribeNodegroup names the template by id, name and version, however it was given
+            from moto.ec2.models import ec2_backends
+
+            ec2 = ec2_backends[self.current_account][self.region]
+            found = ec2.describe_launch_templates(template_ids=[template["id"]] if template.get("id") else None,
+                                                  template_names=[template["name"]] if template.get("name") else None,
+                                                  filters=None)[0]
+            group.launch_template = {"id": found.id, "name": found.name, "version": template.get("version")
+                                     or str(found.default_version_number)}
         return result
 
     def update_nodegroup_keeping(self: EKSResponse) -> Any:

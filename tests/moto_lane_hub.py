@@ -10,7 +10,9 @@ and moto lacks, added for the real-provider lane (tests/moto_lane_server.py inst
 - A Transit Gateway created with ``DefaultRouteTableAssociation: disable`` does not associate new
   attachments with its default route table (EC2 API reference, TransitGatewayRequestOptions): moto
   associates them anyway, and the provider then waits on a disassociation that never settles. An
-  attachment associated with a route table later reports that association (moto reports none).
+  attachment associated with a route table later reports that association (moto reports none). An
+  attachment keeps the tags of its ``transit-gateway-attachment`` tag specification, and a static
+  route its attachment (both lost by moto).
 
 Request and answer members are the botocore RAM model's (checked by tests/test_moto_lane_server.py).
 """
@@ -133,9 +135,40 @@ def _install_transit_gateway() -> None:
         self.transit_gateway_attachments[tgw_attach_id].transit_gateway_route_table = None
         return result
 
+    create_route = EC2Backend.create_transit_gateway_route
+
+    def route(self: EC2Backend, *args: Any, **kwargs: Any) -> Any:
+        result = create_route(self, *args, **kwargs)
+        # TransitGatewayRoute.TransitGatewayAttachments is a list in the model; moto stores one object,
+        # which the answer then lacks (the provider reads a blackhole route with no attachment)
+        attached = result.get("transitGatewayAttachments")
+        if isinstance(attached, dict):
+            result["transitGatewayAttachments"] = [attached]
+        return result
+
     EC2Backend.create_transit_gateway_vpc_attachment = create  # type: ignore[method-assign]
+    EC2Backend.create_transit_gateway_route = route  # type: ignore[method-assign]
     EC2Backend.associate_transit_gateway_route_table = associate_table  # type: ignore[method-assign]
     EC2Backend.disassociate_transit_gateway_route_table = disassociate_table  # type: ignore[method-assign]
+    _keep_attachment_tags()
+
+
+def _keep_attachment_tags() -> None:
+    """moto reads an attachment's tags from the ``transit-gateway-route-table`` tag specification; the
+    API (and the provider) send them as ``transit-gateway-attachment``."""
+    from moto.ec2.responses.transit_gateway_attachments import TransitGatewayAttachment
+
+    original = TransitGatewayAttachment.create_transit_gateway_vpc_attachment
+
+    def create(self: TransitGatewayAttachment) -> Any:
+        result = original(self)
+        tags = self._parse_tag_specification().get("transit-gateway-attachment", {})
+        if tags:
+            attachment = result.result["TransitGatewayVpcAttachment"]
+            attachment.add_tags(tags)
+        return result
+
+    TransitGatewayAttachment.create_transit_gateway_vpc_attachment = create  # type: ignore[method-assign]
 
 
 def install() -> None:

@@ -15,6 +15,7 @@ documented behaviour; tests/test_moto_lane_server.py checks the answers against 
 - ACM ``RequestCertificate`` with ``KeyAlgorithm``: moto always issues RSA_2048; here the certificate
   reports the algorithm it was requested with (the provider forces a replacement when it differs).
 - AMP ``CreateWorkspace`` with ``kmsKeyArn``: moto drops it; here DescribeWorkspace returns it.
+- A security group rule that references another group returns its description (moto loses it).
 - EKS add-ons, access entries, access policies, Pod Identity and the cluster and node group settings
   moto drops: tests/moto_lane_eks.py. The Ops hub's RAM share and Transit Gateway: tests/moto_lane_hub.py.
 
@@ -147,6 +148,17 @@ def _patch_amp() -> None:
     Workspace.to_dict = to_dict  # type: ignore[method-assign]
 
 
+def _patch_security_group_rule_description() -> None:
+    """A rule that references a security group keeps its description with the group pair (moto stores it
+    there, and reads a rule's description only from the CIDR range)."""
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    def description(self: SecurityGroupRule) -> str | None:
+        return self.ip_range.get("Description") or (self.source_group or {}).get("Description")
+
+    SecurityGroupRule.description = property(description)  # type: ignore[assignment, method-assign]
+
+
 def install() -> None:
     """Every addition, into this process's moto (the server's, or a test's in-process one)."""
     import moto_lane_eks
@@ -157,6 +169,7 @@ def install() -> None:
     _patch_cluster_security_group()
     _patch_acm()
     _patch_amp()
+    _patch_security_group_rule_description()
     moto_lane_eks.install()
     moto_lane_hub.install()
 

@@ -79,6 +79,7 @@ def test_a_node_group_with_a_launch_template_keeps_its_settings(client: Any, clu
     assert group["updateConfig"] == {"maxUnavailablePercentage": 33}
     assert group["nodeRepairConfig"] == {"enabled": True}
     assert "diskSize" not in group and "remoteAccess" not in group  # they belong to the launch template
+    assert group["launchTemplate"] == {"id": template["LaunchTemplateId"], "name": "lane-nodes", "version": "1"}
 
 
 def test_addons_are_created_read_updated_and_deleted(client: Any, cluster: str) -> None:
@@ -141,8 +142,12 @@ def test_a_gateway_without_default_association_leaves_attachments_unassociated(c
                                                   "DefaultRouteTablePropagation": "disable"})["TransitGateway"]
     vpc, subnets = _subnets(ec2)
     attachment = ec2.create_transit_gateway_vpc_attachment(
-        TransitGatewayId=gateway["TransitGatewayId"], VpcId=vpc, SubnetIds=subnets)["TransitGatewayVpcAttachment"]
+        TransitGatewayId=gateway["TransitGatewayId"], VpcId=vpc, SubnetIds=subnets,
+        TagSpecifications=[{"ResourceType": "transit-gateway-attachment", "Tags": [{"Key": "Name", "Value": "hub"}]}],
+    )["TransitGatewayVpcAttachment"]
     attachment_id = attachment["TransitGatewayAttachmentId"]
+    described = ec2.describe_transit_gateway_vpc_attachments(TransitGatewayAttachmentIds=[attachment_id])
+    assert described["TransitGatewayVpcAttachments"][0]["Tags"] == [{"Key": "Name", "Value": "hub"}]
     described = ec2.describe_transit_gateway_attachments(TransitGatewayAttachmentIds=[attachment_id])
     assert "Association" not in described["TransitGatewayAttachments"][0]
     table = ec2.create_transit_gateway_route_table(TransitGatewayId=gateway["TransitGatewayId"])
@@ -151,6 +156,25 @@ def test_a_gateway_without_default_association_leaves_attachments_unassociated(c
                                               TransitGatewayAttachmentId=attachment_id)
     described = ec2.describe_transit_gateway_attachments(TransitGatewayAttachmentIds=[attachment_id])
     assert described["TransitGatewayAttachments"][0]["Association"]["TransitGatewayRouteTableId"] == table_id
+    ec2.create_transit_gateway_route(DestinationCidrBlock="10.10.0.0/16", TransitGatewayRouteTableId=table_id,
+                                     TransitGatewayAttachmentId=attachment_id)
+    routes = ec2.search_transit_gateway_routes(TransitGatewayRouteTableId=table_id, Filters=[
+        {"Name": "route-search.exact-match", "Values": ["10.10.0.0/16"]}])["Routes"]
+    assert [(r["State"], [a["TransitGatewayAttachmentId"] for a in r["TransitGatewayAttachments"]])
+            for r in routes] == [("active", [attachment_id])]
+
+
+def test_a_rule_referencing_a_group_keeps_its_description(client: Any) -> None:
+    ec2 = client("ec2")
+    vpc, _ = _subnets(ec2)
+    cluster = ec2.create_security_group(GroupName="cluster", Description="c", VpcId=vpc)["GroupId"]
+    bastion = ec2.create_security_group(GroupName="bastion", Description="b", VpcId=vpc)["GroupId"]
+    rule = ec2.authorize_security_group_ingress(GroupId=cluster, IpPermissions=[{
+        "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443,
+        "UserIdGroupPairs": [{"GroupId": bastion, "Description": "kubectl from the bastion"}]}])
+    rule_id = rule["SecurityGroupRules"][0]["SecurityGroupRuleId"]
+    described = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule_id])["SecurityGroupRules"][0]
+    assert described["Description"] == "kubectl from the bastion"
 
 
 def test_a_ram_share_associates_reads_its_permission_and_disassociates(client: Any) -> None:
