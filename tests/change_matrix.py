@@ -133,7 +133,7 @@ class RowResult:
         found = []
         for address, acts in self.all_changes().items():
             local = address.split(":", 1)[1]
-            tf_type = local.split(".")[-2]
+            tf_type = resource_type(local)
             if "delete" in acts and "create" in acts:
                 if not any(re.search(p, local) for p in self.row.may_replace):
                     found.append(f"{address} is replaced ({acts}) but the change does not name it")
@@ -148,6 +148,11 @@ class RowResult:
         return found
 
 
+def resource_type(address: str) -> str:
+    """``aws_route53_record`` of ``aws_route53_record.validation["dev.example.com"]``."""
+    return address.split("[", 1)[0].split(".")[-2]
+
+
 def kind(actions: Sequence[str]) -> str:
     if "delete" in actions and "create" in actions:
         return "replaced, create before destroy" if list(actions) == ["create", "delete"] else "replaced, destroy first"
@@ -158,7 +163,7 @@ def summarize(changes: Mapping[str, Sequence[str]]) -> dict[str, Counter[str]]:
     """``{"created": Counter({"aws_subnet": 3}), ...}``."""
     result: dict[str, Counter[str]] = {}
     for address, acts in changes.items():
-        tf_type = address.split(":", 1)[-1].split(".")[-2]
+        tf_type = resource_type(address.split(":", 1)[-1])
         result.setdefault(kind(acts), Counter())[tf_type] += 1
     return result
 

@@ -15,7 +15,8 @@ documented behaviour; tests/test_moto_lane_server.py checks the answers against 
 - ACM ``RequestCertificate`` with ``KeyAlgorithm``: moto always issues RSA_2048; here the certificate
   reports the algorithm it was requested with (the provider forces a replacement when it differs).
 - AMP ``CreateWorkspace`` with ``kmsKeyArn``: moto drops it; here DescribeWorkspace returns it.
-- A security group rule that references another group returns its description (moto loses it).
+- A security group rule that references another group returns its description (moto loses it), and a
+  launch template's own tags stay out of its instances' tag specifications (moto copies them there).
 - EKS add-ons, access entries, access policies, Pod Identity and the cluster and node group settings
   moto drops: tests/moto_lane_eks.py. The Ops hub's RAM share and Transit Gateway: tests/moto_lane_hub.py.
 
@@ -159,6 +160,23 @@ def _patch_security_group_rule_description() -> None:
     SecurityGroupRule.description = property(description)  # type: ignore[assignment, method-assign]
 
 
+def _patch_launch_template_tags() -> None:
+    """A launch template's own tags (the request's ``launch-template`` tag specification) are not part of
+    the instances' template data; moto copies them into ``LaunchTemplateData.TagSpecifications``."""
+    from moto.ec2.models import EC2Backend
+
+    original = EC2Backend.create_launch_template
+
+    def create(self: EC2Backend, name: str, description: str, template_data: dict[str, Any],
+               tag_spec: dict[str, Any]) -> Any:
+        specs = [t for t in template_data.get("TagSpecifications") or [] if t.get("ResourceType") != "launch-template"]
+        if "TagSpecifications" in template_data:
+            template_data = {**template_data, "TagSpecifications": specs}
+        return original(self, name, description, template_data, tag_spec)
+
+    EC2Backend.create_launch_template = create  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Every addition, into this process's moto (the server's, or a test's in-process one)."""
     import moto_lane_eks
@@ -170,6 +188,7 @@ def install() -> None:
     _patch_acm()
     _patch_amp()
     _patch_security_group_rule_description()
+    _patch_launch_template_tags()
     moto_lane_eks.install()
     moto_lane_hub.install()
 

@@ -70,7 +70,15 @@ def test_a_cluster_created_without_them_gets_aws_defaults(client: Any) -> None:
 
 def test_a_node_group_with_a_launch_template_keeps_its_settings(client: Any, cluster: str) -> None:
     eks, ec2 = client("eks"), client("ec2")
-    template = ec2.create_launch_template(LaunchTemplateName="lane-nodes", LaunchTemplateData={})["LaunchTemplate"]
+    template = ec2.create_launch_template(
+        LaunchTemplateName="lane-nodes", LaunchTemplateData={"TagSpecifications": [
+            {"ResourceType": "instance", "Tags": [{"Key": "Name", "Value": "node"}]}]},
+        TagSpecifications=[{"ResourceType": "launch-template", "Tags": [{"Key": "team", "Value": "sre"}]}],
+    )["LaunchTemplate"]
+    data = ec2.describe_launch_template_versions(LaunchTemplateId=template["LaunchTemplateId"])
+    # the template's own tags are the template's, not its instances'
+    specs = data["LaunchTemplateVersions"][0]["LaunchTemplateData"]["TagSpecifications"]
+    assert [t["ResourceType"] for t in specs] == ["instance"]
     answered_by(eks, "create_nodegroup", clusterName=cluster, nodegroupName="system-1", nodeRole=ROLE.format("node"),
                 subnets=["subnet-1"], scalingConfig={"minSize": 1, "maxSize": 3, "desiredSize": 1},
                 launchTemplate={"id": template["LaunchTemplateId"], "version": "1"},
