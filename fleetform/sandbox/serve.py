@@ -34,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from fleetform.sandbox.moto_ext import install
     from fleetform.sandbox.proxy import Proxy
     from fleetform.sandbox.seed import emit_traffic, seed
+    from fleetform.sandbox.server import RUNS_SUBDIR
     from fleetform.upgrade.aws import Aws, connect
     from fleetform.upgrade.state import utcnow, write_atomic
 
@@ -43,8 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     server.start()
     served: list[dict[str, float]] = [{}]  # replaced whole each second: a query never sees it half updated
+    state_dir = str(Path(args.record).resolve().parent)
     proxy = Proxy(args.port, f"http://127.0.0.1:{moto_port}", Catalogue.from_config(config),
-                  lambda: served[0]).start()
+                  lambda: served[0], info={"sandbox": "fleetform", "state_dir": state_dir, "pid": os.getpid()}).start()
     endpoint = proxy.endpoint
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     served[0] = emit_traffic(aws_for, config, utcnow())
     write_atomic(Path(args.record), json.dumps({
         "pid": os.getpid(), "port": args.port, "endpoint": endpoint, "config": args.config, "ready": True,
+        "state_dir": state_dir, "runs": str(Path(state_dir) / RUNS_SUBDIR),
         "started_at": utcnow().isoformat(timespec="seconds"), "seeded": summary}, indent=2) + "\n")
     load_balancers: dict[str, str] = {}
     while not stopping.wait(TRAFFIC_INTERVAL):

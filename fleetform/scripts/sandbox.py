@@ -11,15 +11,19 @@ from fleetform.aws_session import call
 from fleetform.config import load_config
 from fleetform.errors import FleetformError
 from fleetform.sandbox import server
-from fleetform.scripts.common import config_option, emit_json, handle_errors, output_option
+from fleetform.scripts.common import config_option, emit_json, handle_errors, output_option, renamed_option
 from fleetform.upgrade.aws import SANDBOX_ACCOUNT_ID, connect
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _dir_option(func: F) -> F:
-    return click.option("--dir", "directory", default=server.DEFAULT_DIR, show_default=True,
-                        type=click.Path(file_okay=False), help="Where the pid file and server log live.")(func)
+    """--state-dir (as the runbook names its own); --dir, its former name, hidden until the next release."""
+    func = renamed_option("--dir", "--state-dir", "directory", type=click.Path(file_okay=False))(func)
+    return click.option("--state-dir", "directory", default=server.DEFAULT_DIR, show_default=True,
+                        type=click.Path(file_okay=False),
+                        help="The sandbox's state: its record (server.json), log, credentials, and upgrades/, "
+                             "where cluster-upgrade records its runs against this sandbox (cleared by up).")(func)
 
 
 @click.group("sandbox")
@@ -61,6 +65,7 @@ def up_command(port: int, config_dir: str, directory: str, output: str) -> None:
     seeded = record.get("seeded", {})
     click.secho(f"sandbox running at {record['endpoint']} (pid {record['pid']}, log {directory}/server.log)",
                 fg="green")
+    click.echo(f"runs of cluster-upgrade against it are recorded in {record.get('runs', directory)}")
     click.echo(f"seeded: {len(seeded.get('clusters', []))} clusters ({', '.join(seeded.get('clusters', []))}), "
                f"{len(seeded.get('zones', []))} zones, {len(seeded.get('alarms', []))} alarms; "
                f"every account is moto's {SANDBOX_ACCOUNT_ID}")
