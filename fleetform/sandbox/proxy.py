@@ -56,7 +56,7 @@ class Proxy:
         self.upstream = (parsed.hostname, parsed.port or 80)
         self.catalogue = catalogue
         self.rates: Rates = rates or (lambda: {})
-        self.info = info or {}
+        self.info = info if info is not None else {}
         proxy = self
 
         class Handler(_Handler):

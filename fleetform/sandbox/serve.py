@@ -30,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     from moto.server import ThreadedMotoServer
 
     from fleetform.config import load_config
+    from fleetform.sandbox.accounts import seed_accounts
     from fleetform.sandbox.catalogue import Catalogue
     from fleetform.sandbox.moto_ext import install
     from fleetform.sandbox.proxy import Proxy
@@ -45,8 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     server.start()
     served: list[dict[str, float]] = [{}]  # replaced whole each second: a query never sees it half updated
     state_dir = str(Path(args.record).resolve().parent)
+    info = {"sandbox": "fleetform", "state_dir": state_dir, "pid": os.getpid()}  # completed once seeded
     proxy = Proxy(args.port, f"http://127.0.0.1:{moto_port}", Catalogue.from_config(config),
-                  lambda: served[0], info={"sandbox": "fleetform", "state_dir": state_dir, "pid": os.getpid()}).start()
+                  lambda: served[0], info=info).start()
     endpoint = proxy.endpoint
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -59,6 +61,12 @@ def main(argv: list[str] | None = None) -> int:
         return clients[region]
 
     summary = seed(aws_for, config)
+    try:
+        summary["accounts"] = seed_accounts(endpoint, config, state_dir)
+        info.update({k: summary["accounts"][k] for k in ("credentials", "profiles")})
+    except Exception as exc:  # noqa: BLE001 - the runbook's sandbox still works; preflight and bastion say why not
+        print(f"accounts: {exc!r}", file=sys.stderr, flush=True)
+        summary["accounts"] = {"error": f"{type(exc).__name__}: {exc}"}
     served[0] = emit_traffic(aws_for, config, utcnow())
     write_atomic(Path(args.record), json.dumps({
         "pid": os.getpid(), "port": args.port, "endpoint": endpoint, "config": args.config, "ready": True,

@@ -42,20 +42,43 @@ def record_path(directory: str | Path) -> Path:
     return Path(directory) / "server.json"
 
 
-def runs_dir(endpoint_url: str, timeout: float = 2.0) -> str:
-    """Where runs against the endpoint are recorded: ``<state dir>/upgrades`` of the sandbox serving there
-    (it answers INFO_PATH), else SANDBOX_STATE_DIR."""
+def sandbox_info(endpoint_url: str | None, timeout: float = 2.0) -> dict[str, Any] | None:
+    """What the fleetform sandbox serving ``endpoint_url`` says of itself (its state dir, credentials
+    file and profiles); None for anything else (AWS, a plain moto, nothing listening)."""
+    if not endpoint_url:
+        return None
     parts = urlsplit(endpoint_url)
-    connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
     try:
         connection.request("GET", INFO_PATH)
         answer = connection.getresponse()
-        info = json.loads(answer.read()) if answer.status == 200 else {}
-        return str(Path(info["state_dir"]) / RUNS_SUBDIR)
-    except (OSError, ValueError, KeyError, TypeError, http.client.HTTPException):
-        return SANDBOX_STATE_DIR
+        info = json.loads(answer.read()) if answer.status == 200 else None
+        return info if isinstance(info, dict) and info.get("sandbox") == "fleetform" else None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
     finally:
         connection.close()
+
+
+def runs_dir(endpoint_url: str, timeout: float = 2.0) -> str:
+    """Where runs against the endpoint are recorded: ``<state dir>/upgrades`` of the sandbox serving there,
+    else SANDBOX_STATE_DIR."""
+    info = sandbox_info(endpoint_url, timeout)
+    return str(Path(info["state_dir"]) / RUNS_SUBDIR) if info and info.get("state_dir") else SANDBOX_STATE_DIR
+
+
+def credentials_hint(endpoint_url: str | None, account: str | None = None) -> str:
+    """For commands that check whose credentials they hold (preflight, bastion): the sandbox's keys, when
+    ``endpoint_url`` is a sandbox; else ''."""
+    info = sandbox_info(endpoint_url)
+    if not info or not info.get("credentials"):
+        return ""
+    profiles = info.get("profiles") or {}
+    profile = profiles.get(account or "") or (f"sandbox-{account}" if account else "sandbox-<account>")
+    return (f"; the sandbox at {endpoint_url} has keys per account: AWS_SHARED_CREDENTIALS_FILE="
+            f"{info['credentials']} with --profile {profile}")
 
 
 def read_record(directory: str | Path) -> dict[str, Any] | None:

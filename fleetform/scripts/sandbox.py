@@ -57,7 +57,7 @@ def up_command(port: int, config_dir: str, directory: str, output: str) -> None:
     Example:
       fleetform sandbox up --port 5055 --config accounts
     """
-    load_config(config_dir)  # bad configuration: exit 2 here, not in the background process
+    config = load_config(config_dir)  # bad configuration: exit 2 here, not in the background process
     record = server.start(directory, port, config_dir)
     if output == "json":
         emit_json(record)
@@ -68,11 +68,26 @@ def up_command(port: int, config_dir: str, directory: str, output: str) -> None:
     click.echo(f"runs of cluster-upgrade against it are recorded in {record.get('runs', directory)}")
     click.echo(f"seeded: {len(seeded.get('clusters', []))} clusters ({', '.join(seeded.get('clusters', []))}), "
                f"{len(seeded.get('zones', []))} zones, {len(seeded.get('alarms', []))} alarms; "
-               f"every account is moto's {SANDBOX_ACCOUNT_ID}")
+               f"clusters, zones and alarms of every account in moto's {SANDBOX_ACCOUNT_ID}")
+    accounts = seeded.get("accounts", {})
+    if accounts.get("error"):
+        click.secho(f"organization, account keys and bastions not seeded: {accounts['error']}", fg="yellow")
+    elif accounts:
+        click.echo(f"organization {accounts['organization']}: keys for {len(accounts['profiles'])} accounts in "
+                   f"{accounts['credentials']}, bastions in {', '.join(accounts['bastions']) or 'none'}")
     click.echo("use it:")
     click.echo(f"  export AWS_ENDPOINT_URL={record['endpoint']}")
     click.echo("  cluster-upgrade plan main --account prod --to 1.36")
+    if accounts.get("profiles"):
+        bastion = next(iter(accounts.get("bastions") or {}), None)
+        click.echo(f"  export AWS_SHARED_CREDENTIALS_FILE={accounts['credentials']}")
+        management = next((a.name for a in config.accounts if a.id == config.organization.management_account_id), "")
+        if management in accounts["profiles"]:
+            click.echo(f"  fleetform preflight --profile {accounts['profiles'][management]}")
+        if bastion:
+            click.echo(f"  fleetform bastion list {bastion} --profile {accounts['profiles'][bastion]}")
     click.echo("  fleetform sandbox down")
+
 
 
 @sandbox_group.command("down")
