@@ -28,7 +28,7 @@ import configparser
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -132,9 +132,10 @@ def write_credentials(path: Path, keys: dict[str, tuple[str, str]]) -> Path:
 
 def _bastion(session: boto3.Session, endpoint: str, region: str, account: str, instance_type: str) -> str:
     """The bastion stack's launch template and autoscaling group of one; returns the group's instance."""
-    client: Callable[[str], Any] = lambda service: session.client(service, region_name=region,  # noqa: E731
-                                                                  endpoint_url=endpoint)
     from fleetform.constructs.bastion import AMI_PARAMETER, instance_architecture
+
+    def client(service: str) -> Any:
+        return session.client(service, region_name=region, endpoint_url=endpoint)
 
     ec2 = client("ec2")
     # the stack's launch template resolves this public parameter (resolve:ssm:...); moto serves it

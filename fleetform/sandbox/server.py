@@ -30,10 +30,10 @@ from fleetform.errors import FleetformError
 DEFAULT_DIR = ".fleetform/sandbox"
 # upgrade state records and audit log of runs against a sandbox, in its state directory (cleared by `sandbox up`)
 RUNS_SUBDIR = "upgrades"
-# the sandbox's answer (its proxy's, unsigned GET) to "which sandbox are you": not an AWS API
-INFO_PATH = "/_fleetform/sandbox"
 # ... and of runs against another server on loopback (a plain moto), which cannot say where its state is
 SANDBOX_STATE_DIR = f"{DEFAULT_DIR}/{RUNS_SUBDIR}"
+# the sandbox's answer (its proxy's, unsigned GET) to "which sandbox are you": not an AWS API
+INFO_PATH = "/_fleetform/sandbox"
 DEFAULT_PORT = 5055
 START_TIMEOUT = 60.0
 
