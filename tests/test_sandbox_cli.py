@@ -60,7 +60,9 @@ def test_runbook_records_sandbox_runs_in_the_sandbox_state_dir(tmp_path: Path, m
         keep_alive = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
         keep_alive.request("GET", server.INFO_PATH)
         assert json.loads(keep_alive.getresponse().read())["state_dir"] == str(state.resolve())
+        assert (state / "credentials").is_file()
         assert fleetform("sandbox", "down", "--state-dir", state).exit_code == 0
+        assert not (state / "credentials").exists()  # the keys died with the sandbox
         keep_alive.close()
         assert _time_wait_on(port), "the test needs the stopped sandbox's port in TIME_WAIT"
         again = fleetform("sandbox", "up", "--port", port, "--state-dir", state, "--config", EXAMPLE_ACCOUNTS)

@@ -36,8 +36,8 @@ import boto3
 
 from fleetform.config.models import FleetConfig
 from fleetform.naming import BASTION_NAME_TAG, ORGANIZATION_ACCESS_ROLE, role_arn
+from fleetform.sandbox.server import CREDENTIALS_FILE
 
-CREDENTIALS_FILE = "credentials"
 PROFILE_PREFIX = "sandbox-"  # not a name a real ~/.aws/config profile (SSO, assume-role) would shadow
 ADMIN_USER = "fleetform-sandbox-admin"
 ADMIN_POLICY = json.dumps({"Version": "2012-10-17",

@@ -32,6 +32,8 @@ DEFAULT_DIR = ".fleetform/sandbox"
 RUNS_SUBDIR = "upgrades"
 # ... and of runs against another server on loopback (a plain moto), which cannot say where its state is
 SANDBOX_STATE_DIR = f"{DEFAULT_DIR}/{RUNS_SUBDIR}"
+# keys per account that the sandbox writes (fleetform.sandbox.accounts): valid only while it runs
+CREDENTIALS_FILE = "credentials"
 # the sandbox's answer (its proxy's, unsigned GET) to "which sandbox are you": not an AWS API
 INFO_PATH = "/_fleetform/sandbox"
 DEFAULT_PORT = 5055
@@ -127,7 +129,8 @@ def start(directory: str | Path, port: int, config_dir: str, timeout: float = ST
         raise FleetformError(f"port {port} on 127.0.0.1 is in use; choose another with --port")
     directory.mkdir(parents=True, exist_ok=True)
     record_path(directory).unlink(missing_ok=True)
-    shutil.rmtree(directory / RUNS_SUBDIR, ignore_errors=True)  # runs recorded against the last sandbox
+    shutil.rmtree(directory / RUNS_SUBDIR, ignore_errors=True)
+    (directory / CREDENTIALS_FILE).unlink(missing_ok=True)  # runs recorded against the last sandbox
     log = (directory / "server.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "fleetform.sandbox.serve", "--port", str(port), "--config", config_dir,
@@ -163,6 +166,7 @@ def stop(directory: str | Path, timeout: float = 10.0) -> dict[str, Any] | None:
             os.kill(pid, signal.SIGKILL)
             _reap(pid)
     record_path(directory).unlink(missing_ok=True)
+    (Path(directory) / CREDENTIALS_FILE).unlink(missing_ok=True)  # its keys died with it
     return record
 
 
