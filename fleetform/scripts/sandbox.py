@@ -35,7 +35,13 @@ def sandbox_group() -> None:
       fleetform sandbox up
       export AWS_ENDPOINT_URL=http://127.0.0.1:5055
       cluster-upgrade plan main --account prod --to 1.36
+      export AWS_SHARED_CREDENTIALS_FILE=$PWD/.fleetform/sandbox/credentials
+      fleetform preflight --profile sandbox-management
+      fleetform bastion list prod --profile sandbox-prod
       fleetform sandbox down
+
+    \b
+    docs/sandbox.md: its state dir (shared with cluster-upgrade), its accounts, what moto lacks.
     """
 
 
