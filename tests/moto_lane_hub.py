@@ -4,9 +4,11 @@ and moto lacks, added for the real-provider lane (tests/moto_lane_server.py inst
 - RAM ``AssociateResourceShare``, ``DisassociateResourceShare`` and ``ListResourceSharePermissions``
   (the provider's ``aws_ram_resource_association``, ``aws_ram_principal_association`` and the share's
   read): associations go through moto's own ``ResourceShare.add_resources``/``add_principals`` (its
-  ARN and principal checks); a share's permission is the AWS managed default of each shared
-  resource type (moto's own list, or AWS's name for the default it lacks); a share keeps the tags it was created
-  with and returns them (GetResourceShares' ``tags`` member).
+  ARN and principal checks); a share's permission is the AWS managed default of each shared resource
+  type (moto's own list, or AWS's name for the default it lacks); a share keeps the tags it was
+  created with, and GetResourceShares returns them and honours its ``resourceShareArns`` filter.
+- A Transit Gateway shared with an account becomes visible to it (an organization's shares need no
+  acceptance): a spoke account attaches its VPC and routes to it, and the hub sees the attachment.
 - A Transit Gateway created with ``DefaultRouteTableAssociation: disable`` does not associate new
   attachments with its default route table (EC2 API reference, TransitGatewayRequestOptions): moto
   associates them anyway, and the provider then waits on a disassociation that never settles. An
@@ -68,6 +70,7 @@ def _install_ram() -> None:
         principals, resources = params.get("principals") or [], params.get("resourceArns") or []
         found.add_principals([p for p in principals if p not in found.principals])
         found.add_resources([r for r in resources if r not in found.resource_arns])
+        _share_transit_gateways(found)
         return json.dumps({"resourceShareAssociations": associations(found, "ASSOCIATED", principals, resources)})
 
     def disassociate_resource_share(self: ResourceAccessManagerResponse) -> str:
@@ -98,11 +101,42 @@ def _install_ram() -> None:
                                 "permissionType": "AWS_MANAGED", "featureSet": "STANDARD"})
         return json.dumps({"permissions": list({p["arn"]: p for p in permissions}.values())})
 
+    original_get = ResourceAccessManagerResponse.get_resource_shares
+
+    def get_resource_shares(self: ResourceAccessManagerResponse) -> str:
+        """With the ``resourceShareArns`` filter (which moto ignores: the provider reads the first share)."""
+        answer = json.loads(original_get(self))
+        wanted = self.request_params.get("resourceShareArns")
+        if wanted:
+            answer["resourceShares"] = [s for s in answer["resourceShares"] if s["resourceShareArn"] in wanted]
+        return json.dumps(answer)
+
+    ResourceAccessManagerResponse.get_resource_shares = get_resource_shares  # type: ignore[method-assign]
     for name, handler in (("associate_resource_share", associate_resource_share),
                           ("disassociate_resource_share", disassociate_resource_share),
                           ("list_resource_share_permissions", list_resource_share_permissions)):
         setattr(ResourceAccessManagerResponse, name, handler)
         urls.url_paths["{0}/" + name.replace("_", "") + "$"] = ResourceAccessManagerResponse.dispatch
+
+
+def _share_transit_gateways(found: Any) -> None:
+    """A Transit Gateway shared with an account (organizations with RAM sharing accept it at once) is
+    visible to that account, owned by its owner: the spoke attaches its VPCs and routes to it."""
+    from moto.ec2.models import ec2_backends
+
+    owner = ec2_backends[found.account_id][found.region]
+    for arn in found.resource_arns:
+        if ":transit-gateway/" not in arn:
+            continue
+        gateway = owner.transit_gateways.get(arn.rsplit("/", 1)[-1])
+        if gateway is None:
+            continue
+        for principal in found.principals:
+            if principal.isdigit() and principal != found.account_id:
+                spoke = ec2_backends[principal][found.region]
+                spoke.transit_gateways[gateway.id] = gateway
+                # moto's attachment code looks the gateway's default table up in the attaching account
+                spoke.transit_gateways_route_tables[gateway.default_route_table.id] = gateway.default_route_table
 
 
 def _install_transit_gateway() -> None:
@@ -117,6 +151,10 @@ def _install_transit_gateway() -> None:
         if gateway.options.get("DefaultRouteTableAssociation") == "disable" and table is not None:
             self.unset_route_table_association(table.id, attachment.id)
             attachment.transit_gateway_route_table = None
+        if gateway.owner_id != self.account_id:  # a spoke's attachment is the hub's to associate and route
+            from moto.ec2.models import ec2_backends
+
+            ec2_backends[gateway.owner_id][self.region_name].transit_gateway_attachments[attachment.id] = attachment
         return attachment
 
     associate = EC2Backend.associate_transit_gateway_route_table

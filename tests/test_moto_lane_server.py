@@ -172,6 +172,40 @@ def test_a_gateway_without_default_association_leaves_attachments_unassociated(c
             for r in routes] == [("active", [attachment_id])]
 
 
+def test_a_shared_gateway_takes_a_spoke_accounts_attachment(client: Any, lane_server: MotoServer) -> None:
+    ec2, ram = client("ec2"), client("ram")
+    gateway = ec2.create_transit_gateway(Options={"DefaultRouteTableAssociation": "disable",
+                                                  "AutoAcceptSharedAttachments": "enable"})["TransitGateway"]
+    gateway_id = gateway["TransitGatewayId"]
+    share = ram.create_resource_share(name="hub", allowExternalPrincipals=False)["resourceShare"]["resourceShareArn"]
+    ram.associate_resource_share(resourceShareArn=share, resourceArns=[gateway["TransitGatewayArn"]])
+    ram.associate_resource_share(resourceShareArn=share, principals=["555555555555"])
+    creds = client("sts").assume_role(RoleArn="arn:aws:iam::555555555555:role/OrganizationAccountAccessRole",
+                                      RoleSessionName="spoke")["Credentials"]
+    spoke = boto3.client("ec2", endpoint_url=lane_server.endpoint, region_name=REGION,
+                         verify=str(lane_server.ca_bundle), aws_access_key_id=creds["AccessKeyId"],
+                         aws_secret_access_key=creds["SecretAccessKey"], aws_session_token=creds["SessionToken"])
+    seen = spoke.describe_transit_gateways(TransitGatewayIds=[gateway_id])["TransitGateways"]
+    assert [g["OwnerId"] for g in seen] == ["123456789012"]  # the hub's, seen from the spoke
+    vpc, subnets = _subnets(spoke)
+    attachment_id = spoke.create_transit_gateway_vpc_attachment(
+        TransitGatewayId=gateway_id, VpcId=vpc, SubnetIds=subnets)["TransitGatewayVpcAttachment"][
+        "TransitGatewayAttachmentId"]
+    table = spoke.describe_route_tables(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["RouteTables"][0]
+    spoke.create_route(RouteTableId=table["RouteTableId"], DestinationCidrBlock="10.10.0.0/16",
+                       TransitGatewayId=gateway_id)
+    routes = spoke.describe_route_tables(RouteTableIds=[table["RouteTableId"]])["RouteTables"][0]["Routes"]
+    assert {"10.10.0.0/16": gateway_id}.items() <= {r.get("DestinationCidrBlock"): r.get("TransitGatewayId")
+                                                    for r in routes}.items()
+    # the hub sees the spoke's attachment, unassociated, and associates it with its spokes' table
+    hub_table = ec2.create_transit_gateway_route_table(TransitGatewayId=gateway_id)["TransitGatewayRouteTable"][
+        "TransitGatewayRouteTableId"]
+    ec2.associate_transit_gateway_route_table(TransitGatewayRouteTableId=hub_table,
+                                              TransitGatewayAttachmentId=attachment_id)
+    hub_view = ec2.describe_transit_gateway_attachments(TransitGatewayAttachmentIds=[attachment_id])
+    assert hub_view["TransitGatewayAttachments"][0]["Association"]["TransitGatewayRouteTableId"] == hub_table
+
+
 def test_a_rule_referencing_a_group_keeps_its_description(client: Any) -> None:
     ec2 = client("ec2")
     vpc, _ = _subnets(ec2)

@@ -14,7 +14,10 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from change_matrix import DOC, ROWS, RowResult, copy_accounts, current_section, render_table, replace_section
@@ -48,10 +51,13 @@ MANAGEMENT, HOME = "111111111111", "ap-northeast-1"
 # applied into moto, dependencies first, independent stacks three at a time: everything the dev account's
 # cluster stands on, its slot, the pipeline, and prod's network (three AZs, per-AZ NAT)
 APPLIED = ("bootstrap", "dev-network", "dev-dns", "dev-main-shared", "dev-bastion", "dev-main-blue",
-           "pipeline", "prod-network", "prod-ops-shared")  # prod-ops-shared: where each slot registers (0005)
+           "pipeline", "prod-network", "prod-ops-shared",  # prod-ops-shared: where each slot registers (0005)
+           "dev-transit")  # dev's attachment to the hub's shared Transit Gateway (decision 0005)
 # FLEETFORM_LANE_STACKS=a,b: apply only these of APPLIED (and the APPLIED stacks they depend on), to
 # work on one stack; the change matrix needs dev-network and dev-main-blue
 ONLY = tuple(s for s in os.environ.get("FLEETFORM_LANE_STACKS", "").split(",") if s)
+APPLY_WORKERS = 4  # stacks applied at once: mostly the provider's waits (KMS, S3 lifecycle), not CPU
+MATRIX_WORKERS = 3  # rows planned at once (after their synths, which run one at a time)
 
 
 # ------------------------------------------------------------------ the harness's own rules (no Terraform)
@@ -104,7 +110,7 @@ def test_gaps_name_each_unapplied_resource_with_a_reason(stack_json):
 def test_slot_and_hub_stacks_have_no_gaps_left(stack_json):
     """moto (with tests/moto_lane_eks.py and moto_lane_hub.py) applies every resource of a slot and of
     the network stack that holds the Ops hub: the lane proves all of them."""
-    for stack in ("prod-main-blue", "prod-network", "prod-ops-shared"):
+    for stack in ("prod-main-blue", "prod-network", "prod-ops-shared", "dev-transit", "prod-transit"):
         assert gaps_of(stack, stack_json(stack)) == {}, stack
 
 
@@ -199,7 +205,7 @@ class Estate:
             except Exception as exc:  # noqa: BLE001 - recorded per stack, reported by its test
                 self.errors[name] = "\n".join(iter_errors(exc))
 
-        run_waves(self.wanted, {n: s.dependencies for n, s in stacks.items()}, work, workers=3)
+        run_waves(self.wanted, {n: s.dependencies for n, s in stacks.items()}, work, workers=APPLY_WORKERS)
         self.seconds = time.monotonic() - started
 
 
@@ -290,22 +296,42 @@ def _plan_new(estate: Estate, row_root: Path, name: str, doc: dict) -> dict[str,
                                                                                  include_gaps=False)))
 
 
-def run_row(estate: Estate, row, root: Path, baselines: dict[str, dict[str, list[str]]]) -> RowResult:
+@dataclass
+class PreparedRow:
+    """A row's edited organization, synthesized, and which stacks it changes."""
+
+    root: Path
+    out: Path
+    affected: Any  # fleetform.affected.Affected
+    deps: dict[str, tuple[str, ...]]
+    result: RowResult
+
+
+def prepare_row(estate: Estate, row: Any, root: Path) -> PreparedRow:
+    """Edit a copy of accounts/, synthesize it (in this process: one row at a time) and compare."""
     accounts = copy_accounts(root / "accounts")
     row.edit(accounts)
     out = root / "cdktf.out"
     synth(load_config(accounts), out)
     head = read_manifest(out)
     affected = compare(read_manifest(estate.synth_dir), head, "example")
-    deps = {s.name: s.dependencies for s in head}
     result = RowResult(row, stacks=[s for s in affected.stacks if s in affected.changed + affected.added],
                        new_stacks=list(affected.added))
+    return PreparedRow(root, out, affected, {s.name: tuple(s.dependencies) for s in head}, result)
+
+
+def baseline(estate: Estate, root: Path, name: str) -> dict[str, list[str]]:
+    """The unchanged stack planned from its applied state: what a row's plan is compared with."""
+    base = json.loads((estate.synth_dir / "stacks" / name / "cdk.tf.json").read_text())
+    return _plan_from_state(estate, root / name, name, base)
+
+
+def plan_row(estate: Estate, prepared: PreparedRow, baselines: dict[str, dict[str, list[str]]]) -> RowResult:
+    """Plan each stack the row changes (Terraform only: rows run concurrently)."""
+    result, affected, deps, root = prepared.result, prepared.affected, prepared.deps, prepared.root
     for name in result.stacks:
-        doc = json.loads((out / "stacks" / name / "cdk.tf.json").read_text())
+        doc = json.loads((prepared.out / "stacks" / name / "cdk.tf.json").read_text())
         if name in estate.runs:
-            if name not in baselines:
-                base = json.loads((estate.synth_dir / "stacks" / name / "cdk.tf.json").read_text())
-                baselines[name] = _plan_from_state(estate, root.parent / "baseline", name, base)
             try:
                 planned = _plan_from_state(estate, root, name, doc)
             except TerraformError:
@@ -335,8 +361,12 @@ def test_change_matrix(estate: Estate, tmp_path: Path):
     missing = [s for s in ("dev-network", "dev-main-blue") if s not in estate.runs]
     assert not missing, {s: estate.errors.get(s) for s in missing}
     started = time.monotonic()
-    baselines: dict[str, dict[str, list[str]]] = {}
-    results = [run_row(estate, row, tmp_path / row.key, baselines) for row in ROWS]
+    prepared = [prepare_row(estate, row, tmp_path / row.key) for row in ROWS]
+    wanted = sorted({n for p in prepared for n in p.result.stacks if n in estate.runs})
+    with ThreadPoolExecutor(max_workers=MATRIX_WORKERS) as pool:
+        baselines = dict(zip(wanted, pool.map(lambda n: baseline(estate, tmp_path / "baseline", n), wanted),
+                             strict=True))
+        results = list(pool.map(lambda p: plan_row(estate, p, baselines), prepared))
     print(f"\nchange matrix: {len(results)} rows planned in {time.monotonic() - started:.0f}s")
     table = render_table(results)
     text = DOC.read_text()
