@@ -55,8 +55,9 @@ lint: install-test
 test: install-test lint
 	$(BIN)/python -m pytest -q
 
-# the real-provider lane's apply part (tests/test_real_provider.py): 8 stacks applied into moto with the
-# hashicorp/aws 5.100.0 mirror, re-planned, and the change matrix; 5-10 minutes. `make test` runs its validate part.
+# the real-provider lane's apply part (tests/test_real_provider.py): 10 stacks applied into moto with the
+# hashicorp/aws 5.100.0 mirror, re-planned, and the change matrix; 7-9 minutes. `make test` runs its validate
+# part; .ci/run runs this after `make test` (docs/decisions/0008-provider-lane-in-ci.md).
 provider-lane: install-test
 	FLEETFORM_APPLY_LANE=1 $(BIN)/python -m pytest -q -m real_provider tests/test_real_provider.py
 

@@ -226,7 +226,7 @@ def estate(synth_out: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     if UNAVAILABLE:
         pytest.skip(f"real-provider lane: {UNAVAILABLE}")
     if os.environ.get("FLEETFORM_APPLY_LANE") != "1" and os.environ.get("FLEETFORM_WRITE_CHANGE_MATRIX") != "1":
-        pytest.skip("the apply lane (8 stacks applied into moto, 5-10 minutes) runs with `make provider-lane` "
+        pytest.skip("the apply lane (10 stacks applied into moto, 7-9 minutes) runs with `make provider-lane` "
                     "(FLEETFORM_APPLY_LANE=1); `make test` runs the validate part of the lane")
     root = tmp_path_factory.mktemp("lane")
     moto = MotoServer(free_port(), root / "moto")
