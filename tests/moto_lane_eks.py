@@ -72,6 +72,14 @@ def install() -> None:
         return ResourceNotFoundException(clusterName=None, nodegroupName=None, fargateProfileName=None,
                                          addonName=None, message=NOT_FOUND.format(kind=kind, name=name))
 
+    def stored(self: EKSResponse, table: str, kind: str, name: str) -> tuple[tuple[str, str], dict[str, Any]]:
+        """``(key, item)`` of this cluster's ``name`` in the lane's ``table``, or EKS's not-found error."""
+        key = (cluster_of(self).name, name)
+        item = getattr(_state(self.eks_backend), table).get(key)
+        if item is None:
+            raise missing(kind, name)
+        return key, item
+
     def arn(self: EKSResponse, kind: str, *parts: str) -> str:
         return f"arn:aws:eks:{self.region}:{self.current_account}:{kind}/{'/'.join(parts)}"
 
@@ -96,17 +104,11 @@ def install() -> None:
         return ActionResult({"addon": addon})
 
     def describe_addon(self: EKSResponse) -> ActionResult:
-        cluster, name = cluster_of(self), self._get_param("addonName")
-        addon = _state(self.eks_backend).addons.get((cluster.name, name))
-        if addon is None:
-            raise missing("addon", name)
-        return ActionResult({"addon": addon})
+        return ActionResult({"addon": stored(self, "addons", "addon", self._get_param("addonName"))[1]})
 
     def update_addon(self: EKSResponse) -> ActionResult:
-        cluster, name = cluster_of(self), self._get_param("addonName")
-        addon = _state(self.eks_backend).addons.get((cluster.name, name))
-        if addon is None:
-            raise missing("addon", name)
+        name = self._get_param("addonName")
+        _, addon = stored(self, "addons", "addon", name)
         for member in ("addonVersion", "serviceAccountRoleArn", "configurationValues"):
             if self._get_param(member) is not None:
                 addon[member] = self._get_param(member)
@@ -114,10 +116,8 @@ def install() -> None:
         return ActionResult({"update": _update(self, "AddonUpdate", addon=name)})
 
     def delete_addon(self: EKSResponse) -> ActionResult:
-        cluster, name = cluster_of(self), self._get_param("addonName")
-        addon = _state(self.eks_backend).addons.pop((cluster.name, name), None)
-        if addon is None:
-            raise missing("addon", name)
+        key, addon = stored(self, "addons", "addon", self._get_param("addonName"))
+        del _state(self.eks_backend).addons[key]
         return ActionResult({"addon": {**addon, "status": "DELETING"}})
 
     def list_addons(self: EKSResponse) -> ActionResult:
@@ -161,18 +161,14 @@ def install() -> None:
         state.access_entries[(cluster.name, principal)] = entry
         return ActionResult({"accessEntry": entry})
 
+    def access_entry_of(self: EKSResponse) -> tuple[tuple[str, str], dict[str, Any]]:
+        return stored(self, "access_entries", "access entry", principal_of(self))
+
     def describe_access_entry(self: EKSResponse) -> ActionResult:
-        cluster, principal = cluster_of(self), principal_of(self)
-        entry = _state(self.eks_backend).access_entries.get((cluster.name, principal))
-        if entry is None:
-            raise missing("access entry", principal)
-        return ActionResult({"accessEntry": entry})
+        return ActionResult({"accessEntry": access_entry_of(self)[1]})
 
     def update_access_entry(self: EKSResponse) -> ActionResult:
-        cluster, principal = cluster_of(self), principal_of(self)
-        entry = _state(self.eks_backend).access_entries.get((cluster.name, principal))
-        if entry is None:
-            raise missing("access entry", principal)
+        _, entry = access_entry_of(self)
         for member in ("kubernetesGroups", "username"):
             if self._get_param(member) is not None:
                 entry[member] = self._get_param(member)
@@ -180,32 +176,23 @@ def install() -> None:
         return ActionResult({"accessEntry": entry})
 
     def delete_access_entry(self: EKSResponse) -> ActionResult:
-        cluster, principal = cluster_of(self), principal_of(self)
+        key, _ = access_entry_of(self)
         state = _state(self.eks_backend)
-        if state.access_entries.pop((cluster.name, principal), None) is None:
-            raise missing("access entry", principal)
-        state.access_policies.pop((cluster.name, principal), None)
+        del state.access_entries[key]
+        state.access_policies.pop(key, None)
         return EmptyResult()
 
     def associate_access_policy(self: EKSResponse) -> ActionResult:
-        cluster, principal = cluster_of(self), principal_of(self)
-        state = _state(self.eks_backend)
-        if (cluster.name, principal) not in state.access_entries:
-            raise missing("access entry", principal)
+        (cluster, principal), _ = access_entry_of(self)
         policy = {"policyArn": self._get_param("policyArn"), "accessScope": self._get_param("accessScope"),
                   "associatedAt": _now(), "modifiedAt": _now()}
-        state.access_policies.setdefault((cluster.name, principal), {})[policy["policyArn"]] = policy
-        return ActionResult({"clusterName": cluster.name, "principalArn": principal,
-                             "associatedAccessPolicy": policy})
+        _state(self.eks_backend).access_policies.setdefault((cluster, principal), {})[policy["policyArn"]] = policy
+        return ActionResult({"clusterName": cluster, "principalArn": principal, "associatedAccessPolicy": policy})
 
     def list_associated_access_policies(self: EKSResponse) -> ActionResult:
-        cluster, principal = cluster_of(self), principal_of(self)
-        state = _state(self.eks_backend)
-        if (cluster.name, principal) not in state.access_entries:
-            raise missing("access entry", principal)
-        policies = list(state.access_policies.get((cluster.name, principal), {}).values())
-        return ActionResult({"clusterName": cluster.name, "principalArn": principal,
-                             "associatedAccessPolicies": policies})
+        key, _ = access_entry_of(self)
+        policies = list(_state(self.eks_backend).access_policies.get(key, {}).values())
+        return ActionResult({"clusterName": key[0], "principalArn": key[1], "associatedAccessPolicies": policies})
 
     def disassociate_access_policy(self: EKSResponse) -> ActionResult:
         cluster, principal = cluster_of(self), principal_of(self)
@@ -231,11 +218,7 @@ def install() -> None:
         return ActionResult({"association": association})
 
     def pod_identity_of(self: EKSResponse) -> dict[str, Any]:
-        cluster, association_id = cluster_of(self), self._get_param("associationId")
-        association = _state(self.eks_backend).pod_identities.get((cluster.name, association_id))
-        if association is None:
-            raise missing("pod identity association", association_id)
-        return association
+        return stored(self, "pod_identities", "pod identity association", self._get_param("associationId"))[1]
 
     def describe_pod_identity_association(self: EKSResponse) -> ActionResult:
         return ActionResult({"association": pod_identity_of(self)})

@@ -77,13 +77,6 @@ ATTRIBUTE_GAPS: dict[str, dict[str, str]] = {
         "launch_template": "moto returns Version '1' where AWS returns '$Default' for a group created without one",
         "capacity_reservation_specification": "moto returns an empty preference where AWS returns none",
     },
-    "aws_acm_certificate": {
-        "key_algorithm": "moto does not return the certificate's KeyAlgorithm (forces a replacement)",
-        "certificate_authority_arn": "moto returns an empty CertificateAuthorityArn",
-        "early_renewal_duration": "moto returns no renewal settings",
-        "domain_validation_options": "recomputed by the replacement above",
-        "tags": "recomputed by the replacement above",
-    },
     "aws_codebuild_project": {
         "concurrent_build_limit": "moto does not store concurrentBuildLimit",
         "encryption_key": "moto does not store encryptionKey",
