@@ -39,7 +39,7 @@ CODE_DIR = "fleetform"
 BUILDSPEC_DIR = "buildspec"  # the pipeline stack carries the buildspecs' text (constructs/pipeline.py)
 APP_MODULE = "fleetform.stacks"  # the cdktf.json app: reads FLEETFORM_CONFIG, writes CDKTF_OUTDIR
 CACHE_DIR = ".fleetform/cache/affected"  # below the repository's root (git-ignored, as .fleetform/ is)
-CACHE_KEEP = 4  # base synths kept (each about 1 MB per 100 resources)
+CACHE_KEEP = 4  # base synths kept (each about 1 MB per 1,000 resources)
 CACHE_IDLE_SECONDS = 600
 CACHE_FORMAT = "1"  # part of every cache key: change it when what the key covers changes
 
@@ -193,6 +193,7 @@ class Plan:
     with_code: bool  # synthesized with the base's own fleetform package
     base_key: str
     head_key: str  # equal to base_key: the working tree synthesizes the same (nothing to compare)
+    unchanged_files: set[str] = field(default_factory=set)  # configuration files the same in both
 
 
 def plan_base(root: Path, config: Path, relative: str, commit: str) -> Plan:
@@ -210,10 +211,12 @@ def plan_base(root: Path, config: Path, relative: str, commit: str) -> Plan:
     except FleetformError:
         current_buildspecs = {}  # the working tree's synth fails with the message
     versions = _versions()
-    base_key = inputs_key(base.get(relative, {}), base_code if with_code else running,
+    base_config, head_config = base.get(relative, {}), directory_blobs(config)
+    base_key = inputs_key(base_config, base_code if with_code else running,
                           base.get(BUILDSPEC_DIR, current_buildspecs), versions)
-    head_key = inputs_key(directory_blobs(config), running, current_buildspecs, versions)
-    return Plan(commit, [p for p in (relative, CODE_DIR, BUILDSPEC_DIR) if p in base], with_code, base_key, head_key)
+    head_key = inputs_key(head_config, running, current_buildspecs, versions)
+    return Plan(commit, [p for p in (relative, CODE_DIR, BUILDSPEC_DIR) if p in base], with_code, base_key, head_key,
+                {name for name, blob in base_config.items() if head_config.get(name) == blob})
 
 
 def _python_blobs(blobs: dict[str, str]) -> dict[str, str]:
@@ -330,7 +333,7 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
             base_synth = BaseSynth(tree, tree / relative, tmp_path / "base.out", plan.with_code)
         try:
             if relative in plan.present:
-                _refuse_removed_accounts(tree / relative, config, relative)
+                _refuse_removed_accounts(tree / relative, config, relative, plan.unchanged_files)
             head_stacks = synthesize(str(config), head_dir)  # type: ignore[misc]
             base_out = base_synth.result() if base_synth else cached
         finally:
@@ -347,10 +350,10 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         return result
 
 
-def _refuse_removed_accounts(base_config: Path, head_config: Path, shown: str) -> None:
+def _refuse_removed_accounts(base_config: Path, head_config: Path, shown: str, unchanged: set[str]) -> None:
     from fleetform.config.lifecycle import removed_accounts
     from fleetform.errors import ConfigurationError
 
-    problems = removed_accounts(base_config, head_config, shown)
+    problems = removed_accounts(base_config, head_config, shown, unchanged)
     if problems:
         raise ConfigurationError(problems)
