@@ -41,7 +41,11 @@ APP_MODULE = "fleetform.stacks"  # the cdktf.json app: reads FLEETFORM_CONFIG, w
 CACHE_DIR = ".fleetform/cache/affected"  # below the repository's root (git-ignored, as .fleetform/ is)
 CACHE_KEEP = 4  # base synths kept (each about 1 MB per 1,000 resources)
 CACHE_IDLE_SECONDS = 600
-CACHE_FORMAT = "1"  # part of every cache key: change it when what the key covers changes
+CACHE_FORMAT = "1"
+# up to this many configuration files the base is synthesized in this process after the working tree's
+# rather than in a child beside it: a second synth in one process skips the imports and jsii's kernel, and
+# costs less than a child until the organization is several times the example's (docs/benchmark.md)
+IN_PROCESS_MAX_FILES = 12  # part of every cache key: change it when what the key covers changes
 
 
 @dataclass
@@ -194,6 +198,7 @@ class Plan:
     base_key: str
     head_key: str  # equal to base_key: the working tree synthesizes the same (nothing to compare)
     unchanged_files: set[str] = field(default_factory=set)  # configuration files the same in both
+    config_files: int = 0  # YAML files of the base's configuration
 
 
 def plan_base(root: Path, config: Path, relative: str, commit: str) -> Plan:
@@ -216,7 +221,8 @@ def plan_base(root: Path, config: Path, relative: str, commit: str) -> Plan:
                           base.get(BUILDSPEC_DIR, current_buildspecs), versions)
     head_key = inputs_key(head_config, running, current_buildspecs, versions)
     return Plan(commit, [p for p in (relative, CODE_DIR, BUILDSPEC_DIR) if p in base], with_code, base_key, head_key,
-                {name for name, blob in base_config.items() if head_config.get(name) == blob})
+                {name for name, blob in base_config.items() if head_config.get(name) == blob},
+                sum(1 for name in base_config if "/" not in name and name.endswith((".yaml", ".yml"))))
 
 
 def _python_blobs(blobs: dict[str, str]) -> dict[str, str]:
@@ -300,12 +306,14 @@ class SynthCache:
 
 def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | None = None,
                     synthesize: Callable[[str, Path], list[StackInfo]] | None = None,
-                    cache: bool = True) -> Affected:
+                    cache: bool = True, in_process: bool | None = None) -> Affected:
     """Synthesize ``base`` and the working tree (into ``head_out`` or a temp dir) and compare.
 
     The base's synth is skipped when the working tree has the same inputs (configuration, code,
     buildspecs), and taken from ``SynthCache`` when an earlier run made it (``cache=False``: neither
-    read nor written)."""
+    read nor written). Otherwise it runs in this process after the working tree's when it uses this
+    code and the organization is small (``in_process``: None decides by ``IN_PROCESS_MAX_FILES``),
+    else in a child process beside it."""
     config = Path(config_dir).resolve()
     if not config.is_dir():
         raise UsageError(f"--config {config_dir}: not a directory")
@@ -322,24 +330,30 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         tree = tmp_path / "base"
         tree.mkdir()
         head_dir = Path(head_out) if head_out else tmp_path / "head.out"
-        cached = store.get(plan.base_key) if store else None
+        base_out: Path | None = store.get(plan.base_key) if store else None
         same = plan.base_key == plan.head_key
-        base_synth = None
+        synthesize_base = relative in plan.present and not same and base_out is None
+        if synthesize_base and in_process is None:
+            in_process = not plan.with_code and plan.config_files <= IN_PROCESS_MAX_FILES
         # the configuration always (removed accounts are refused); the code and buildspecs only to synthesize
-        export_revision(root, plan.commit, [p for p in plan.present if p == relative or not (same or cached)
+        export_revision(root, plan.commit, [p for p in plan.present if p == relative or synthesize_base
                                             and (p == BUILDSPEC_DIR or plan.with_code)], tree)
-        if relative in plan.present and not same and not cached:
+        child = None
+        if synthesize_base and not in_process:
             # started first: everything below imports cdktn (~0.6 s) while the base synthesizes beside it
-            base_synth = BaseSynth(tree, tree / relative, tmp_path / "base.out", plan.with_code)
+            child = BaseSynth(tree, tree / relative, tmp_path / "base.out", plan.with_code)
         try:
             if relative in plan.present:
                 _refuse_removed_accounts(tree / relative, config, relative, plan.unchanged_files)
             head_stacks = synthesize(str(config), head_dir)  # type: ignore[misc]
-            base_out = base_synth.result() if base_synth else cached
+            if child:
+                base_out = child.result()
+            elif synthesize_base:
+                base_out = synth_in_process(tree, tree / relative, tmp_path / "base.out")
         finally:
-            if base_synth:
-                base_synth.stop()
-        if base_synth and store:
+            if child:
+                child.stop()
+        if synthesize_base and store:
             base_out = store.put(plan.base_key, base_out)  # type: ignore[arg-type]
         # no base configuration: it is new, everything is added
         base_stacks = head_stacks if same else read_manifest(base_out) if base_out else []
@@ -348,6 +362,28 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         # their destroy is planned from the base's JSON (and an earlier comparison's are cleared)
         keep_removed(base_out or head_dir, head_dir, result.removed)
         return result
+
+
+def synth_in_process(workdir: Path, config_dir: Path, out_dir: Path) -> Path:
+    """The base's synth with this process's code, after the working tree's (its imports and jsii's
+    kernel are paid once: at 1x the second synth costs ~0.35 s, a child process ~1 s of CPU)."""
+    from fleetform.config import load_config
+    from fleetform.errors import ConfigurationError
+    from fleetform.stacks.app import synth
+
+    saved = os.environ.get(BUILDSPEC_DIR_ENV)
+    os.environ[BUILDSPEC_DIR_ENV] = str(workdir / BUILDSPEC_DIR if (workdir / BUILDSPEC_DIR).is_dir()
+                                        else buildspec_dir())
+    try:
+        synth(load_config(config_dir), out_dir)
+    except ConfigurationError as exc:
+        raise FleetformError(f"synthesizing the base revision failed:\n{exc}") from None
+    finally:
+        if saved is None:
+            os.environ.pop(BUILDSPEC_DIR_ENV, None)
+        else:
+            os.environ[BUILDSPEC_DIR_ENV] = saved
+    return out_dir
 
 
 def _refuse_removed_accounts(base_config: Path, head_config: Path, shown: str, unchanged: set[str]) -> None:
