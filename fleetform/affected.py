@@ -38,14 +38,16 @@ from fleetform.terraform.removed import keep_removed
 CODE_DIR = "fleetform"
 BUILDSPEC_DIR = "buildspec"  # the pipeline stack carries the buildspecs' text (constructs/pipeline.py)
 APP_MODULE = "fleetform.stacks"  # the cdktf.json app: reads FLEETFORM_CONFIG, writes CDKTF_OUTDIR
+PACKAGE_DIR = Path(__file__).resolve().parent  # the running fleetform package
+SKIPPED_DIRS = {"__pycache__", ".git", ".fleetform"}
 CACHE_DIR = ".fleetform/cache/affected"  # below the repository's root (git-ignored, as .fleetform/ is)
 CACHE_KEEP = 4  # base synths kept (each about 1 MB per 1,000 resources)
 CACHE_IDLE_SECONDS = 600
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "1"  # part of every cache key: change it when what the key covers changes
 # up to this many configuration files the base is synthesized in this process after the working tree's
 # rather than in a child beside it: a second synth in one process skips the imports and jsii's kernel, and
 # costs less than a child until the organization is several times the example's (docs/benchmark.md)
-IN_PROCESS_MAX_FILES = 12  # part of every cache key: change it when what the key covers changes
+IN_PROCESS_MAX_FILES = 16  # the example organization has 7, at 3x 13, at 10x 34
 
 
 @dataclass
@@ -141,11 +143,16 @@ def blob_id(data: bytes) -> str:
 
 
 def directory_blobs(directory: Path) -> dict[str, str]:
-    """``{relative path: blob id}`` of every file below ``directory`` (bytecode caches left out)."""
+    """``{relative path: blob id}`` of every file below ``directory`` (bytecode caches, git's and
+    fleetform's own directories left out)."""
     if not directory.is_dir():
         return {}
-    return {p.relative_to(directory).as_posix(): blob_id(p.read_bytes()) for p in sorted(directory.rglob("*"))
-            if p.is_file() and "__pycache__" not in p.parts}
+    found = {}
+    for path in sorted(directory.rglob("*")):
+        relative = path.relative_to(directory)
+        if path.is_file() and not SKIPPED_DIRS.intersection(relative.parts):
+            found[relative.as_posix()] = blob_id(path.read_bytes())
+    return found
 
 
 def revision_blobs(root: Path, commit: str, paths: list[str]) -> dict[str, dict[str, str]]:
@@ -203,7 +210,7 @@ class Plan:
 
 def plan_base(root: Path, config: Path, relative: str, commit: str) -> Plan:
     base = revision_blobs(root, commit, [relative, CODE_DIR, BUILDSPEC_DIR])
-    here = Path(__file__).resolve().parent
+    here = PACKAGE_DIR
     running = directory_blobs(here)
     base_code = base.get(CODE_DIR, {})
     # the base's package is this one (a configuration-only change, the usual pull request): the base is
