@@ -108,6 +108,7 @@ def bench_size(config: Path, runs: int, work: Path) -> dict[str, Any]:
                        "runs": [round(m.seconds, 2) for m in values]}
     for key in ("cold", "cached", "unchanged"):
         result[key]["ratio"] = round(result[key]["seconds"] / result["synth"]["seconds"], 2)
+        result[key]["cpu_ratio"] = round(result[key]["cpu_seconds"] / result["synth"]["cpu_seconds"], 2)
         result[key]["met"] = result[key]["ratio"] <= TARGET
     return result
 
@@ -117,17 +118,17 @@ def print_results(results: list[dict[str, Any]], runs: int) -> None:
     from rich.table import Table
 
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    table = Table(title=f"fleetform affected / one synth (median of {runs} run(s), {os.cpu_count()} CPUs, "
+    table = Table(title=f"fleetform affected / one synth, wall time (median of {runs} run(s), {os.cpu_count()} CPUs, "
                         f"load average now {load}; target <= {TARGET}x)")
     table.add_column("size", justify="right")
     table.add_column("stacks", justify="right")
     for key in VARIANTS:
         table.add_column(VARIANTS[key], justify="right")
     for r in results:
-        cells = [f"{r['synth']['seconds']:.2f} s"]
+        cells = [f"{r['synth']['seconds']:.2f} s (CPU {r['synth']['cpu_seconds']:.2f} s)"]
         for key in ("cold", "cached", "unchanged"):
             mark = "" if r[key]["met"] else " (over)"
-            cells.append(f"{r[key]['seconds']:.2f} s = {r[key]['ratio']}x{mark}")
+            cells.append(f"{r[key]['seconds']:.2f} s = {r[key]['ratio']}x{mark} (CPU {r[key]['cpu_ratio']}x)")
         table.add_row(f"{r['scale']}x", str(r["stacks"]), *cells)
     Console(width=150).print(table)
 
