@@ -13,6 +13,7 @@ from ``.fleetform/cache/affected/`` when an earlier run synthesized the same inp
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -159,7 +160,7 @@ def revision_blobs(root: Path, commit: str, paths: list[str]) -> dict[str, dict[
     """``{path: {relative path: blob id}}`` of the files below each of ``paths`` in ``commit`` (one
     ``git ls-tree``); a path the commit lacks is missing from the result."""
     found: dict[str, dict[str, str]] = {}
-    listing = git(root, "ls-tree", "-r", "-z", "--full-tree", commit, binary=True).decode()
+    listing = git(root, "ls-tree", "-r", "-z", commit, "--", *paths, binary=True).decode()
     for entry in filter(None, listing.split("\0")):
         meta, name = entry.split("\t", 1)
         kind, object_id = meta.split()[1:3]
@@ -280,7 +281,8 @@ class SynthCache:
         entry = self.directory / key
         if not (entry / "manifest.json").is_file():
             return None
-        os.utime(entry)  # most recently used
+        with contextlib.suppress(OSError):  # a read-only cache is still a cache
+            os.utime(entry)  # most recently used
         return entry
 
     def put(self, key: str, synth_dir: Path) -> Path:
