@@ -285,18 +285,22 @@ class SynthCache:
             os.utime(entry)  # most recently used
         return entry
 
-    def put(self, key: str, synth_dir: Path) -> Path:
-        """Move a finished synth in (atomically: a rename within the cache directory)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.directory))
-        shutil.move(str(synth_dir), staging / "out")
+    def put(self, key: str, synth_dir: Path) -> None:
+        """Copy a finished synth in (best effort: a cache that cannot be written is no cache). Complete
+        or absent: it is copied beside the entries and renamed into place."""
         try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=".incoming-", dir=self.directory))
+        except OSError:
+            return
+        try:
+            shutil.copytree(synth_dir, staging / "out")
             (staging / "out").rename(self.directory / key)
         except OSError:
-            pass  # another run stored the same key first: the same bytes
-        shutil.rmtree(staging, ignore_errors=True)
+            pass  # not writable, or another run stored the same key first (the same bytes)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         self.prune()
-        return self.directory / key
 
     def prune(self) -> None:
         """Beyond the ``CACHE_KEEP`` most recent, entries unused for a while (one in use by a concurrent
@@ -362,14 +366,14 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         finally:
             if child:
                 child.stop()
-        if synthesize_base and store:
-            base_out = store.put(plan.base_key, base_out)  # type: ignore[arg-type]
         # no base configuration: it is new, everything is added
         base_stacks = head_stacks if same else read_manifest(base_out) if base_out else []
         result = compare(base_stacks, head_stacks, base)
         result.base_code = "base" if plan.with_code else "current"
         # their destroy is planned from the base's JSON (and an earlier comparison's are cleared)
         keep_removed(base_out or head_dir, head_dir, result.removed)
+        if synthesize_base and store and base_out:
+            store.put(plan.base_key, base_out)
         return result
 
 

@@ -207,3 +207,11 @@ def test_base_synth_in_this_process_and_in_a_child_agree(repo, monkeypatch):
     child = affected_stacks(repo / "accounts", "HEAD~1", cache=False, in_process=False)
     assert in_process.as_dict() == child.as_dict()
     assert in_process.changed == ["prod-network"]
+
+
+def test_a_cache_that_cannot_be_written_is_no_cache(repo):
+    blocked = repo / CACHE_DIR
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a directory")
+    assert affected(repo, "HEAD~1")["changed"] == ["prod-network"]
+    assert blocked.read_text() == "not a directory"
