@@ -94,7 +94,8 @@ def _client(session: boto3.Session, service: str, target: Target) -> Any:
 def _aws_error(action: str, target: Target, exc: Exception) -> FleetformError:
     text = f"{action} in account {target.account} ({target.region}) failed: {exc}"
     if isinstance(exc, NoCredentialsError):  # fixed on the command line: a usage error, as in every command
-        return UsageError(f"{text} (give --profile, or log in first, e.g. `aws sso login --profile ...`)")
+        return UsageError(f"{text} (give --profile, or log in first, e.g. `aws sso login --profile ...`)"
+                          + _sandbox_hint(target))
     return FleetformError(text)
 
 
@@ -108,7 +109,24 @@ def check_account(session: boto3.Session, target: Target) -> None:
     if actual != target.account_id:
         raise FleetformError(
             f"the credentials are for account {actual} ({identity.get('Arn')}), but {target.account} is "
-            f"{target.account_id}; choose that account's profile with --profile")
+            f"{target.account_id}; choose that account's profile with --profile" + _sandbox_hint(target))
+
+
+def _sandbox_hint(target: Target) -> str:
+    from fleetform.sandbox.server import credentials_hint
+
+    return credentials_hint(target.endpoint_url, target.account)
+
+
+def sandbox_session_gap(target: Target) -> str | None:
+    """Against the sandbox: why no session can start there (moto has no Session Manager); else None."""
+    from fleetform.sandbox.server import sandbox_info
+
+    if sandbox_info(target.endpoint_url) is None:
+        return None
+    return (f"the sandbox at {target.endpoint_url} cannot start a session: moto has no Session Manager "
+            "(ssm:StartSession) and no instance inventory (ssm:DescribeInstanceInformation). The bastion was found; "
+            "the session would start with")
 
 
 def list_bastions(session: boto3.Session, target: Target) -> list[BastionInstance]:

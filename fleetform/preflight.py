@@ -152,13 +152,21 @@ class Preflight:
         """The caller's account id; no credentials at all is a usage error, not a finding."""
         if self.session.get_credentials() is None:
             raise UsageError("no AWS credentials: pass --profile (management-account administrator) or set "
-                             "AWS_PROFILE / AWS_ACCESS_KEY_ID")
+                             "AWS_PROFILE / AWS_ACCESS_KEY_ID" + self.sandbox_hint())
         sts = self.client(self.config.organization.management_account_id, self.session, "sts", self.region)
         try:
             return call(sts.get_caller_identity)["Account"]
         except FleetformError as exc:
             raise FleetformError(f"cannot tell who the credentials belong to (sts:GetCallerIdentity): "
                                  f"{reason(exc)}") from None
+
+    def sandbox_hint(self) -> str:
+        """Where the sandbox's management-account keys are, when the endpoint is the sandbox."""
+        from fleetform.sandbox.server import credentials_hint
+
+        management = self.config.organization.management_account_id
+        name = next((a.name for a in self.config.accounts if a.id == management), None)
+        return credentials_hint(self.endpoint_url, name)
 
     def reach(self, account: Account, caller: str) -> tuple[boto3.Session | None, Finding]:
         """The session the first apply would use in ``account``, and the ``access`` finding."""
@@ -167,7 +175,8 @@ class Preflight:
             if caller != management:
                 return None, Finding(ACCESS, ACTION, f"the credentials are of account {caller}, not of the management "
                                                      f"account {management}: use management-account administrator "
-                                                     "credentials (--profile), as the first apply does")
+                                                     "credentials (--profile), as the first apply does"
+                                                     + self.sandbox_hint())
             return self.session, Finding(ACCESS, OK, "the caller's credentials (management account)")
         arn = role_arn(account.id, ORGANIZATION_ACCESS_ROLE)
         sts = self.client(account.id, self.session, "sts", self.region)

@@ -69,7 +69,11 @@ class Row:
     may_replace: tuple[str, ...] = ()
     may_destroy: tuple[str, ...] = ()
     must_touch: tuple[str, ...] = ()  # the change does something: at least one action matches each
+    # the change reaches no Terraform at all (and why, for the table): no stack may change
+    outside_terraform: str = ""
 
+
+KARPENTER = "none: under Karpenter the group is a NodePool, written by `fleetform gitops`"
 
 ROWS: tuple[Row, ...] = (
     Row("add-node-group", "add a node group", "node_groups: {batch: {capacity: spot, instance_types: "
@@ -77,15 +81,18 @@ ROWS: tuple[Row, ...] = (
         account_edit(lambda d: d["clusters"]["main"]["node_groups"].update(
             batch={"capacity": "spot", "instance_types": ["c7i.large", "c6i.large", "c7a.large"],
                    "min": 0, "max": 10})),
-        must_touch=(r"aws_eks_node_group\..*batch",)),
-    Row("instance-types", "change a group's instance types", "system: {instance_types: [t3.xlarge]}",
+        outside_terraform=KARPENTER),
+    Row("scale-karpenter", "raise a Karpenter group's min/max", "app: {min: 1, max: 40}",
+        account_edit(lambda d: d["clusters"]["main"]["node_groups"]["app"].update(min=1, max=40)),
+        outside_terraform=KARPENTER),
+    Row("scale-system", "raise the system group's min/max", "system: {min: 2, max: 5}",
+        account_edit(lambda d: d["clusters"]["main"]["node_groups"]["system"].update(min=2, max=5)),
+        must_touch=(r"aws_eks_node_group\..*system",)),
+    Row("instance-types", "change the system group's instance types", "system: {instance_types: [t3.xlarge]}",
         account_edit(lambda d: d["clusters"]["main"]["node_groups"]["system"].update(instance_types=["t3.xlarge"])),
         may_replace=(r"aws_eks_node_group\..*system", r"aws_launch_template\..*system"),
         may_destroy=(r"aws_eks_node_group\..*system",),
         must_touch=(r"aws_eks_node_group\..*system",)),
-    Row("scale", "raise min/max", "app: {min: 1, max: 40}",
-        account_edit(lambda d: d["clusters"]["main"]["node_groups"]["app"].update(min=1, max=40)),
-        must_touch=(r"aws_eks_node_group\..*app",)),
     Row("add-az", "add an AZ", "network: {azs: [apne1-az1, apne1-az2, apne1-az4]}",
         account_edit(lambda d: d["network"]["azs"].append("apne1-az4")),
         # node groups take every private subnet: subnet_ids forces a new group (create before destroy)
@@ -93,7 +100,7 @@ ROWS: tuple[Row, ...] = (
         must_touch=(r"aws_subnet\.",)),
     Row("drop-endpoint", "drop an interface endpoint", "interface_endpoints: without sqs",
         account_edit(lambda d: d["network"]["interface_endpoints"].remove("sqs")),
-        may_destroy=(r"aws_vpc_endpoint\..*sqs", r"aws_vpc_endpoint_subnet_association\..*sqs"),
+        may_destroy=(r"aws_vpc_endpoint\..*sqs",),
         must_touch=(r"aws_vpc_endpoint\..*sqs",)),
     Row("add-slot", "add a slot", 'slots: {green: {version: "1.35"}}',
         account_edit(lambda d: d["clusters"]["main"]["slots"].update(green={"version": "1.35"})),
@@ -102,6 +109,8 @@ ROWS: tuple[Row, ...] = (
         must_touch=(r"aws_vpc\.",)),
     Row("cluster-version", "change a cluster version", 'blue: {version: "1.35"}',
         account_edit(lambda d: d["clusters"]["main"]["slots"]["blue"].update(version="1.35")),
+        # the Argo CD registration carries the version label: a new secret version, new first
+        may_replace=(r"aws_secretsmanager_secret_version\..*argocd-registration",),
         must_touch=(r"aws_eks_cluster\.",)),
 )
 
@@ -119,10 +128,12 @@ class RowResult:
 
     def problems(self) -> list[str]:
         """Why the row's plan is not what the change names (empty when it is)."""
+        if self.row.outside_terraform:
+            return [f"{s} changes although the change reaches no Terraform" for s in self.stacks]
         found = []
         for address, acts in self.all_changes().items():
             local = address.split(":", 1)[1]
-            tf_type = local.split(".")[-2]
+            tf_type = resource_type(local)
             if "delete" in acts and "create" in acts:
                 if not any(re.search(p, local) for p in self.row.may_replace):
                     found.append(f"{address} is replaced ({acts}) but the change does not name it")
@@ -137,6 +148,11 @@ class RowResult:
         return found
 
 
+def resource_type(address: str) -> str:
+    """``aws_route53_record`` of ``aws_route53_record.validation["dev.example.com"]``."""
+    return address.split("[", 1)[0].split(".")[-2]
+
+
 def kind(actions: Sequence[str]) -> str:
     if "delete" in actions and "create" in actions:
         return "replaced, create before destroy" if list(actions) == ["create", "delete"] else "replaced, destroy first"
@@ -147,7 +163,7 @@ def summarize(changes: Mapping[str, Sequence[str]]) -> dict[str, Counter[str]]:
     """``{"created": Counter({"aws_subnet": 3}), ...}``."""
     result: dict[str, Counter[str]] = {}
     for address, acts in changes.items():
-        tf_type = address.split(":", 1)[-1].split(".")[-2]
+        tf_type = resource_type(address.split(":", 1)[-1])
         result.setdefault(kind(acts), Counter())[tf_type] += 1
     return result
 
@@ -168,7 +184,8 @@ def render_table(results: Sequence[RowResult]) -> str:
         counts = summarize(result.all_changes())
         stacks = ", ".join(f"`{s}`" + (" (new)" if s in result.new_stacks else "") for s in result.stacks
                            if s not in result.unplanned)
-        row = [f"{result.row.title}: `{result.row.yaml}`", stacks or "-", *(_cell(counts.get(c)) for c in COLUMNS)]
+        row = [f"{result.row.title}: `{result.row.yaml}`", result.row.outside_terraform or stacks or "-",
+               *(_cell(counts.get(c)) for c in COLUMNS)]
         lines.append("| " + " | ".join(row) + " |")
     unplanned = sorted({f"`{s}` ({why})" for r in results for s, why in r.unplanned.items()})
     if unplanned:

@@ -1,5 +1,7 @@
-"""moto's server with the two read-only AWS answers a slot stack plans with and moto lacks (the
-real-provider lane's MotoServer runs this instead of ``python -m moto.server``; same arguments).
+"""moto's server with what the example organization's stacks apply and moto 5.2 lacks (the real-provider
+lane's MotoServer runs this instead of ``python -m moto.server``; same arguments). Each addition follows
+botocore's service model (moto's own router and serializer, or the model's member names) and AWS's
+documented behaviour; tests/test_moto_lane_server.py checks the answers against the models.
 
 - SSM public parameters ``/aws/service/eks/optimized-ami/<k8s>/<os>/<arch>/<variant>/recommended/
   release_version`` (the node groups' AMI release, documented by AWS in "Retrieve recommended Amazon
@@ -10,6 +12,14 @@ real-provider lane's MotoServer runs this instead of ``python -m moto.server``; 
   which the slot stack tags for Karpenter and opens to the bastion): moto's CreateCluster makes none,
   so here it creates ``eks-cluster-sg-<name>`` in the cluster's VPC as EKS does.
 
+- ACM ``RequestCertificate`` with ``KeyAlgorithm``: moto always issues RSA_2048; here the certificate
+  reports the algorithm it was requested with (the provider forces a replacement when it differs).
+- AMP ``CreateWorkspace`` with ``kmsKeyArn``: moto drops it; here DescribeWorkspace returns it.
+- A security group rule that references another group returns its description (moto loses it), and a
+  launch template's own tags stay out of its instances' tag specifications (moto copies them there).
+- EKS add-ons, access entries, access policies, Pod Identity and the cluster and node group settings
+  moto drops: tests/moto_lane_eks.py. The Ops hub's RAM share and Transit Gateway: tests/moto_lane_hub.py.
+
 Nothing here is read by fleetform's own code; only Terraform's provider sees these answers.
 """
 
@@ -17,6 +27,7 @@ from __future__ import annotations
 
 import re
 import sys
+from pathlib import Path
 from typing import Any
 
 RELEASE_PARAMETER = re.compile(
@@ -88,10 +99,103 @@ def _patch_cluster_security_group() -> None:
     Cluster.__init__ = init  # type: ignore[method-assign]
 
 
-def main() -> None:
+def _patch_acm() -> None:
+    from moto.acm.models import CertBundle
+    from moto.acm.responses import AWSCertificateManagerResponse
+
+    original_request, original_describe = AWSCertificateManagerResponse.request_certificate, CertBundle.describe
+
+    def request_certificate(self: AWSCertificateManagerResponse) -> Any:
+        result = original_request(self)
+        algorithm = self._get_param("KeyAlgorithm")
+        if algorithm:
+            arn = result.result["CertificateArn"]
+            self.acm_backend.get_certificate(arn).lane_key_algorithm = algorithm
+        return result
+
+    def describe(self: CertBundle) -> dict[str, Any]:
+        result = original_describe(self)
+        if getattr(self, "lane_key_algorithm", None):
+            result["Certificate"]["KeyAlgorithm"] = self.lane_key_algorithm
+        return result
+
+    AWSCertificateManagerResponse.request_certificate = request_certificate  # type: ignore[method-assign]
+    CertBundle.describe = describe  # type: ignore[method-assign]
+
+
+def _patch_amp() -> None:
+    import json
+
+    from moto.amp.models import Workspace
+    from moto.amp.responses import PrometheusServiceResponse
+
+    original_create, original_to_dict = PrometheusServiceResponse.create_workspace, Workspace.to_dict
+
+    def create_workspace(self: PrometheusServiceResponse) -> str:
+        answer = json.loads(original_create(self))
+        key = json.loads(self.body).get("kmsKeyArn")
+        if key:
+            self.amp_backend.describe_workspace(workspace_id=answer["workspaceId"]).lane_kms_key_arn = key
+            answer["kmsKeyArn"] = key
+        return json.dumps(answer)
+
+    def to_dict(self: Workspace) -> dict[str, Any]:
+        result = original_to_dict(self)
+        if getattr(self, "lane_kms_key_arn", None):
+            result["kmsKeyArn"] = self.lane_kms_key_arn
+        return result
+
+    PrometheusServiceResponse.create_workspace = create_workspace  # type: ignore[method-assign]
+    Workspace.to_dict = to_dict  # type: ignore[method-assign]
+
+
+def _patch_security_group_rule_description() -> None:
+    """A rule that references a security group keeps its description with the group pair (moto stores it
+    there, and reads a rule's description only from the CIDR range)."""
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    def description(self: SecurityGroupRule) -> str | None:
+        return self.ip_range.get("Description") or (self.source_group or {}).get("Description")
+
+    SecurityGroupRule.description = property(description)  # type: ignore[assignment, method-assign]
+
+
+def _patch_launch_template_tags() -> None:
+    """A launch template's own tags (the request's ``launch-template`` tag specification) are not part of
+    the instances' template data; moto copies them into ``LaunchTemplateData.TagSpecifications``."""
+    from moto.ec2.models import EC2Backend
+
+    original = EC2Backend.create_launch_template
+
+    def create(self: EC2Backend, name: str, description: str, template_data: dict[str, Any],
+               tag_spec: dict[str, Any]) -> Any:
+        specs = [t for t in template_data.get("TagSpecifications") or [] if t.get("ResourceType") != "launch-template"]
+        if "TagSpecifications" in template_data:
+            template_data = {**template_data, "TagSpecifications": specs}
+        return original(self, name, description, template_data, tag_spec)
+
+    EC2Backend.create_launch_template = create  # type: ignore[method-assign]
+
+
+def install() -> None:
+    """Every addition, into this process's moto (the server's, or a test's in-process one)."""
+    import moto_lane_eks
+    import moto_lane_hub
+
     _patch_ssm()
     _patch_eks()
     _patch_cluster_security_group()
+    _patch_acm()
+    _patch_amp()
+    _patch_security_group_rule_description()
+    _patch_launch_template_tags()
+    moto_lane_eks.install()
+    moto_lane_hub.install()
+
+
+def main() -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    install()
     from moto.server import main as serve
 
     serve(sys.argv[1:])

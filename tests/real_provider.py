@@ -56,25 +56,11 @@ MANAGEMENT_ROLE = "arn:aws:iam::{account}:role/OrganizationAccountAccessRole"
 # A stack is applied with everything else (``-target``); its re-plan may only create these and what
 # depends on them.
 MOTO_GAPS: dict[str, str] = {
-    "aws_eks_addon": "moto has no EKS add-on API (CreateAddon/DescribeAddon)",
-    "aws_eks_access_entry": "moto has no EKS access entry API (CreateAccessEntry)",
-    "aws_eks_access_policy_association": "moto has no EKS access entry API (AssociateAccessPolicy)",
-    "aws_eks_pod_identity_association": "moto has no EKS Pod Identity API (CreatePodIdentityAssociation)",
     "bootstrap/aws_s3_bucket_policy.state_policy": (
         "moto denies every object request once a bucket policy has a conditioned Deny statement "
         "(moto.iam.access_control: an unmet condition returns DENIED whatever the Effect), so with "
         "DenyInsecureTransport the S3 backend could not read or write its own state, even over TLS"),
     "aws_codebuild_source_credential": "moto has no CodeBuild ImportSourceCredentials",
-    # the ops hub in prod-network (decision 0005); seen while merging: RAM's ListResourceSharePermissions answers
-    # 404 and the hub's attachment (default association off) stays pending past the provider's wait
-    "aws_ram_resource_share": "moto answers 404 to RAM ListResourceSharePermissions, which the provider reads",
-    "aws_ram_resource_association": "moto: its RAM share cannot be read back (ListResourceSharePermissions 404)",
-    "aws_ram_principal_association": "moto: its RAM share cannot be read back (ListResourceSharePermissions 404)",
-    "aws_ec2_transit_gateway_vpc_attachment": (
-        "moto leaves an attachment to a gateway with default association off pending; the provider waits on it"),
-    "aws_ec2_transit_gateway_route_table_association": "moto: its attachment never leaves pending",
-    "aws_ec2_transit_gateway_route_table_propagation": "moto: its attachment never leaves pending",
-    "aws_ec2_transit_gateway_route": "moto: its attachment never leaves pending",
     "aws_codebuild_webhook": "moto has no CodeBuild CreateWebhook",
     "aws_route53_query_log": (
         "moto finds the log group only by its ARN with a ':*' suffix; Terraform passes the log group's "
@@ -90,9 +76,6 @@ ATTRIBUTE_GAPS: dict[str, dict[str, str]] = {
         "service_linked_role_arn": "moto returns the default AWSServiceRoleForAutoScaling, not the role given",
         "launch_template": "moto returns Version '1' where AWS returns '$Default' for a group created without one",
         "capacity_reservation_specification": "moto returns an empty preference where AWS returns none",
-    },
-    "aws_launch_template": {
-        "tag_specifications": "moto adds a 'launch-template' entry holding the template's own tags",
     },
     "aws_acm_certificate": {
         "key_algorithm": "moto does not return the certificate's KeyAlgorithm (forces a replacement)",
@@ -418,14 +401,23 @@ class Lane:
         directory = self.stack_dir(name)
         tf = self.terraform()
         started = time.monotonic()
-        tf.init(directory)
+        phases: dict[str, float] = {}
+
+        def timed(phase: str, step: Any) -> Any:
+            begun = time.monotonic()
+            result = step()
+            phases[phase] = round(time.monotonic() - begun, 1)
+            return result
+
+        timed("init", lambda: tf.init(directory))
         doc = self.doc(name)
-        self.plan(name, "apply.tfplan", *apply_targets(name, doc))
-        tf.apply(directory, "apply.tfplan")
+        timed("plan", lambda: self.plan(name, "apply.tfplan", *apply_targets(name, doc)))
+        applied = timed("apply", lambda: tf.apply(directory, "apply.tfplan"))
+        (directory / "apply.log").write_text(applied.stdout)  # "Creation complete after 12s" per resource
         targets = apply_targets(name, doc, include_gaps=False)
-        replan = self.plan(name, "replan.tfplan", *targets)
+        replan = timed("replan", lambda: self.plan(name, "replan.tfplan", *targets))
         return StackRun(name, actions(replan, ATTRIBUTE_GAPS), gaps_of(name, doc), time.monotonic() - started,
-                        planned_whole=not targets, details=change_details(replan))
+                        planned_whole=not targets, details=change_details(replan), phases=phases)
 
 
 @dataclass(frozen=True)
@@ -436,6 +428,7 @@ class StackRun:
     seconds: float
     planned_whole: bool = True  # False: a known product bug stops a plan of the whole stack
     details: dict[str, str] = field(default_factory=dict)  # address -> what changes (for failure messages)
+    phases: dict[str, float] = field(default_factory=dict)  # init/plan/apply/replan -> seconds
 
     def unexpected(self) -> dict[str, list[str]]:
         """Re-plan actions other than creating what moto could not apply: must be empty."""

@@ -31,8 +31,10 @@ def upgrade(sub: str, *extra: str) -> tuple[str, ...]:
 # (command line, environment, exit status, what the error says); {bad}/{good}/{tmp} are filled in
 CASES: dict[str, tuple[tuple[str, ...], dict[str, str], int, str]] = {
     "validate": (("validate", "--config", "{bad}"), {}, 2, "configuration has 1 problem"),
-    "synth bad config": (("synth", "--config", "{bad}", "--out", "{tmp}/out"), {}, 2, "configuration has"),
-    "synth --out below a file": (("synth", "--out", "{tmp}/file/x"), {}, 2, "is a file, not a directory"),
+    "synth bad config": (("synth", "--config", "{bad}", "--synth-dir", "{tmp}/out"), {}, 2, "configuration has"),
+    "synth --synth-dir below a file": (("synth", "--synth-dir", "{tmp}/file/x"), {}, 2, "--synth-dir "),
+    "synth --out (former name) below a file": (("synth", "--out", "{tmp}/file/x"), {}, 2,
+                                               "is a file, not a directory"),
     "stacks": (("stacks", "--config", "{bad}"), {}, 2, "configuration has"),
     "stacks --json": (("stacks", "--json", "--config", "{bad}"), {}, 2, "configuration has"),
     "gitops": (("gitops", "--config", "{bad}", "--out", "{tmp}/gitops"), {}, 2, "configuration has"),
@@ -59,11 +61,11 @@ CASES: dict[str, tuple[tuple[str, ...], dict[str, str], int, str]] = {
     "bootstrap": (("bootstrap", "--config", "{bad}", "--out", "{tmp}/out", "--dry-run"), {}, 2, "configuration has"),
     "preflight": (("preflight", "--config", "{good}"), {"AWS_ENDPOINT_URL": "localhost:5055"}, 2,
                   "write http://localhost:5055"),
-    "sandbox up": (("sandbox", "up", "--config", "{bad}", "--dir", "{tmp}/sandbox"), {}, 2, "configuration has"),
-    "sandbox status": (("sandbox", "status", "--dir", "{tmp}/file/x"), {}, 1, "Not a directory"),
-    "sandbox down": (("sandbox", "down", "--dir", "{tmp}/file/x"), {}, 1, "Not a directory"),
-    "sandbox alarm (no --output: parse error as JSON)": (("sandbox", "alarm", "x", "--dir", "{tmp}/sandbox"), {}, 2,
-                                                         "No such option '--output'"),
+    "sandbox up": (("sandbox", "up", "--config", "{bad}", "--state-dir", "{tmp}/sandbox"), {}, 2, "configuration has"),
+    "sandbox status": (("sandbox", "status", "--state-dir", "{tmp}/file/x"), {}, 1, "Not a directory"),
+    "sandbox down": (("sandbox", "down", "--state-dir", "{tmp}/file/x"), {}, 1, "Not a directory"),
+    "sandbox alarm (no --output: parse error as JSON)": (("sandbox", "alarm", "x", "--state-dir", "{tmp}/sandbox"),
+                                                         {}, 2, "No such option '--output'"),
     "upgrade plan": (upgrade("plan", "--to", "1.36"), {}, 2, "write http://127.0.0.1:5055"),
     "upgrade prepare": (upgrade("prepare", "--to", "1.36"), {}, 2, "write http://127.0.0.1:5055"),
     "upgrade verify": (upgrade("verify"), {}, 2, "write http://127.0.0.1:5055"),
@@ -149,3 +151,24 @@ def test_both_commands_say_their_version():
     for command, name in ((cli, "fleetform"), (upgrade_cli, "cluster-upgrade")):
         result = CliRunner().invoke(command, ["--version"])
         assert result.exit_code == 0 and result.output.strip() == f"{name}, version {__version__}"
+
+
+@pytest.mark.parametrize("command", [("synth",), ("bootstrap",), ("plan",), ("apply",), ("drift",),
+                                     ("apply-new-accounts",), ("affected",)])
+def test_the_synthesized_directory_is_synth_dir_everywhere(command):
+    """One name for the synthesized directory (docs/decisions/0007-option-names.md); synth and bootstrap
+    also take their former --out, and say so."""
+    help_text = CliRunner().invoke(cli, [*command, "--help"]).stdout
+    assert "--synth-dir" in help_text, help_text
+    if command[0] in ("synth", "bootstrap"):
+        assert "--synth-dir, --out" in help_text and "former name" in help_text
+    else:
+        assert "--out " not in help_text and "--out," not in help_text  # --out-dir is the plans' directory
+
+
+def test_synth_writes_the_same_with_either_spelling(tmp_path):
+    for option in ("--synth-dir", "--out"):
+        result = CliRunner().invoke(cli, ["synth", option, str(tmp_path / option), "--output", "json"])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["synth_dir"] == str(tmp_path / option)
+        assert (tmp_path / option / "manifest.json").is_file()

@@ -52,14 +52,14 @@ def test_seed_applies_the_example_organization(moto_endpoint: str) -> None:
 
 
 def sandbox(directory: Path, *args: str):
-    return CliRunner().invoke(cli, ["sandbox", *args, "--dir", str(directory)])
+    return CliRunner().invoke(cli, ["sandbox", *args, "--state-dir", str(directory)])
 
 
 def test_sandbox_up_status_alarm_down(tmp_path: Path) -> None:
     port = free_port()
     directory = tmp_path / "sandbox"
     try:
-        up = CliRunner().invoke(cli, ["sandbox", "up", "--port", str(port), "--dir", str(directory),
+        up = CliRunner().invoke(cli, ["sandbox", "up", "--port", str(port), "--state-dir", str(directory),
                                       "--config", str(EXAMPLE_ACCOUNTS)])
         assert up.exit_code == 0, up.output
         endpoint = f"http://127.0.0.1:{port}"
@@ -68,7 +68,7 @@ def test_sandbox_up_status_alarm_down(tmp_path: Path) -> None:
         assert record["endpoint"] == endpoint and server.alive(record["pid"])
         status = sandbox(directory, "status", "--output", "json")
         assert status.exit_code == 0 and json.loads(status.stdout)["running"] is True
-        again = CliRunner().invoke(cli, ["sandbox", "up", "--port", str(port), "--dir", str(directory)])
+        again = CliRunner().invoke(cli, ["sandbox", "up", "--port", str(port), "--state-dir", str(directory)])
         assert again.exit_code == 1 and "already running" in again.stderr
         # it serves what it seeded, and keeps traffic metrics flowing for the gates
         plan = CliRunner().invoke(upgrade_cli, ["status", "main", "--account", "prod", "--endpoint-url", endpoint,
@@ -97,14 +97,14 @@ def test_sandbox_up_status_alarm_down(tmp_path: Path) -> None:
 
 def test_sandbox_up_refuses_bad_configuration_and_busy_ports(tmp_path: Path, accounts_copy: Path) -> None:
     (accounts_copy / "prod.yaml").write_text((accounts_copy / "prod.yaml").read_text().replace("azs: [", "azs: [x, "))
-    bad = CliRunner().invoke(cli, ["sandbox", "up", "--port", str(free_port()), "--dir", str(tmp_path),
+    bad = CliRunner().invoke(cli, ["sandbox", "up", "--port", str(free_port()), "--state-dir", str(tmp_path),
                                    "--config", str(accounts_copy)])
     assert bad.exit_code == 2 and "prod.yaml" in bad.stderr and not (tmp_path / "server.json").exists()
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        taken = CliRunner().invoke(cli, ["sandbox", "up", "--port", str(port), "--dir", str(tmp_path)])
+        taken = CliRunner().invoke(cli, ["sandbox", "up", "--port", str(port), "--state-dir", str(tmp_path)])
     assert taken.exit_code == 1 and "in use" in taken.stderr
 
 

@@ -119,6 +119,9 @@ class ArgoCdRegistration(Construct):
                       "NotAction": [*READ_ACTIONS, "secretsmanager:GetResourcePolicy"], "Resource": "*",
                       "Condition": {"ArnNotEquals": {"aws:PrincipalArn": writer}}},
                  ]))
+        # a new document (a version change relabels the slot) is a new secret version, which the provider
+        # replaces: the new one becomes AWSCURRENT before the old resource goes, so readers never miss it
         Resource(self, "value", "aws_secretsmanager_secret_version", provider=provider,
                  secret_id=self.secret.id_ref,
-                 secret_string=json.dumps(dict(props.document), separators=(",", ":"), sort_keys=True))
+                 secret_string=json.dumps(dict(props.document), separators=(",", ":"), sort_keys=True),
+                 lifecycle={"create_before_destroy": True})

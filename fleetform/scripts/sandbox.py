@@ -11,15 +11,19 @@ from fleetform.aws_session import call
 from fleetform.config import load_config
 from fleetform.errors import FleetformError
 from fleetform.sandbox import server
-from fleetform.scripts.common import config_option, emit_json, handle_errors, output_option
+from fleetform.scripts.common import config_option, emit_json, handle_errors, output_option, renamed_option
 from fleetform.upgrade.aws import SANDBOX_ACCOUNT_ID, connect
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 def _dir_option(func: F) -> F:
-    return click.option("--dir", "directory", default=server.DEFAULT_DIR, show_default=True,
-                        type=click.Path(file_okay=False), help="Where the pid file and server log live.")(func)
+    """--state-dir (as the runbook names its own); --dir, its former name, hidden until the next release."""
+    func = renamed_option("--dir", "--state-dir", "directory", type=click.Path(file_okay=False))(func)
+    return click.option("--state-dir", "directory", default=server.DEFAULT_DIR, show_default=True,
+                        type=click.Path(file_okay=False),
+                        help="The sandbox's state: its record (server.json), log, credentials, and upgrades/, "
+                             "where cluster-upgrade records its runs against this sandbox (cleared by up).")(func)
 
 
 @click.group("sandbox")
@@ -31,7 +35,13 @@ def sandbox_group() -> None:
       fleetform sandbox up
       export AWS_ENDPOINT_URL=http://127.0.0.1:5055
       cluster-upgrade plan main --account prod --to 1.36
+      export AWS_SHARED_CREDENTIALS_FILE=$PWD/.fleetform/sandbox/credentials
+      fleetform preflight --profile sandbox-management
+      fleetform bastion list prod --profile sandbox-prod
       fleetform sandbox down
+
+    \b
+    docs/sandbox.md: its state dir (shared with cluster-upgrade), its accounts, what moto lacks.
     """
 
 
@@ -53,7 +63,7 @@ def up_command(port: int, config_dir: str, directory: str, output: str) -> None:
     Example:
       fleetform sandbox up --port 5055 --config accounts
     """
-    load_config(config_dir)  # bad configuration: exit 2 here, not in the background process
+    config = load_config(config_dir)  # bad configuration: exit 2 here, not in the background process
     record = server.start(directory, port, config_dir)
     if output == "json":
         emit_json(record)
@@ -61,13 +71,29 @@ def up_command(port: int, config_dir: str, directory: str, output: str) -> None:
     seeded = record.get("seeded", {})
     click.secho(f"sandbox running at {record['endpoint']} (pid {record['pid']}, log {directory}/server.log)",
                 fg="green")
+    click.echo(f"runs of cluster-upgrade against it are recorded in {record.get('runs', directory)}")
     click.echo(f"seeded: {len(seeded.get('clusters', []))} clusters ({', '.join(seeded.get('clusters', []))}), "
                f"{len(seeded.get('zones', []))} zones, {len(seeded.get('alarms', []))} alarms; "
-               f"every account is moto's {SANDBOX_ACCOUNT_ID}")
+               f"clusters, zones and alarms of every account in moto's {SANDBOX_ACCOUNT_ID}")
+    accounts = seeded.get("accounts", {})
+    if accounts.get("error"):
+        click.secho(f"organization, account keys and bastions not seeded: {accounts['error']}", fg="yellow")
+    elif accounts:
+        click.echo(f"organization {accounts['organization']}: keys for {len(accounts['profiles'])} accounts in "
+                   f"{accounts['credentials']}, bastions in {', '.join(accounts['bastions']) or 'none'}")
     click.echo("use it:")
     click.echo(f"  export AWS_ENDPOINT_URL={record['endpoint']}")
     click.echo("  cluster-upgrade plan main --account prod --to 1.36")
+    if accounts.get("profiles"):
+        bastion = next(iter(accounts.get("bastions") or {}), None)
+        click.echo(f"  export AWS_SHARED_CREDENTIALS_FILE={accounts['credentials']}")
+        management = next((a.name for a in config.accounts if a.id == config.organization.management_account_id), "")
+        if management in accounts["profiles"]:
+            click.echo(f"  fleetform preflight --profile {accounts['profiles'][management]}")
+        if bastion:
+            click.echo(f"  fleetform bastion list {bastion} --profile {accounts['profiles'][bastion]}")
     click.echo("  fleetform sandbox down")
+
 
 
 @sandbox_group.command("down")

@@ -13,7 +13,7 @@ from fleetform.config import load_config
 from fleetform.config.lifecycle import account_actions
 from fleetform.errors import UsageError
 from fleetform.manifest import prune_stale_stacks, read_manifest
-from fleetform.scripts.common import config_option, emit_json, handle_errors, out_option, output_option
+from fleetform.scripts.common import config_option, emit_json, handle_errors, output_option, synth_dir_option
 
 
 def synthesize(config_dir: str, out_dir: str | Path) -> list:
@@ -43,34 +43,37 @@ def _echo_actions(actions: list) -> None:
 
 
 def check_out_dir(out_dir: str | Path) -> None:
-    """--out must be (or become) a directory: not a file, nor anything below one."""
+    """--synth-dir must be (or become) a directory: not a file, nor anything below one."""
     path = Path(out_dir)
     for part in (path, *path.parents):
         if part.exists() and not part.is_dir():
-            raise UsageError(f"--out {out_dir}: {part} is a file, not a directory")
+            raise UsageError(f"--synth-dir {out_dir}: {part} is a file, not a directory")
 
 
 @click.command("synth")
 @config_option
-@out_option
+@synth_dir_option(out_alias=True, help="Where the Terraform JSON goes (cdktf.out layout), which plan, apply and drift "
+                  "read with the same option.")
 @output_option
 @handle_errors
-def synth_command(config_dir: str, out_dir: str, output: str) -> None:
+def synth_command(config_dir: str, synth_dir: str, output: str) -> None:
     """Synthesize every stack into Terraform JSON (the main job).
 
     \b
     Example:
       fleetform synth                       # accounts/ -> cdktf.out/
-      fleetform synth --config accounts --out build/cdktf.out --output json
+      fleetform synth --config accounts --synth-dir build/cdktf.out --output json
+      fleetform plan --synth-dir build/cdktf.out
     """
     started = time.perf_counter()
-    stacks, actions = _synthesize(config_dir, out_dir)
+    stacks, actions = _synthesize(config_dir, synth_dir)
     elapsed = time.perf_counter() - started
     if output == "json":
-        emit_json({"out": str(out_dir), "seconds": round(elapsed, 2), "stacks": [s.as_dict() for s in stacks],
-                   "accounts": [a.as_dict() for a in actions]})
+        # "out": the key before --synth-dir, kept for scripts that read it
+        emit_json({"synth_dir": str(synth_dir), "out": str(synth_dir), "seconds": round(elapsed, 2),
+                   "stacks": [s.as_dict() for s in stacks], "accounts": [a.as_dict() for a in actions]})
         return
-    table = Table(title=f"{len(stacks)} stacks synthesized into {out_dir}/ in {elapsed:.1f}s")
+    table = Table(title=f"{len(stacks)} stacks synthesized into {synth_dir}/ in {elapsed:.1f}s")
     table.add_column("stack")
     table.add_column("resources", justify="right")
     table.add_column("depends on")

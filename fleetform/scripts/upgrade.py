@@ -17,7 +17,7 @@ from rich.table import Table
 from fleetform import __version__
 from fleetform.config import load_config
 from fleetform.errors import UsageError
-from fleetform.sandbox.server import SANDBOX_STATE_DIR
+from fleetform.sandbox.server import runs_dir
 from fleetform.scripts.common import ContractGroup, aws_options, config_option, emit_json, handle_errors, output_option
 from fleetform.upgrade import checks as checks_mod
 from fleetform.upgrade.argocd import argocd_preview
@@ -59,7 +59,9 @@ def upgrade_options(func: F) -> F:
     func = config_option(func)
     func = click.option("--state-dir", default=DEFAULT_STATE_DIR, show_default=True, envvar="FLEETFORM_STATE_DIR",
                         type=click.Path(file_okay=False),
-                        help="Local state records, locks and audit log (in S3 when upgrade.state_bucket is set).")(func)
+                        help="Local state records, locks and audit log (in S3 when upgrade.state_bucket is set). "
+                        "Against the sandbox (a loopback --endpoint-url) the default is the sandbox's own: "
+                        "<its --state-dir>/upgrades.")(func)
     func = click.option("--account", default=None,
                         help="Account (by name) that has CLUSTER; needed when several have one of that name.")(func)
     return func
@@ -139,7 +141,7 @@ def build(cluster: str, account: str | None, config_dir: str, profile: str | Non
     config = load_config(config_dir)
     target = resolve(config, cluster, account)
     if state_dir == DEFAULT_STATE_DIR and is_sandbox_endpoint(endpoint_url):
-        state_dir = SANDBOX_STATE_DIR  # the sandbox's runs live and die with the sandbox
+        state_dir = runs_dir(endpoint_url)  # the sandbox's runs live and die with the sandbox (in its --state-dir)
     aws = connect(profile, region or target.region, endpoint_url)
     bucket = target.cluster.upgrade.state_bucket
     store = S3Store(aws, bucket) if bucket else LocalStore(state_dir)
