@@ -5,13 +5,15 @@ server on 127.0.0.1.
 The harness is the real-provider lane's (tests/real_provider.py, imported, not copied): moto over
 HTTPS with the managed policies loaded, the CLI configuration for the mirror, the S3 backend in
 moto, the management account's credentials from which the provider assumes its role into prod, the
-v5-compatibility step and ``MOTO_GAPS`` (the ops hub's Transit Gateway attachment and RAM share,
-which moto cannot apply: left out with ``-target``, as the lane does).
+v5-compatibility step and ``MOTO_GAPS`` (what moto cannot apply, left out with ``-target`` as the lane
+does; none of prod-network's resources since the lane's moto answers the ops hub's RAM and Transit
+Gateway calls).
 
 Per run: a fresh moto server and working directories; ``bootstrap`` applied first (the state bucket
-that prod-network's backend writes to; timed separately), then prod-network: ``init``, ``plan``,
-``apply`` each timed, peak memory of the Terraform process tree (Terraform and the provider plugin;
-moto's server reported apart), and a re-plan that must show no change outside the gaps. prod-network
+that prod-network's backend writes to; timed separately), then prod-network through the lane's
+``Lane.apply``: ``init``, ``plan``, ``apply`` and a re-plan, each timed, with the peak memory of the
+Terraform process tree (Terraform and the provider plugin; moto's server reported apart). The re-plan
+must show no change outside the gaps. prod-network
 has no ``terraform_remote_state``: its other dependencies (organization, prod-baseline) only order the
 real pipeline (the account and its roles must exist), which moto does not need.
 
@@ -29,32 +31,22 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from real_provider import (  # noqa: E402
-    PROVIDER_VERSION,
-    Lane,
-    MotoServer,
-    actions,
-    apply_targets,
-    gaps_of,
-    unavailable,
-)
+from real_provider import PROVIDER_VERSION, Lane, MotoServer, unavailable  # noqa: E402
 from synth import tree_rss  # noqa: E402
 
 STACK = "prod-network"
 DEPENDENCIES = ("bootstrap",)  # the state bucket; see the module docstring for the others
 HISTORICAL = "9 min 50 s for 117 resources (issue 18: 45 aws_vpc_endpoint_subnet_association, ~1 min each)"
-T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -95,13 +87,6 @@ class PeakMemory:
         self._thread.join()
 
 
-def timed(phases: dict[str, float], name: str, call: Callable[[], T]) -> T:
-    started = time.monotonic()
-    result = call()
-    phases[name] = round(time.monotonic() - started, 1)
-    return result
-
-
 @contextmanager
 def moto_server(work: Path) -> Iterator[MotoServer]:
     moto = MotoServer(free_port(), work / "moto")
@@ -118,26 +103,23 @@ def one_run(synth_dir: Path, work: Path, management: str, region: str) -> dict[s
         lane = Lane(work / "lane", env={**credentials, "AWS_ENDPOINT_URL": moto.endpoint, "AWS_REGION": region,
                                         "AWS_CA_BUNDLE": str(moto.ca_bundle)}, moto=True)
         lane.write_from(synth_dir, (*DEPENDENCIES, STACK))
-        dependencies = {}
-        for name in DEPENDENCIES:  # the lane's own apply: init, plan, apply, re-plan
-            dependencies[name] = round(lane.apply(name).seconds, 1)
-        directory = lane.stack_dir(STACK)
-        doc = lane.doc(STACK)
-        targets = apply_targets(STACK, doc)
-        tf = lane.terraform()
-        phases: dict[str, float] = {}
+        dependencies = {name: round(lane.apply(name).seconds, 1) for name in DEPENDENCIES}
+        # the lane's own apply: init, plan (-target of what moto can apply), apply, re-plan; each phase timed
         with PeakMemory(exclude=moto.process.pid if moto.process else -1) as memory:
-            timed(phases, "init", lambda: tf.init(directory))
-            planned = timed(phases, "plan", lambda: lane.plan(STACK, "apply.tfplan", *targets))
-            timed(phases, "apply", lambda: tf.apply(directory, "apply.tfplan"))
-        replan = lane.plan(STACK, "replan.tfplan", *targets)
-    created = [a for a, acts in actions(planned).items() if acts == ["create"]]
+            run = lane.apply(STACK)
+    doc = lane.doc(STACK)
+    phases = run.phases
     return {"dependencies_seconds": dependencies, "phases_seconds": phases,
             "seconds": round(phases["init"] + phases["plan"] + phases["apply"], 1),
-            "resources": sum(len(v) for v in doc.get("resource", {}).values()), "created": len(created),
-            "left_out_for_moto": sorted(gaps_of(STACK, doc)),
-            "replan_changes": actions(replan),
+            "resources": sum(len(v) for v in doc.get("resource", {}).values()),
+            "applied": count_created(lane.stack_dir(STACK) / "apply.log"),
+            "left_out_for_moto": sorted(run.gaps), "replan_changes": run.unexpected(),
             "peak_mb": round(memory.peak / 2**20), "moto_peak_mb": round(memory.moto_peak / 2**20)}
+
+
+def count_created(apply_log: Path) -> int:
+    """Resources the apply created ("<address>: Creation complete after 3s" in Terraform's output)."""
+    return sum(1 for line in apply_log.read_text().splitlines() if ": Creation complete after " in line)
 
 
 def benchmark(config_dir: Path, runs: int) -> dict[str, Any]:
@@ -156,9 +138,10 @@ def benchmark(config_dir: Path, runs: int) -> dict[str, Any]:
     return {
         "stack": STACK, "runs": runs, "cpus": os.cpu_count(), "load_average": [round(x, 2) for x in os.getloadavg()],
         "terraform": json.loads(terraform.stdout)["terraform_version"], "provider": f"hashicorp/aws {PROVIDER_VERSION}",
-        "resources": last["resources"], "created": last["created"], "left_out_for_moto": last["left_out_for_moto"],
+        "resources": last["resources"], "created": last["applied"], "left_out_for_moto": last["left_out_for_moto"],
         "seconds": statistics.median(r["seconds"] for r in results),
         "apply_seconds": statistics.median(r["phases_seconds"]["apply"] for r in results),
+        "replan_seconds": statistics.median(r["phases_seconds"].get("replan", 0.0) for r in results),
         "peak_mb": statistics.median(r["peak_mb"] for r in results),
         "dependencies_seconds": {n: statistics.median(r["dependencies_seconds"][n] for r in results)
                                  for n in DEPENDENCIES},
@@ -176,7 +159,8 @@ def print_text(result: dict[str, Any]) -> None:
           f"{len(result['left_out_for_moto'])}")
     for i, r in enumerate(runs, 1):
         p = r["phases_seconds"]
-        print(f"  run {i}: init {p['init']} s + plan {p['plan']} s + apply {p['apply']} s = {r['seconds']} s, "
+        print(f"  run {i}: init {p['init']} s + plan {p['plan']} s + apply {p['apply']} s = {r['seconds']} s "
+              f"(re-plan {p.get('replan', '-')} s), "
               f"peak {r['peak_mb']} MB (moto {r['moto_peak_mb']} MB); before it: "
               + ", ".join(f"{n} {s} s" for n, s in r["dependencies_seconds"].items()))
     print(f"median: {result['seconds']:.1f} s (apply alone {result['apply_seconds']:.1f} s), "
