@@ -90,7 +90,7 @@ def bench_size(config: Path, runs: int, work: Path) -> dict[str, Any]:
     if unchanged["stacks"] or not cold["changed"]:
         raise SystemExit(f"unexpected: unchanged {unchanged['stacks']}, changed {cold['changed']}")
     commands = {
-        "synth": [fleetform, "synth", "--config", str(changed), "--out", str(work / "synth.out")],
+        "synth": [fleetform, "synth", "--config", str(changed), "--synth-dir", str(work / "synth.out")],
         "cold": [fleetform, "affected", "--base", "HEAD", "--config", str(changed), "--no-cache"],
         "cached": [fleetform, "affected", "--base", "HEAD", "--config", str(changed)],
         "unchanged": [fleetform, "affected", "--base", "HEAD", "--config", str(clean)],

@@ -132,7 +132,7 @@ def benchmark(config_dir: Path, runs: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="fleetform-bench-network-") as tmp:
         synth_dir = Path(tmp) / "synth"
         subprocess.run([str(Path(sys.executable).with_name("fleetform")), "synth", "--config", str(config_dir),
-                        "--out", str(synth_dir)], check=True, capture_output=True)
+                        "--synth-dir", str(synth_dir)], check=True, capture_output=True)
         results = [one_run(synth_dir, Path(tmp) / f"run-{i}", management, region) for i in range(runs)]
     last = results[-1]
     return {
