@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip
 
-.PHONY: demo upgrade-demo test install install-test lint clean bench provider-lane
+.PHONY: demo upgrade-demo test install install-test lint clean bench bench-apply provider-lane
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,8 +61,15 @@ test: install-test lint
 provider-lane: install-test
 	FLEETFORM_APPLY_LANE=1 $(BIN)/python -m pytest -q -m real_provider tests/test_real_provider.py
 
+# synth next to the prebuilt bindings (1x), then `fleetform affected` next to one synth at 1x and 10x
 bench: install-test
 	$(BIN)/python bench/synth.py
+	$(BIN)/python bench/affected.py --scale 1,10
+
+# prod-network applied with the real provider (hashicorp/aws 5.100.0 mirror) into moto: ~2 minutes a run
+# (bootstrap first); prints why and exits 0 where the mirror or Terraform is missing
+bench-apply: install-test
+	$(BIN)/python bench/network_apply.py
 
 clean:
 	rm -rf cdktf.out .pytest_cache .ruff_cache

@@ -7,6 +7,11 @@ the pipeline can find what Terraform made. Changing one of these renames live re
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from fleetform.errors import FleetformError
+
 # roles in every account (baseline stack), assumed by the pipeline's CodeBuild roles
 ACCOUNT_PLAN_ROLE = "fleetform-plan"
 ACCOUNT_APPLY_ROLE = "fleetform-apply"
@@ -205,3 +210,15 @@ def new_account_output(account: str) -> str:
 
 # where the pipeline stack reads the buildspecs it puts inline (a base revision's, for `fleetform affected`)
 BUILDSPEC_DIR_ENV = "FLEETFORM_BUILDSPEC_DIR"
+
+
+def buildspec_dir() -> Path:
+    """``buildspec/`` of the checkout: ``FLEETFORM_BUILDSPEC_DIR``, next to the package (a checkout or an
+    editable install), or in the working directory. Here rather than in constructs/pipeline.py so that
+    ``fleetform affected`` finds it without importing cdktn."""
+    configured = [Path(os.environ[BUILDSPEC_DIR_ENV])] if os.environ.get(BUILDSPEC_DIR_ENV) else []
+    for candidate in (*configured, Path(__file__).resolve().parents[1] / "buildspec", Path.cwd() / "buildspec"):
+        if candidate.is_dir():
+            return candidate
+    raise FleetformError("the pipeline stack puts buildspec/*.yml into its projects, but buildspec/ is neither next "
+                         "to the fleetform package nor in the working directory: synthesize from the repository")

@@ -4,6 +4,7 @@ not the organization; cdktn metadata is ignored; a code change is seen through t
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -12,8 +13,10 @@ import pytest
 from click.testing import CliRunner
 from fixtures.tfstacks import stack_body, terraform_data, write_synth
 
-from fleetform.affected import compare, strip_metadata
+import fleetform.affected as affected_module
+from fleetform.affected import CACHE_DIR, affected_stacks, compare, plan_base, strip_metadata
 from fleetform.manifest import read_manifest
+from fleetform.naming import BUILDSPEC_DIR_ENV, FIRST_APPLY_ENV
 from fleetform.scripts.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,3 +121,97 @@ def test_metadata_only_differences_are_ignored(tmp_path):
     result = compare(base, head, "HEAD~1")
     assert (result.changed, result.added, result.removed, result.dependents) == (["a"], ["c", "d"], ["old"], ["b"])
     assert result.stacks == ["a", "c", "b", "d"]
+
+
+# ------------------------------------------------------------------ the base synth: skipped, cached, where it runs
+
+
+def cache_entries(repo: Path) -> list[Path]:
+    directory = repo / CACHE_DIR
+    return sorted(p for p in directory.iterdir() if not p.name.startswith(".")) if directory.is_dir() else []
+
+
+def tamper(entry: Path, stack: str) -> None:
+    """Make the cached base synth of ``stack`` differ from what a synth of the base gives."""
+    path = entry / "stacks" / stack / "cdk.tf.json"
+    body = json.loads(path.read_text())
+    body.setdefault("locals", {})["tampered"] = "yes"
+    path.write_text(json.dumps(body))
+
+
+def test_cached_base_synth_is_reused_for_the_same_base_and_code(repo):
+    first = affected(repo, "HEAD~1")
+    [entry] = cache_entries(repo)
+    tamper(entry, "dev-network")  # only a run that reads the cache sees this
+    second = affected(repo, "HEAD~1")
+    assert second["changed"] == sorted(["dev-network", *first["changed"]])
+    uncached = CliRunner().invoke(cli, ["affected", "--base", "HEAD~1", "--config", str(repo / "accounts"),
+                                        "--json", "--no-cache"])
+    assert uncached.exit_code == 0, uncached.output
+    assert json.loads(uncached.stdout) == first
+
+
+def test_a_changed_base_commit_does_not_reuse_a_stale_synth(repo):
+    affected(repo, "HEAD~1")
+    [stale] = cache_entries(repo)
+    tamper(stale, "dev-network")
+    edit(repo / "accounts" / "dev.yaml", "10.30.0.0/16", "10.31.0.0/16")  # the working tree moves on ...
+    commit_all(repo, "dev: another CIDR")
+    edit(repo / "accounts" / "prod.yaml", "nat: single", "nat: per-az")  # ... and is compared with the new commit
+    report = affected(repo, "HEAD")
+    assert report["changed"] == ["prod-network"]  # not dev-network: the tampered entry is another commit's
+    assert len(cache_entries(repo)) == 2
+
+
+def test_changed_code_does_not_reuse_a_stale_synth(repo, tmp_path, monkeypatch):
+    """The key covers the code that synthesizes the base: here the running package (this repository holds
+    configuration only), edited in a copy."""
+    affected(repo, "HEAD~1")
+    [stale] = cache_entries(repo)
+    tamper(stale, "dev-network")
+    code = tmp_path / "code" / "fleetform"
+    shutil.copytree(ROOT / "fleetform", code, ignore=shutil.ignore_patterns("__pycache__"))
+    edit(code / "constructs" / "logs.py", "retention_in_days=", "retention_in_days =")
+    monkeypatch.setattr(affected_module, "PACKAGE_DIR", code)
+    report = affected(repo, "HEAD~1")
+    assert "dev-network" not in report["changed"]
+    assert len(cache_entries(repo)) == 2
+
+
+def test_the_key_covers_the_engine_versions_and_the_first_apply_switch(repo, monkeypatch):
+    root, config = repo, repo / "accounts"
+    commit = git(repo, "rev-parse", "HEAD~1")
+    key = plan_base(root, config, "accounts", commit).base_key
+    assert plan_base(root, config, "accounts", commit).base_key == key  # deterministic
+    monkeypatch.setenv(FIRST_APPLY_ENV, "1")
+    assert plan_base(root, config, "accounts", commit).base_key != key
+    monkeypatch.delenv(FIRST_APPLY_ENV)
+    real = affected_module._versions
+    monkeypatch.setattr(affected_module, "_versions", lambda: {**real(), "cdktn": "0.0.1"})
+    assert plan_base(root, config, "accounts", commit).base_key != key
+
+
+def test_unchanged_working_tree_skips_the_base_synth(repo):
+    report = affected(repo, "HEAD")
+    assert report["stacks"] == [] and report["changed"] == [] and report["removed"] == []
+    assert cache_entries(repo) == []  # nothing was synthesized to store
+    (repo / "accounts" / "notes.txt").write_text("an untracked file: the inputs differ, the base is synthesized")
+    assert affected(repo, "HEAD")["stacks"] == []
+    assert len(cache_entries(repo)) == 1
+
+
+def test_base_synth_in_this_process_and_in_a_child_agree(repo, monkeypatch):
+    monkeypatch.delenv(BUILDSPEC_DIR_ENV, raising=False)
+    in_process = affected_stacks(repo / "accounts", "HEAD~1", cache=False, in_process=True)
+    assert BUILDSPEC_DIR_ENV not in os.environ  # the base's buildspec directory was for its synth only
+    child = affected_stacks(repo / "accounts", "HEAD~1", cache=False, in_process=False)
+    assert in_process.as_dict() == child.as_dict()
+    assert in_process.changed == ["prod-network"]
+
+
+def test_a_cache_that_cannot_be_written_is_no_cache(repo):
+    blocked = repo / CACHE_DIR
+    blocked.parent.mkdir(parents=True)
+    blocked.write_text("not a directory")
+    assert affected(repo, "HEAD~1")["changed"] == ["prod-network"]
+    assert blocked.read_text() == "not a directory"

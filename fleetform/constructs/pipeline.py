@@ -28,21 +28,17 @@ credential and the apply build read ``github_token_secret``, the comment build
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fleetform.constructs.bucket import BucketProps, SecureBucket
 from fleetform.constructs.kms import KmsKey, KmsKeyProps
 from fleetform.constructs.logs import LogGroup, LogGroupProps
 from fleetform.engine import Construct, DataSource, Resource, policy_json
-from fleetform.errors import FleetformError
 from fleetform.naming import (
     ACCOUNT_APPLY_ROLE,
     ACCOUNT_PLAN_ROLE,
-    BUILDSPEC_DIR_ENV,
     ORGANIZATION_ACCESS_ROLE,
     PIPELINE_APPLY_ROLE,
     PIPELINE_COMMENT_ROLE,
@@ -51,6 +47,7 @@ from fleetform.naming import (
     PIPELINE_PLAN_ROLE,
     PLAN_SUMMARY_PREFIX,
     REVIEWED_PLAN_PREFIX,
+    buildspec_dir,
     role_arn,
 )
 
@@ -72,17 +69,6 @@ FINAL_BUILD_STATES = ["SUCCEEDED", "FAILED", "STOPPED", "TIMED_OUT", "FAULT"]
 BUILDSPEC_OVERRIDE_KEY = "codebuild:source.buildspec"
 
 
-
-
-def buildspec_dir() -> Path:
-    """``buildspec/`` of the checkout: ``FLEETFORM_BUILDSPEC_DIR``, next to the package (a checkout or an
-    editable install), or in the working directory."""
-    configured = [Path(os.environ[BUILDSPEC_DIR_ENV])] if os.environ.get(BUILDSPEC_DIR_ENV) else []
-    for candidate in (*configured, Path(__file__).resolve().parents[2] / "buildspec", Path.cwd() / "buildspec"):
-        if candidate.is_dir():
-            return candidate
-    raise FleetformError("the pipeline stack puts buildspec/*.yml into its projects, but buildspec/ is neither next "
-                         "to the fleetform package nor in the working directory: synthesize from the repository")
 
 
 def _cache(kind: str, artifacts_bucket: str) -> dict[str, Any]:

@@ -524,14 +524,19 @@ def drift_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, back
 @config_option
 @click.option("--synth-dir", default=None, type=click.Path(file_okay=False),
               help="Also keep the working tree's synth here (default: a temporary directory).")
+@click.option("--no-cache", is_flag=True,
+              help="Synthesize REF even if .fleetform/cache/affected/ holds its synth (and do not store it).")
 @click.option("--json", "as_json", is_flag=True, help="Same as --output json.")
 @output_option
 @handle_errors
-def affected_command(base: str, config_dir: str, synth_dir: str | None, as_json: bool, output: str) -> None:
+def affected_command(base: str, config_dir: str, synth_dir: str | None, no_cache: bool, as_json: bool,
+                     output: str) -> None:
     """List the stacks a change affects: changed, added, and those depending on them, in order.
 
     Synthesizes REF (with REF's own fleetform code when it has one) and the working tree, and
-    compares each stack's Terraform JSON with cdktn metadata ignored.
+    compares each stack's Terraform JSON with cdktn metadata ignored. REF's synth is kept in
+    .fleetform/cache/affected/ (keyed by REF's configuration, the code and the engine's versions)
+    and reused by the next run; it is skipped when the working tree has REF's inputs.
 
     \b
     Examples:
@@ -540,7 +545,7 @@ def affected_command(base: str, config_dir: str, synth_dir: str | None, as_json:
     """
     from fleetform.affected import affected_stacks
 
-    result = affected_stacks(config_dir, base, head_out=synth_dir)
+    result = affected_stacks(config_dir, base, head_out=synth_dir, cache=not no_cache)
     if as_json or output == "json":
         emit_json(result.as_dict())
         return
