@@ -55,7 +55,7 @@ lint: install-test
 test: install-test lint
 	$(BIN)/python -m pytest -q
 
-# the real-provider lane's apply part (tests/test_real_provider.py): 10 stacks applied into moto with the
+# the real-provider lane's apply part (tests/test_real_provider.py): 13 stacks applied into moto with the
 # hashicorp/aws 5.100.0 mirror, re-planned, and the change matrix; 7-9 minutes. `make test` runs its validate
 # part; .ci/run runs this after `make test` (docs/decisions/0008-provider-lane-in-ci.md).
 provider-lane: install-test

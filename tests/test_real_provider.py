@@ -52,7 +52,9 @@ MANAGEMENT, HOME = "111111111111", "ap-northeast-1"
 # cluster stands on, its slot, the pipeline, and prod's network (three AZs, per-AZ NAT)
 APPLIED = ("bootstrap", "dev-network", "dev-dns", "dev-main-shared", "dev-bastion", "dev-main-blue",
            "pipeline", "prod-network", "prod-ops-shared",  # prod-ops-shared: where each slot registers (0005)
-           "dev-transit")  # dev's attachment to the hub's shared Transit Gateway (decision 0005)
+           # the hub's spokes (decision 0005): dev's and stg's attachments to its shared Transit Gateway, and
+           # prod-transit, where the hub associates and propagates each
+           "dev-transit", "stg-network", "stg-transit", "prod-transit")
 # FLEETFORM_LANE_STACKS=a,b: apply only these of APPLIED (and the APPLIED stacks they depend on), to
 # work on one stack; the change matrix needs dev-network and dev-main-blue
 ONLY = tuple(s for s in os.environ.get("FLEETFORM_LANE_STACKS", "").split(",") if s)
@@ -226,7 +228,7 @@ def estate(synth_out: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     if UNAVAILABLE:
         pytest.skip(f"real-provider lane: {UNAVAILABLE}")
     if os.environ.get("FLEETFORM_APPLY_LANE") != "1" and os.environ.get("FLEETFORM_WRITE_CHANGE_MATRIX") != "1":
-        pytest.skip("the apply lane (10 stacks applied into moto, 7-9 minutes) runs with `make provider-lane` "
+        pytest.skip("the apply lane (13 stacks applied into moto, 7-9 minutes) runs with `make provider-lane` "
                     "(FLEETFORM_APPLY_LANE=1); `make test` runs the validate part of the lane")
     root = tmp_path_factory.mktemp("lane")
     moto = MotoServer(free_port(), root / "moto")
