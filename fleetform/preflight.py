@@ -190,54 +190,45 @@ class Preflight:
         return session, Finding(ACCESS, OK, f"{ORGANIZATION_ACCESS_ROLE} from the management account")
 
     # ------------------------------------------------------------------ the checks
-    def service_linked_role(self, account: Account, session: boto3.Session) -> tuple[Finding, bool | None]:
-        """The finding, and whether the role exists (None: unknown)."""
-        listed = account.name in self.config.organization.aws_config.existing_service_linked_role
+    def listed_role(self, account: Account, session: boto3.Session, check: str, role: str, field: str,
+                    listed: bool, if_missing: str) -> tuple[Finding, bool | None]:
+        """A service-linked role the baseline creates unless the account is in ``field``: the finding, and
+        whether the role exists (None: unknown). Creating an existing one stops the apply; listing a
+        missing one leaves what names it (``if_missing``) pointing nowhere."""
         iam = self.client(account.id, session, "iam", self.region)
         try:
-            call(iam.get_role, RoleName=CONFIG_ROLE_NAME)
+            call(iam.get_role, RoleName=role)
             exists = True
         except FleetformError as exc:
             if not (isinstance(exc, AwsError) and exc.code == "NoSuchEntity"):
-                return Finding(SERVICE_LINKED_ROLE, UNKNOWN, f"iam:GetRole {CONFIG_ROLE_NAME}: {reason(exc)}"), None
+                return Finding(check, UNKNOWN, f"iam:GetRole {role}: {reason(exc)}"), None
             exists = False
         if exists and not listed:
-            return Finding(SERVICE_LINKED_ROLE, ACTION, f"{CONFIG_ROLE_NAME} exists but {account.name} is not in "
-                                                        f"{SLR_FIELD}: the baseline apply would stop with "
-                                                        "'has been taken'"), True
+            return Finding(check, ACTION, f"{role} exists but {account.name} is not in {field}: the baseline "
+                                          "apply would stop with 'has been taken'"), True
         if listed and not exists:
-            return Finding(SERVICE_LINKED_ROLE, ACTION, f"{account.name} is in {SLR_FIELD} but {CONFIG_ROLE_NAME} "
-                                                        "does not exist: the recorders would have no role"), False
-        return Finding(SERVICE_LINKED_ROLE, OK, "exists, listed (fleetform uses it)" if exists
+            return Finding(check, ACTION, f"{account.name} is in {field} but {role} does not exist: "
+                                          f"{if_missing}"), False
+        return Finding(check, OK, "exists, listed (fleetform uses it)" if exists
                        else "absent, not listed (the baseline creates it)"), exists
 
+    def service_linked_role(self, account: Account, session: boto3.Session) -> tuple[Finding, bool | None]:
+        """AWS Config's service-linked role against the list: the finding, and whether it exists."""
+        listed = account.name in self.config.organization.aws_config.existing_service_linked_role
+        return self.listed_role(account, session, SERVICE_LINKED_ROLE, CONFIG_ROLE_NAME, SLR_FIELD, listed,
+                                "the recorders would have no role")
+
     def autoscaling_role(self, account: Account, session: boto3.Session) -> Finding:
-        """AWSServiceRoleForAutoScaling against the list, in accounts with clusters (their baseline creates
-        it unless listed; creating an existing one fails, and a listed one that is missing leaves the
-        volume keys naming a role that does not exist)."""
+        """AWSServiceRoleForAutoScaling against the list, in accounts with clusters (the slots' volume keys
+        name it)."""
         if not account.spec.clusters:
             return Finding(AUTOSCALING_ROLE, OK, "no clusters: fleetform neither creates nor names it")
         listed = account.name in self.config.organization.existing_autoscaling_service_linked_role
-        iam = self.client(account.id, session, "iam", self.region)
-        try:
-            call(iam.get_role, RoleName=AUTOSCALING_ROLE_NAME)
-            exists = True
-        except FleetformError as exc:
-            if not (isinstance(exc, AwsError) and exc.code == "NoSuchEntity"):
-                self.autoscaling_roles[account.name] = None
-                return Finding(AUTOSCALING_ROLE, UNKNOWN, f"iam:GetRole {AUTOSCALING_ROLE_NAME}: {reason(exc)}")
-            exists = False
+        finding, exists = self.listed_role(account, session, AUTOSCALING_ROLE, AUTOSCALING_ROLE_NAME,
+                                           AUTOSCALING_FIELD, listed,
+                                           "the slots' volume keys would name a missing role")
         self.autoscaling_roles[account.name] = exists
-        if exists and not listed:
-            return Finding(AUTOSCALING_ROLE, ACTION, f"{AUTOSCALING_ROLE_NAME} exists but {account.name} is not in "
-                                                     f"{AUTOSCALING_FIELD}: the baseline apply would stop with "
-                                                     "'has been taken'")
-        if listed and not exists:
-            return Finding(AUTOSCALING_ROLE, ACTION, f"{account.name} is in {AUTOSCALING_FIELD} but "
-                                                     f"{AUTOSCALING_ROLE_NAME} does not exist: the slots' volume "
-                                                     "keys would name a missing role")
-        return Finding(AUTOSCALING_ROLE, OK, "exists, listed (fleetform uses it)" if exists
-                       else "absent, not listed (the baseline creates it)")
+        return finding
 
     def recorders(self, account: Account, session: boto3.Session) -> Finding:
         """Recorders other than ``default`` in the allowed regions (one recorder per region)."""
