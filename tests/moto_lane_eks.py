@@ -9,6 +9,10 @@ member the botocore output shape names and nothing else. What AWS documents and 
   ACTIVE (the provider waits for it) and read back with what was asked; an access entry's default
   ``username`` and ``kubernetesGroups`` are AWS's (EKS user guide, "Create access entries");
   ``type`` defaults to STANDARD;
+- ``DescribeAddonVersions`` (the ``aws_eks_addon_version`` data source) answers one version per add-on,
+  compatible with the asked Kubernetes version and its default;
+- every cluster gets the security group EKS creates with it (``eks-cluster-sg-<name>`` in the cluster's
+  VPC, ``vpc_config.cluster_security_group_id``, which the slot stack tags and opens): moto makes none;
 - a cluster returns the ``accessConfig``, ``upgradePolicy`` and ``zonalShiftConfig`` it was created or
   updated with, a node group its ``updateConfig`` and ``nodeRepairConfig``; a node group created with
   a launch template has no ``diskSize`` and no ``remoteAccess`` (the API reference of Nodegroup: they
@@ -260,6 +264,52 @@ def install() -> None:
                    "/pod-identity-associations$", "/pod-identity-associations/(?P<associationId>[^/]+)$"):
         urls.url_paths[cluster + suffix] = urls.response.dispatch
     _keep_cluster_and_node_group_settings()
+    _addon_versions()
+    _patch_cluster_security_group()
+
+
+def _addon_versions() -> None:
+    import json
+
+    from moto.eks import urls
+    from moto.eks.responses import EKSResponse
+
+    def describe_addon_versions(self: EKSResponse) -> Any:
+        name = self._get_param("addonName") or "vpc-cni"
+        version = self._get_param("kubernetesVersion") or "1.34"
+        body = {"addons": [{
+            "addonName": name, "type": "networking", "owner": "aws", "publisher": "eks",
+            "addonVersions": [{
+                "addonVersion": "v1.0.0-eksbuild.1", "architecture": ["amd64", "arm64"],
+                "computeTypes": ["ec2"], "requiresConfiguration": False, "requiresIamPermissions": False,
+                "compatibilities": [{"clusterVersion": version, "platformVersions": ["*"], "defaultVersion": True}],
+            }],
+        }]}
+        return 200, {"Content-Type": "application/json"}, json.dumps(body)
+
+    EKSResponse.describe_addon_versions = describe_addon_versions  # type: ignore[attr-defined]
+    urls.url_paths["{0}/addons/supported-versions$"] = urls.response.dispatch
+
+
+def _patch_cluster_security_group() -> None:
+    from moto.ec2.models import ec2_backends
+    from moto.eks.models import Cluster
+
+    original = Cluster.__init__
+
+    def init(self: Cluster, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        config = self.resources_vpc_config or {}
+        subnets = config.get("subnetIds") or []
+        if subnets and not config.get("clusterSecurityGroupId"):
+            ec2 = ec2_backends[kwargs.get("account_id") or args[3]][kwargs.get("region_name") or args[4]]
+            vpc_id = ec2.get_subnet(subnets[0]).vpc_id
+            group = ec2.create_security_group(f"eks-cluster-sg-{self.name}", "EKS created security group",
+                                              vpc_id=vpc_id, tags={f"kubernetes.io/cluster/{self.name}": "owned"})
+            config["clusterSecurityGroupId"] = group.id
+            self.resources_vpc_config = config
+
+    Cluster.__init__ = init  # type: ignore[method-assign]
 
 
 # cluster members the API returns as created (or updated); moto drops them

@@ -6,19 +6,14 @@ documented behaviour; tests/test_moto_lane_server.py checks the answers against 
 - SSM public parameters ``/aws/service/eks/optimized-ami/<k8s>/<os>/<arch>/<variant>/recommended/
   release_version`` (the node groups' AMI release, documented by AWS in "Retrieve recommended Amazon
   Linux AMI IDs"): answered on demand as ``<k8s>.0-20251120``.
-- EKS ``DescribeAddonVersions`` (the ``aws_eks_addon_version`` data source): one version per add-on,
-  compatible with the asked Kubernetes version and its default, in the botocore service model's shape.
-- The cluster security group EKS creates with every cluster (``vpc_config.cluster_security_group_id``,
-  which the slot stack tags for Karpenter and opens to the bastion): moto's CreateCluster makes none,
-  so here it creates ``eks-cluster-sg-<name>`` in the cluster's VPC as EKS does.
-
 - ACM ``RequestCertificate`` with ``KeyAlgorithm``: moto always issues RSA_2048; here the certificate
   reports the algorithm it was requested with (the provider forces a replacement when it differs).
 - AMP ``CreateWorkspace`` with ``kmsKeyArn``: moto drops it; here DescribeWorkspace returns it.
 - A security group rule that references another group returns its description (moto loses it), and a
   launch template's own tags stay out of its instances' tag specifications (moto copies them there).
-- EKS add-ons, access entries, access policies, Pod Identity and the cluster and node group settings
-  moto drops: tests/moto_lane_eks.py. The Ops hub's RAM share and Transit Gateway: tests/moto_lane_hub.py.
+- EKS add-ons and their versions, access entries, access policies, Pod Identity, the cluster security
+  group and the cluster and node group settings moto drops: tests/moto_lane_eks.py. The Ops hub's RAM
+  share and Transit Gateway: tests/moto_lane_hub.py.
 
 Nothing here is read by fleetform's own code; only Terraform's provider sees these answers.
 """
@@ -53,50 +48,6 @@ def _patch_ssm() -> None:
                 last_modified_date=utcnow(), version=1, data_type="text"))
 
     ParameterDict._check_loading_status = check_loading_status  # type: ignore[method-assign]
-
-
-def _patch_eks() -> None:
-    import json
-
-    from moto.eks import urls
-    from moto.eks.responses import EKSResponse
-
-    def describe_addon_versions(self: EKSResponse) -> Any:
-        name = self._get_param("addonName") or "vpc-cni"
-        version = self._get_param("kubernetesVersion") or "1.34"
-        body = {"addons": [{
-            "addonName": name, "type": "networking", "owner": "aws", "publisher": "eks",
-            "addonVersions": [{
-                "addonVersion": "v1.0.0-eksbuild.1", "architecture": ["amd64", "arm64"],
-                "computeTypes": ["ec2"], "requiresConfiguration": False, "requiresIamPermissions": False,
-                "compatibilities": [{"clusterVersion": version, "platformVersions": ["*"], "defaultVersion": True}],
-            }],
-        }]}
-        return 200, {"Content-Type": "application/json"}, json.dumps(body)
-
-    EKSResponse.describe_addon_versions = describe_addon_versions  # type: ignore[attr-defined]
-    urls.url_paths["{0}/addons/supported-versions$"] = urls.response.dispatch
-
-
-def _patch_cluster_security_group() -> None:
-    from moto.ec2.models import ec2_backends
-    from moto.eks.models import Cluster
-
-    original = Cluster.__init__
-
-    def init(self: Cluster, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        config = self.resources_vpc_config or {}
-        subnets = config.get("subnetIds") or []
-        if subnets and not config.get("clusterSecurityGroupId"):
-            ec2 = ec2_backends[kwargs.get("account_id") or args[3]][kwargs.get("region_name") or args[4]]
-            vpc_id = ec2.get_subnet(subnets[0]).vpc_id
-            group = ec2.create_security_group(f"eks-cluster-sg-{self.name}", "EKS created security group",
-                                              vpc_id=vpc_id, tags={f"kubernetes.io/cluster/{self.name}": "owned"})
-            config["clusterSecurityGroupId"] = group.id
-            self.resources_vpc_config = config
-
-    Cluster.__init__ = init  # type: ignore[method-assign]
 
 
 def _patch_acm() -> None:
@@ -183,8 +134,6 @@ def install() -> None:
     import moto_lane_hub
 
     _patch_ssm()
-    _patch_eks()
-    _patch_cluster_security_group()
     _patch_acm()
     _patch_amp()
     _patch_security_group_rule_description()

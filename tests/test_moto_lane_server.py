@@ -90,6 +90,14 @@ def test_a_node_group_with_a_launch_template_keeps_its_settings(client: Any, clu
     assert group["launchTemplate"] == {"id": template["LaunchTemplateId"], "name": "lane-nodes", "version": "1"}
 
 
+def test_addon_versions_answer_the_asked_kubernetes_version(client: Any) -> None:
+    addons = answered_by(client("eks"), "describe_addon_versions", addonName="coredns",
+                         kubernetesVersion="1.35")["addons"]
+    compatible = addons[0]["addonVersions"][0]["compatibilities"][0]
+    assert (addons[0]["addonName"], compatible["clusterVersion"], compatible["defaultVersion"]) == (
+        "coredns", "1.35", True)
+
+
 def test_addons_are_created_read_updated_and_deleted(client: Any, cluster: str) -> None:
     eks = client("eks")
     created = answered_by(eks, "create_addon", clusterName=cluster, addonName="vpc-cni",
