@@ -227,3 +227,20 @@ def test_validate_stays_light(accounts_copy):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith("[]"), proc.stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["validate"]])
+def test_commands_that_do_not_synthesize_do_not_import_the_engine(args):
+    """cdktn (and its jsii kernel) costs ~0.3 s to import: `fleetform --help` lists every command, and
+    must not pay for the one (gitops, synth) that needs it."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom fleetform.scripts.main import cli\n"
+            f"try:\n    cli({args!r})\n"
+            "except SystemExit as exc:\n    assert exc.code in (0, None), exc.code\n"
+            "print(sorted(m for m in ('cdktn', 'constructs', 'jsii') if m in sys.modules))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120,
+                          cwd=Path(__file__).resolve().parent.parent)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("[]"), proc.stdout[-300:]

@@ -13,7 +13,6 @@ from ruamel.yaml import YAML
 
 from fleetform.config import load_config
 from fleetform.errors import UsageError
-from fleetform.gitops.values import gitops_files, skipped_accounts
 from fleetform.scripts.common import config_option, emit_json, handle_errors, output_option
 
 DEFAULT_GITOPS_OUT = "gitops.out"
@@ -64,6 +63,9 @@ def gitops_command(config_dir: str, out_dir: str, output: str) -> None:
       fleetform gitops                               # accounts/ -> gitops.out/
       fleetform gitops --config accounts --out ../gitops/clusters --output json
     """
+    # the values take constants from the constructs, which import cdktn: only this command pays for it
+    from fleetform.gitops.values import gitops_files, skipped_accounts
+
     config = load_config(config_dir)
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
