@@ -11,9 +11,13 @@ from dataclasses import dataclass
 
 from fleetform.config.models import Account, FleetConfig
 from fleetform.errors import Problem
-from fleetform.naming import ARGOCD_MANAGER_ROLE, argocd_registration_secret, role_arn, slot_stack
+from fleetform.naming import argocd_registration_secret, slot_stack
 
 LABEL_PREFIX = "fleetform.io/"
+# annotations of each registration that the cluster's charts read (fleetform gitops names them)
+VPC_ID_ANNOTATION = f"{LABEL_PREFIX}vpc-id"
+REGION_ANNOTATION = f"{LABEL_PREFIX}region"
+AMP_URL_ANNOTATION = f"{LABEL_PREFIX}amp-remote-write-url"
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,6 @@ class Registration:
     @property
     def secret_name(self) -> str:
         return argocd_registration_secret(self.stack)
-
-    @property
-    def manager_role_arn(self) -> str:
-        return role_arn(self.account_id, ARGOCD_MANAGER_ROLE)
 
     @property
     def labels(self) -> dict[str, str]:

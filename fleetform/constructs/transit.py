@@ -26,11 +26,6 @@ AUTO_ACCEPT_REASON = ("only the accounts named in the RAM share (organization me
                       "stack comes before the acceptance")
 
 
-def cidr_key(cidr: str) -> str:
-    """A stable construct id for a CIDR (``10-20-0-0-16``)."""
-    return cidr.replace(".", "-").replace("/", "-")
-
-
 @dataclass(frozen=True)
 class TransitHubProps:
     name: str  # the ops account's name (prefix of names and tags)

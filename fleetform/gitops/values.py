@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fleetform.config.capacity import managed_node_groups, system_group
-from fleetform.config.hub import HubPlan, hub_plan
+from fleetform.config.hub import AMP_URL_ANNOTATION, VPC_ID_ANNOTATION, HubPlan, hub_plan
 from fleetform.config.models import Account, ClusterConfig, FleetConfig
 from fleetform.constructs.vpc import DISCOVERY_TAG
 from fleetform.constructs.workload_identity import SERVICE_ACCOUNTS
@@ -31,8 +31,6 @@ ESO_API = "external-secrets.io/v1"
 REGISTRATION_STORE = "fleetform-argocd-registrations"
 ARGOCD_NAMESPACE = "argocd"
 # annotations on the registration whose values only exist after the apply
-VPC_ID_ANNOTATION = "fleetform.io/vpc-id"
-AMP_URL_ANNOTATION = "fleetform.io/amp-remote-write-url"
 
 
 @dataclass(frozen=True)
@@ -43,13 +41,13 @@ class SlotFiles:
     external_secrets: list[dict[str, Any]]  # the ops cluster's slots only
 
 
-def workloads(config: FleetConfig, account: Account, cluster: ClusterConfig) -> list[str]:
+def workloads(account: Account, cluster: ClusterConfig, plan: HubPlan | None) -> list[str]:
     """The workloads with a Pod Identity role in a slot (as ``WorkloadIdentities`` builds them)."""
     names = ["load-balancer-controller", "keda"]
     if account.spec.dns is not None:
         names.append("external-dns")
     names.append("karpenter" if cluster.autoscaler == "karpenter" else "cluster-autoscaler")
-    if hub_plan(config) is not None:
+    if plan is not None:
         names.append(PROMETHEUS_ROLE_SUFFIX)
     names.append("loki")
     return names
@@ -60,7 +58,7 @@ def slot_values(config: FleetConfig, account: Account, cluster_key: str, slot: s
     cluster = account.spec.clusters[cluster_key]
     name = slot_stack(account.name, cluster_key, slot)
     region = config.region_of(account)
-    roles = {w: role_arn(account.id, f"{name}-{w}") for w in workloads(config, account, cluster)}
+    roles = {w: role_arn(account.id, f"{name}-{w}") for w in workloads(account, cluster, plan)}
 
     def service_account(workload: str) -> dict[str, Any]:
         return {"create": True, "name": SERVICE_ACCOUNTS[workload][1]}

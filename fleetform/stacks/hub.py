@@ -12,7 +12,7 @@ Runs after the network and cluster builders and adds to their stacks:
 
 from __future__ import annotations
 
-from fleetform.config.hub import HubPlan, hub_plan
+from fleetform.config.hub import AMP_URL_ANNOTATION, REGION_ANNOTATION, VPC_ID_ANNOTATION, HubPlan, hub_plan
 from fleetform.constructs.argocd_status import ArgoCdStatusProps, ArgoCdStatusRole
 from fleetform.constructs.registration import (
     EXTERNAL_SECRETS_NAMESPACE,
@@ -125,9 +125,9 @@ def _registrations(fleet: FleetApp, plan: HubPlan) -> None:
                  description="Argo CD in the ops cluster (Transit Gateway) to the private API endpoint")
         provider = stack.provider_for("aws-ops", "ops", account_id=ops_id, region=ops_region)
         vpc = fleet.stacks[network_stack(registration.account)].vpc  # type: ignore[attr-defined]
-        annotations = {"fleetform.io/vpc-id": vpc.vpc_id, "fleetform.io/region": registration.region}
+        annotations = {VPC_ID_ANNOTATION: vpc.vpc_id, REGION_ANNOTATION: registration.region}
         if ops is not None:
-            annotations["fleetform.io/amp-remote-write-url"] = ops.remote_write_url
+            annotations[AMP_URL_ANNOTATION] = ops.remote_write_url
         document = registration_document(
             name=registration.cluster_name, endpoint=eks.endpoint,
             ca_data=eks.cluster.attr("certificate_authority.0.data"),
