@@ -291,3 +291,21 @@ def test_profile_and_region_reach_terraform(moto_endpoint, monkeypatch, tmp_path
                   "--region", "ap-northeast-1", "--endpoint-url", moto_endpoint, *backend_args)
     assert applied.exit_code == 0, applied.stderr
     assert [o["Key"] for o in s3.list_objects_v2(Bucket="profile-tfstate")["Contents"]] == ["net/terraform.tfstate"]
+
+
+def test_endpoint_url_reaches_terraform(moto_endpoint, monkeypatch, tmp_path):
+    """--endpoint-url is where fleetform's own calls go (the lock, the reviewed plan): Terraform's backend must
+    go there too (AWS_ENDPOINT_URL), or one command would read one endpoint and write another."""
+    s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="ap-northeast-1")
+    s3.create_bucket(Bucket="endpoint-tfstate", CreateBucketConfiguration={"LocationConstraint": "ap-northeast-1"})
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    backend = {"s3": {"bucket": "endpoint-tfstate", "key": "net/terraform.tfstate", "use_lockfile": True}}
+    synth = write_synth(tmp_path / "cdktf.out", {"net": stack_body(terraform_data(vpc="10.0.0.0/16"), backend)})
+    settings = ["use_path_style=true", "skip_credentials_validation=true", "skip_requesting_account_id=true",
+                "skip_metadata_api_check=true", "skip_region_validation=true", "max_retries=1"]
+    backend_args = [arg for item in settings for arg in ("--backend-config", item)]
+    planned = run("plan", "--synth-dir", synth, "--out-dir", tmp_path / "plan", "--region", "ap-northeast-1",
+                  "--endpoint-url", moto_endpoint, *backend_args)
+    assert planned.exit_code == 2, planned.stderr  # changes: the backend read its (empty) state from moto

@@ -169,7 +169,7 @@ def bootstrap_command(config_dir: str, synth_dir: str, terraform_bin: str | None
     if dry_run:
         report(output, steps, migrated, local_state, config, synth_dir, note, dry_run=True)
         return
-    terraform = Terraform(binary, env=aws_env(profile, region), log=lambda line: say(f"$ {line}"))
+    terraform = Terraform(binary, env=aws_env(profile, region, endpoint_url), log=lambda line: say(f"$ {line}"))
     for step in steps:
         if step.action == "confirm":
             if not yes and not click.confirm("Apply this plan?", default=False, err=True):

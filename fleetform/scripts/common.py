@@ -125,7 +125,7 @@ def handle_errors(func: F | None = None, *, usage_exit: int = 2) -> Any:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         as_json = wants_json(kwargs)
         try:
-            if "endpoint_url" in kwargs:  # only commands that call AWS pay for importing boto3
+            if kwargs.get("endpoint_url"):  # (click fills it from AWS_ENDPOINT_URL too) boto3 only when given
                 from fleetform.aws_session import check_endpoint_url
 
                 check_endpoint_url(kwargs["endpoint_url"], _endpoint_source())
@@ -145,6 +145,7 @@ def handle_errors(func: F | None = None, *, usage_exit: int = 2) -> Any:
             click.secho("interrupted", fg="yellow", err=True)
             sys.exit(130)
 
+    wrapper.usage_exit = usage_exit  # type: ignore[attr-defined]  # click's own parse errors: ContractGroup
     return wrapper
 
 
@@ -170,7 +171,8 @@ def emit_json(data: Any) -> None:
 
 class ContractGroup(click.Group):
     """A command group whose subcommands' parse errors follow the contract too: the subcommand's usage
-    status (``usage_exit`` attribute, e.g. plan's 1) and, with --output json, the error document."""
+    status (the ``usage_exit`` that ``handle_errors`` gave it, e.g. plan's 1) and, with --output json,
+    the error document."""
 
     def invoke(self, ctx: click.Context) -> Any:
         args = [*getattr(ctx, "_protected_args", []), *ctx.args]
@@ -178,7 +180,7 @@ class ContractGroup(click.Group):
             return super().invoke(ctx)
         except click.UsageError as exc:
             command = exc.ctx.command if exc.ctx is not None else None
-            exc.exit_code = getattr(command, "usage_exit", exc.exit_code)
+            exc.exit_code = getattr(getattr(command, "callback", None), "usage_exit", exc.exit_code)
             if not json_requested(args):
                 raise
             click.echo(json.dumps(error_document(exc.format_message(), exc.exit_code), indent=2))

@@ -97,13 +97,14 @@ def _pipeline_settings(config_dir: str, required: bool) -> PipelineConfig:
     return load_config(config_dir).organization.pipeline
 
 
-def _terraform(terraform_bin: str | None, profile: str | None = None, region: str | None = None) -> Any:
+def _terraform(terraform_bin: str | None, profile: str | None = None, region: str | None = None,
+               endpoint_url: str | None = None) -> Any:
     from fleetform.terraform import Terraform, find_terraform
     from fleetform.terraform.runner import aws_env
 
     binary = find_terraform(terraform_bin)
     _progress(f"terraform: {binary.describe()}")
-    return Terraform(binary, env=aws_env(profile, region))
+    return Terraform(binary, env=aws_env(profile, region, endpoint_url))
 
 
 def _check_pairs(option: str, values: tuple[str, ...]) -> None:
@@ -242,7 +243,7 @@ def plan_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, backe
         options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
                               protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types, *protected_types),
                               allow_destroy=allow_destroy, title=title, lock=not no_lock, parallelism=parallelism)
-        tf = _terraform(terraform_bin, profile, region)
+        tf = _terraform(terraform_bin, profile, region, endpoint_url)
         chosen, waiting = _hold_back_new_accounts(tf, synth_dir, chosen, backend_config)
         run = plan_stacks(tf, chosen, options, _progress)
         _record_new_accounts(run, waiting, Path(out_dir))
@@ -429,8 +430,8 @@ def apply_command(stacks: tuple[str, ...], synth_dir: str, backend_config: tuple
         if not confirmed:
             raise FleetformError("apply cancelled (pass --yes to apply without asking)")
     lock = _lock(plans, lock_bucket, lock_ttl, Path(out_dir), profile, region, endpoint_url)
-    results = apply_plans(_terraform(terraform_bin, profile, region), plans, lock, allow_destroy, backend_config,
-                          _progress, parallelism=parallelism)
+    tf = _terraform(terraform_bin, profile, region, endpoint_url)
+    results = apply_plans(tf, plans, lock, allow_destroy, backend_config, _progress, parallelism=parallelism)
     _finish_apply(results, output, f"applied: {names}")
 
 
@@ -497,7 +498,7 @@ def drift_command(stacks: tuple[str, ...], config_dir: str, synth_dir: str, back
     options = PlanOptions(out_dir=Path(out_dir), backend_config=backend_config, variables=variables,
                           protected_types=(*DEFAULT_PROTECTED_TYPES, *settings.protected_types),
                           allow_destroy=True, title="fleetform drift", lock=not no_lock, parallelism=parallelism)
-    run = plan_stacks(_terraform(terraform_bin, profile, region), chosen, options, _progress)
+    run = plan_stacks(_terraform(terraform_bin, profile, region, endpoint_url), chosen, options, _progress)
     drifted = [p.stack for p in run.plans if p.has_changes or p.drift]
     code = 1 if any(p.status == "error" for p in run.plans) else (2 if drifted else 0)
     run.report.update(exit_code=code, drifted=drifted)
@@ -559,7 +560,3 @@ def affected_command(base: str, config_dir: str, synth_dir: str | None, no_cache
     for name in result.removed:
         click.echo(f"{name}\tremoved (destroy planned; protected resources need the allow-destroy label)")
 
-
-# click's own parse errors of these commands (a bad --pull-request) must not look like "changes" either
-plan_command.usage_exit = DETAILED_USAGE_EXIT  # type: ignore[attr-defined]
-drift_command.usage_exit = DETAILED_USAGE_EXIT  # type: ignore[attr-defined]

@@ -133,5 +133,3 @@ def plan_comment_command(config_dir: str, bucket: str, shards: int | None, pull_
         click.echo(body)
     sys.exit(code)
 
-
-plan_comment_command.usage_exit = DETAILED_USAGE_EXIT  # type: ignore[attr-defined]

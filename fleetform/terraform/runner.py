@@ -23,14 +23,17 @@ AUTOMATION_ENV = {
 
 
 
-def aws_env(profile: str | None, region: str | None) -> dict[str, str]:
-    """What makes Terraform's AWS provider and S3 backend use ``--profile``/``--region`` (they read only
-    the environment and their own settings, never fleetform's options)."""
+def aws_env(profile: str | None, region: str | None, endpoint_url: str | None = None) -> dict[str, str]:
+    """What makes Terraform's AWS provider and S3 backend use ``--profile``/``--region``/``--endpoint-url``
+    (they read only the environment and their own settings, never fleetform's options); without it a
+    command could check one endpoint and apply to another."""
     env: dict[str, str] = {}
     if profile:
         env["AWS_PROFILE"] = profile
     if region:
         env["AWS_REGION"] = env["AWS_DEFAULT_REGION"] = region
+    if endpoint_url:
+        env["AWS_ENDPOINT_URL"] = endpoint_url
     return env
 
 
