@@ -180,7 +180,7 @@ def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": sys.version.split()[0], FIRST_APPLY_ENV: os.environ.get(FIRST_APPLY_ENV, "")}
-    for package in ("cdktn", "constructs", "jsii", "orjson", "pydantic"):
+    for package in ("cdktn", "constructs", "jsii", "orjson", "pydantic", "ruamel.yaml"):
         try:
             found[package] = version(package)
         except PackageNotFoundError:
@@ -216,8 +216,7 @@ def plan_base(root: Path, config: Path, relative: str, commit: str) -> Plan:
     base_code = base.get(CODE_DIR, {})
     # the base's package is this one (a configuration-only change, the usual pull request): the base is
     # then synthesized with this installed, compiled code, which gives the same output sooner
-    same_code = (here == (root / CODE_DIR).resolve()
-                 and _python_blobs(base_code) == _python_blobs(running))
+    same_code = here == (root / CODE_DIR).resolve() and base_code == running
     with_code = "stacks/__main__.py" in base_code and not same_code
     try:
         current_buildspecs = directory_blobs(buildspec_dir())
@@ -231,10 +230,6 @@ def plan_base(root: Path, config: Path, relative: str, commit: str) -> Plan:
     return Plan(commit, [p for p in (relative, CODE_DIR, BUILDSPEC_DIR) if p in base], with_code, base_key, head_key,
                 {name for name, blob in base_config.items() if head_config.get(name) == blob},
                 sum(1 for name in base_config if "/" not in name and name.endswith((".yaml", ".yml"))))
-
-
-def _python_blobs(blobs: dict[str, str]) -> dict[str, str]:
-    return {k: v for k, v in blobs.items() if k.endswith(".py")}
 
 
 # --------------------------------------------------------------------------------- the base's synth
@@ -346,8 +341,9 @@ def affected_stacks(config_dir: str | Path, base: str, head_out: str | Path | No
         base_out: Path | None = store.get(plan.base_key) if store else None
         same = plan.base_key == plan.head_key
         synthesize_base = relative in plan.present and not same and base_out is None
-        if synthesize_base and in_process is None:
-            in_process = not plan.with_code and plan.config_files <= IN_PROCESS_MAX_FILES
+        # in this process only with this code: the base's own code needs its own interpreter
+        in_process = not plan.with_code and (in_process if in_process is not None
+                                             else plan.config_files <= IN_PROCESS_MAX_FILES)
         # the configuration always (removed accounts are refused); the code and buildspecs only to synthesize
         export_revision(root, plan.commit, [p for p in plan.present if p == relative or synthesize_base
                                             and (p == BUILDSPEC_DIR or plan.with_code)], tree)
