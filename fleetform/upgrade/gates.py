@@ -11,6 +11,7 @@ and their CloudWatch metrics in ``AWS/ApplicationELB`` with the ``LoadBalancer``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -106,6 +107,12 @@ def load_balancer_dimension(arn: str) -> str:
 
 def load_balancers(aws: Aws, cluster_name: str, ingress_group: str | None = None) -> list[str]:
     """ARNs of the ALBs that the Load Balancer Controller of ``cluster_name`` created."""
+    return load_balancers_of(aws, (cluster_name,), ingress_group)[cluster_name]
+
+
+def load_balancers_of(aws: Aws, cluster_names: Sequence[str], ingress_group: str | None = None,
+                      ) -> dict[str, list[str]]:
+    """``{cluster: ALB ARNs}`` for several clusters from one listing of the region's load balancers."""
     elbv2 = aws.client("elbv2")
     arns: list[str] = []
     marker: str | None = None
@@ -115,22 +122,24 @@ def load_balancers(aws: Aws, cluster_name: str, ingress_group: str | None = None
         marker = page.get("NextMarker")
         if not marker:
             break
-    found = []
+    found: dict[str, list[str]] = {name: [] for name in cluster_names}
     for start in range(0, len(arns), 20):  # DescribeTags takes at most 20 ARNs
         for described in call(elbv2.describe_tags, ResourceArns=arns[start:start + 20])["TagDescriptions"]:
             tags = {t["Key"]: t.get("Value", "") for t in described.get("Tags", [])}
             in_group = ingress_group is None or tags.get(STACK_TAG) == ingress_group
-            if tags.get(CLUSTER_TAG) == cluster_name and in_group:
-                found.append(described["ResourceArn"])
-    return sorted(found)
+            if tags.get(CLUSTER_TAG) in found and in_group:
+                found[tags[CLUSTER_TAG]].append(described["ResourceArn"])
+    return {name: sorted(found_arns) for name, found_arns in found.items()}
 
 
-def measure(aws: Aws, target: Target, slot: str, now: datetime) -> tuple[Traffic | None, str]:
-    """The slot's requests, target 5xx and p99 latency over the window, summed over its ALBs;
-    (None, why) when there is no ALB or no request."""
+def measure(aws: Aws, target: Target, slot: str, now: datetime,
+            arns: Sequence[str] | None = None) -> tuple[Traffic | None, str]:
+    """The slot's requests, target 5xx and p99 latency over the window, summed over its ALBs (``arns``,
+    or found by their tag); (None, why) when there is no ALB or no request."""
     cfg = target.cluster.upgrade
     name = target.eks_name(slot)
-    arns = load_balancers(aws, name, cfg.ingress_group)
+    if arns is None:
+        arns = load_balancers(aws, name, cfg.ingress_group)
     if not arns:
         group = f" of IngressGroup {cfg.ingress_group}" if cfg.ingress_group else ""
         return None, f"no data for {name}: no ALB{group} tagged {CLUSTER_TAG}={name}"
@@ -167,8 +176,10 @@ def metric_gates(aws: Aws, target: Target, weights: dict[str, int], now: datetim
     if weights.get(new, 0) == 0:
         note = f"{new} has no traffic yet (weight 0): nothing to compare; alarms guard this step"
         return [GateResult("5xx-rate", SKIPPED, note), GateResult("latency-p99", SKIPPED, note)], None
-    green, green_why = measure(aws, target, new, now)
-    blue, blue_why = measure(aws, target, live, now)  # at weight 0 the window may still hold its last minutes
+    albs = load_balancers_of(aws, (target.eks_name(new), target.eks_name(live)), target.cluster.upgrade.ingress_group)
+    green, green_why = measure(aws, target, new, now, albs[target.eks_name(new)])
+    # at weight 0 the window may still hold the live slot's last minutes
+    blue, blue_why = measure(aws, target, live, now, albs[target.eks_name(live)])
     blue_source = "now"
     if blue is None and baseline is not None:
         blue, blue_source = baseline, "baseline recorded before its weight reached 0"

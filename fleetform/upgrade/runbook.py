@@ -54,6 +54,7 @@ from fleetform.upgrade.state import (
     iso,
     owner_id,
     parse_iso,
+    stale_message,
     utcnow,
 )
 from fleetform.upgrade.target import Target, check_caller
@@ -175,9 +176,7 @@ class Runbook:
         except DamagedRecord as exc:
             raise StaleRecord(f"{exc}; this run stops without changing anything") from None
         if token != self._token:
-            raise StaleRecord(f"{self.store.record_where(self.target.key)} changed since this run last wrote it: "
-                              "another operator (a rollback?) took the run over; stopping without changing "
-                              "anything: see `cluster-upgrade status`")
+            raise StaleRecord(stale_message(self.store.record_where(self.target.key)))
 
     def lock(self, force: bool = False) -> Lock:
         return Lock(self.store, self.target.key, owner_id(self.caller["arn"]), self.clock.now(), force=force)
@@ -347,12 +346,12 @@ class Runbook:
                                                         self.clock.now(), baseline)
                 state.baseline = asdict(baseline) if baseline else state.baseline
                 self.display.gates(results)
-                state.event(self.clock.now(), "gates", step=number, verdict=gates_mod.verdict(results),
-                            results=[r.as_dict() for r in results])
                 verdict = gates_mod.verdict(results)
+                state.event(self.clock.now(), "gates", step=number, verdict=verdict,
+                            results=[r.as_dict() for r in results])
                 if verdict == gates_mod.FAIL:
                     reason = f"gate failed before step {number}: " + _failed(results)
-                    if all(w == 0 for s, w in state.weights.items() if s == state.to_slot):
+                    if state.weights.get(state.to_slot, 0) == 0:
                         return self._abort(state, reason)
                     return self._rollback(state, reason)
                 if verdict == gates_mod.INCONCLUSIVE:
@@ -413,9 +412,8 @@ class Runbook:
         # the last bake is judged too before the run counts as done
         results, _ = gates_mod.run_gates(self.aws, self._slots_from(state), state.weights, self.clock.now(), baseline)
         self.display.gates(results)
-        state.event(self.clock.now(), "gates", step="final", verdict=gates_mod.verdict(results),
-                    results=[r.as_dict() for r in results])
         verdict = gates_mod.verdict(results)
+        state.event(self.clock.now(), "gates", step="final", verdict=verdict, results=[r.as_dict() for r in results])
         if verdict == gates_mod.FAIL:
             return self._rollback(state, "gate failed after the last step: " + _failed(results))
         if verdict == gates_mod.INCONCLUSIVE:

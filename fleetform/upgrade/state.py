@@ -248,7 +248,7 @@ class LocalStore:
                 except FileNotFoundError:
                     current = None
                 if current != expect:
-                    raise StaleRecord(_stale(str(path)))
+                    raise StaleRecord(stale_message(str(path)))
             write_atomic(path, text)
         return _digest(text.encode())
 
@@ -271,12 +271,20 @@ class LocalStore:
             write_atomic(path, text)
             return True
         path.parent.mkdir(parents=True, exist_ok=True)
+        # written whole beside it, then linked into place: the lock appears with its content or not at
+        # all (an O_EXCL create, then a write, let another operator read an empty lock in between)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
         try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(text)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o644)
+            os.link(tmp, path)
         except FileExistsError:
             return False
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
         return True
 
     def delete_lock(self, key: str) -> None:
@@ -339,7 +347,7 @@ class S3Store:
                           Body=body, ContentType="application/json", **self.encryption(), **extra)
         except AwsError as exc:
             if extra and exc.code in ("PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412"):
-                raise StaleRecord(_stale(f"{self.where}/{key}")) from exc
+                raise StaleRecord(stale_message(f"{self.where}/{key}")) from exc
             raise
         return answer.get("ETag")
 
@@ -423,7 +431,8 @@ def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def _stale(where: str) -> str:
+def stale_message(where: str) -> str:
+    """Why a run whose record another operator rewrote stops (its fence failed)."""
     return (f"{where} changed since this run last wrote it: another operator (a rollback?) took the run over; "
             "stopping without changing anything: see `cluster-upgrade status`")
 
