@@ -164,9 +164,8 @@ class Preflight:
         """Where the sandbox's management-account keys are, when the endpoint is the sandbox."""
         from fleetform.sandbox.server import credentials_hint
 
-        management = self.config.organization.management_account_id
-        name = next((a.name for a in self.config.accounts if a.id == management), None)
-        return credentials_hint(self.endpoint_url, name)
+        management = self.config.management
+        return credentials_hint(self.endpoint_url, management.name if management else None)
 
     def reach(self, account: Account, caller: str) -> tuple[boto3.Session | None, Finding]:
         """The session the first apply would use in ``account``, and the ``access`` finding."""

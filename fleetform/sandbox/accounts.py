@@ -36,16 +36,11 @@ import boto3
 
 from fleetform.config.models import FleetConfig
 from fleetform.naming import BASTION_NAME_TAG, ORGANIZATION_ACCESS_ROLE, role_arn
-from fleetform.sandbox.server import CREDENTIALS_FILE
+from fleetform.sandbox.server import CREDENTIALS_FILE, profile_name
 
-PROFILE_PREFIX = "sandbox-"  # not a name a real ~/.aws/config profile (SSO, assume-role) would shadow
 ADMIN_USER = "fleetform-sandbox-admin"
 ADMIN_POLICY = json.dumps({"Version": "2012-10-17",
                            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
-
-
-def profile_name(account: str) -> str:
-    return f"{PROFILE_PREFIX}{account}"
 
 
 @contextlib.contextmanager

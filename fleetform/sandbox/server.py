@@ -44,6 +44,14 @@ def record_path(directory: str | Path) -> Path:
     return Path(directory) / "server.json"
 
 
+PROFILE_PREFIX = "sandbox-"  # not a name a real ~/.aws/config profile (SSO, assume-role) would shadow
+
+
+def profile_name(account: str) -> str:
+    """The sandbox's credentials-file profile of ``account`` (sandbox/accounts.py writes them)."""
+    return f"{PROFILE_PREFIX}{account}"
+
+
 def sandbox_info(endpoint_url: str | None, timeout: float = 2.0) -> dict[str, Any] | None:
     """What the fleetform sandbox serving ``endpoint_url`` says of itself (its state dir, credentials
     file and profiles); None for anything else (AWS, a plain moto, nothing listening)."""
@@ -78,7 +86,7 @@ def credentials_hint(endpoint_url: str | None, account: str | None = None) -> st
     if not info or not info.get("credentials"):
         return ""
     profiles = info.get("profiles") or {}
-    profile = profiles.get(account or "") or (f"sandbox-{account}" if account else "sandbox-<account>")
+    profile = profiles.get(account or "") or profile_name(account or "<account>")
     return (f"; the sandbox at {endpoint_url} has keys per account: AWS_SHARED_CREDENTIALS_FILE="
             f"{info['credentials']} with --profile {profile}")
 

@@ -56,14 +56,16 @@ def up_command(port: int, config_dir: str, directory: str, output: str) -> None:
     """Start the sandbox in the background (it outlives this command) and seed it.
 
     Seeds: a VPC per account, EKS clusters per slot with node groups, hosted zones with one
-    weighted record per slot, the guard alarms in OK, and per-slot traffic metrics every second.
-    Every configured account maps to moto's one account, 123456789012.
+    weighted record per slot, the guard alarms in OK, and per-slot traffic metrics every second, all
+    in moto's account 123456789012; and, under the ids of accounts/, the organization, keys per
+    account (for preflight and bastion) and the bastions.
 
     \b
     Example:
       fleetform sandbox up --port 5055 --config accounts
     """
     config = load_config(config_dir)  # bad configuration: exit 2 here, not in the background process
+    click.echo(f"starting the sandbox on port {port} and seeding it from {config_dir}/ (a few seconds)...", err=True)
     record = server.start(directory, port, config_dir)
     if output == "json":
         emit_json(record)
@@ -87,9 +89,9 @@ def up_command(port: int, config_dir: str, directory: str, output: str) -> None:
     if accounts.get("profiles"):
         bastion = next(iter(accounts.get("bastions") or {}), None)
         click.echo(f"  export AWS_SHARED_CREDENTIALS_FILE={accounts['credentials']}")
-        management = next((a.name for a in config.accounts if a.id == config.organization.management_account_id), "")
-        if management in accounts["profiles"]:
-            click.echo(f"  fleetform preflight --profile {accounts['profiles'][management]}")
+        management = config.management
+        if management is not None and management.name in accounts["profiles"]:
+            click.echo(f"  fleetform preflight --profile {accounts['profiles'][management.name]}")
         if bastion:
             click.echo(f"  fleetform bastion list {bastion} --profile {accounts['profiles'][bastion]}")
     click.echo("  fleetform sandbox down")
