@@ -104,7 +104,9 @@ def _can(doc: dict, role: str, action: str, resource: str = "*", **context: str)
 
 
 def test_untrusted_plan_role_holds_no_secret_and_no_write(pipeline, example_config):
-    """The plan builds run the pull request's code: evaluate what that code could do with the role."""
+    """The plan builds run the pull request author's code (docs/pipeline.md, threat model): evaluate what that
+    code can do with the role (assume the read-only plan roles, read state, write its own summary) and
+    what it cannot (every row of the table's "cannot" column that an IAM policy decides)."""
     ids = sorted(a.id for a in example_config.accounts)
     role = PIPELINE_PLAN_ROLE
     for account in ids:
