@@ -184,8 +184,7 @@ def record(run: Any, waiting: Pending, out_dir: Path) -> None:
         return
     run.report["new_accounts"] = waiting.as_dict()["accounts"]
     run.markdown = run.markdown.rstrip("\n") + "\n" + waiting.markdown()
-    (out_dir / "report.json").write_text(json.dumps(run.report, indent=2) + "\n")
-    (out_dir / "summary.md").write_text(run.markdown)
+    run.write(out_dir)
 
 
 @dataclass(frozen=True)

@@ -310,8 +310,7 @@ def _check_reviewed(run: Any, out_dir: Path, bucket: str, github: Any, repositor
                     "Plan the change again in a new pull request.\n"
                     + "".join(f"> - {line}\n" for line in problems[:50]) + "\n" + run.markdown)
     run.report.update(exit_code=1, not_reviewed=problems)
-    (out_dir / "report.json").write_text(json.dumps(run.report, indent=2) + "\n")
-    (out_dir / "summary.md").write_text(run.markdown)
+    run.write(out_dir)
     return {"matches": False, "pull_request": pull_request, "differences": problems}
 
 

@@ -58,6 +58,11 @@ class PlanRun:
     markdown: str
     report: dict[str, Any] = field(default_factory=dict)
 
+    def write(self, out: Path) -> None:
+        """``report.json`` and ``summary.md`` (rewritten whenever the run's verdict grows)."""
+        (out / "report.json").write_text(json.dumps(self.report, indent=2) + "\n")
+        (out / "summary.md").write_text(self.markdown)
+
 
 def file_hash(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -156,9 +161,9 @@ def plan_stacks(tf: Terraform, stacks: Sequence[StackInfo], options: PlanOptions
         "allow_destroy": options.allow_destroy,
         "stacks": [p.as_dict() for p in plans],
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    (out / "summary.md").write_text(markdown)
-    return PlanRun(plans, code, markdown, report)
+    run = PlanRun(plans, code, markdown, report)
+    run.write(out)
+    return run
 
 
 def _reporter(progress: Progress | None, doing: str, not_done: str,
